@@ -1,0 +1,42 @@
+// swift-tools-version: 6.2
+// The Swift guest compute service (GCS): a Linux guest agent for Hyper-V utility VMs that speaks
+// hcsshim's bridge protocol. Layering: Shims (C) -> EventLoop -> Bridge -> Agent -> executables.
+import PackageDescription
+
+/// Settings shared by every Swift target: Swift 6 mode and warnings treated as errors.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "swift-gcs",
+    products: [
+        .library(name: "EventLoop", targets: ["EventLoop"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .target(
+            name: "Shims",
+            path: "Sources/Shims",
+            linkerSettings: [.linkedLibrary("uring")]
+        ),
+        .target(
+            name: "EventLoop",
+            dependencies: [
+                "Shims",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EventLoopTests",
+            dependencies: ["EventLoop", "Shims"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,163 @@
+import Glibc
+import Shims
+
+/// A non-blocking descriptor registered with an `EventLoop`, with async reads, writes and
+/// readiness waits. It owns the descriptor: `close()` (or the last reference going away) closes
+/// it exactly once, after any syscall in progress on it has returned.
+///
+/// One task may wait to read and one to write at the same time. A cancelled wait throws
+/// `CancellationError` and leaves the descriptor open and usable; a wait interrupted by
+/// `close()` throws `EventLoopError.closed`.
+public final class AsyncFD: Sendable {
+    let registration: Registration
+
+    /// The loop this descriptor is registered with.
+    public var loop: EventLoop { registration.loop }
+
+    /// Registers `fd` (made non-blocking) with `loop`.
+    public init(_ fd: consuming OwnedFD, loop: EventLoop = .shared) throws(SyscallError) {
+        try fd.setNonBlocking()
+        let raw = fd.release()
+        let registration = Registration(fd: raw, loop: loop)
+        do {
+            try loop.register(registration)
+        } catch {
+            _ = Glibc.close(raw)
+            throw error
+        }
+        self.registration = registration
+    }
+
+    deinit { registration.close() }
+
+    /// The raw descriptor, for calls this type does not wrap. Valid until `close()`.
+    public var rawValue: Int32 { registration.fd }
+
+    /// Whether `close()` was called.
+    public var isClosed: Bool { registration.isClosed }
+
+    /// Closes the descriptor (idempotent). Waiting tasks get `EventLoopError.closed`.
+    public func close() { registration.close() }
+
+    // MARK: Readiness
+
+    /// Waits until the descriptor is readable (or at EOF/error).
+    public func waitReadable() async throws {
+        let epochs = try registration.beginOp()
+        registration.endOp()
+        try await registration.waitReadable(after: epochs.read)
+    }
+
+    /// Waits until the descriptor is writable (or in error).
+    public func waitWritable() async throws {
+        let epochs = try registration.beginOp()
+        registration.endOp()
+        try await registration.waitWritable(after: epochs.write)
+    }
+
+    // MARK: Reads and writes
+
+    /// Reads at most `buffer.count` bytes; returns 0 at end of file.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        while true {
+            let (result, epoch, _) = try registration.withOp { (fd) throws(SyscallError) in
+                try sysNonBlocking("read(\(fd))") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+            }
+            if case .done(let n) = result { return n }
+            try await registration.waitReadable(after: epoch)
+        }
+    }
+
+    /// Writes at most `buffer.count` bytes, waiting while the descriptor is full; returns the
+    /// number written (at least 1 unless `buffer` is empty).
+    public func write(_ buffer: UnsafeRawBufferPointer) async throws -> Int {
+        if buffer.isEmpty { return 0 }
+        while true {
+            let (result, _, epoch) = try registration.withOp { (fd) throws(SyscallError) in
+                try sysNonBlocking("write(\(fd))") { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+            }
+            if case .done(let n) = result { return n }
+            try await registration.waitWritable(after: epoch)
+        }
+    }
+
+    /// Writes all of `buffer`.
+    public func writeAll(_ buffer: UnsafeRawBufferPointer) async throws {
+        var offset = 0
+        while offset < buffer.count {
+            offset += try await write(UnsafeRawBufferPointer(rebasing: buffer[offset...]))
+        }
+    }
+
+    /// Writes all of `bytes`.
+    public func writeAll(_ bytes: [UInt8]) async throws {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+        defer { copy.deallocate() }
+        copy.copyBytes(from: bytes)
+        try await writeAll(UnsafeRawBufferPointer(copy))
+    }
+
+    /// Tries one write without waiting: the byte count, or nil when the descriptor is full.
+    public func tryWrite(_ buffer: UnsafeRawBufferPointer) throws -> Int? {
+        let (result, _, _) = try registration.withOp { (fd) throws(SyscallError) in
+            try sysNonBlocking("write(\(fd))") { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+        }
+        if case .done(let n) = result { return n }
+        return nil
+    }
+
+    // MARK: Sockets
+
+    /// Half-closes the sending side: the peer reads EOF.
+    public func shutdownWrite() throws {
+        _ = try registration.withOp { (fd) throws(SyscallError) in
+            try sys("shutdown(\(fd), SHUT_WR)") { Glibc.shutdown(fd, Int32(SHUT_WR)) }
+        }
+    }
+
+    /// Half-closes the receiving side: a pending read returns EOF.
+    public func shutdownRead() throws {
+        _ = try registration.withOp { (fd) throws(SyscallError) in
+            try sys("shutdown(\(fd), SHUT_RD)") { Glibc.shutdown(fd, Int32(SHUT_RD)) }
+        }
+    }
+
+    /// Accepts one connection (for a listening socket).
+    public func accept() async throws -> AsyncFD {
+        while true {
+            let (result, epoch, _) = try registration.withOp { (fd) throws(SyscallError) in
+                try sysNonBlocking("accept(\(fd))") { shim_accept(fd) }
+            }
+            if case .done(let fd) = result { return try AsyncFD(OwnedFD(adopting: fd), loop: loop) }
+            try await registration.waitReadable(after: epoch)
+        }
+    }
+
+    /// Finishes a non-blocking `connect` that returned EINPROGRESS: waits until the socket is
+    /// connected (getpeername succeeds) or reports an error (SO_ERROR).
+    func finishConnect(_ what: String) async throws {
+        while true {
+            let (connected, _, epoch) = try registration.withOp { fd throws(SyscallError) -> Bool in
+                let error = shim_so_error(fd)
+                if error != 0 { throw SyscallError(what, errno: error) }
+                var address = sockaddr_storage()
+                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let rc = withUnsafeMutablePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+                }
+                if rc == 0 { return true }
+                if Glibc.errno != ENOTCONN { throw SyscallError(what, errno: Glibc.errno) }
+                return false
+            }
+            if connected { return }
+            try await registration.waitWritable(after: epoch)
+        }
+    }
+
+    /// A connected AF_UNIX stream socket pair, both registered with `loop`.
+    public static func socketPair(loop: EventLoop = .shared) throws -> (AsyncFD, AsyncFD) {
+        let pair = try Pipes.socketPair()
+        let first = try AsyncFD(pair.first, loop: loop)
+        return (first, try AsyncFD(pair.second, loop: loop))
+    }
+}

@@ -1,0 +1,244 @@
+import DequeModule
+import Glibc
+import Shims
+import Synchronization
+
+/// The reactor: one thread that waits on epoll, resumes the tasks whose descriptors became ready,
+/// drives relays and timers, and runs Swift jobs. It is both a `SerialExecutor` (actors can be
+/// isolated to it) and a `TaskExecutor` (`withTaskExecutorPreference(loop)`), so the agent's
+/// process and container actors, their I/O and their relays can all live on one thread with no
+/// hops between them.
+///
+/// Thread-safety: public methods may be called from any thread. Everything marked "loop thread"
+/// is confined to the loop thread and touched only from code that runs there.
+public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
+    // @unchecked: cross-thread state is behind `inbox` (a Mutex) and atomics; the remaining mutable
+    // state (`timers`, `ready`, `releases`) is only touched on the loop thread, which
+    // `assertOnLoop()` checks in debug builds.
+
+    /// A unit of work queued for the loop thread.
+    enum Work {
+        case job(UnownedJob)
+        case closure(@Sendable () -> Void)
+    }
+
+    /// The process-wide loop, started on first use. Agents normally use this one.
+    public static let shared: EventLoop = {
+        do { return try EventLoop(name: "gcs-loop") } catch { fatalError("cannot start the event loop: \(error)") }
+    }()
+
+    /// The name of the loop thread (visible in /proc/<pid>/task/*/comm).
+    public let name: String
+    let epollFD: Int32
+    let wakeFD: Int32
+    private let inbox = Mutex(Deque<Work>())
+    private let sleeping = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+    private let threadID = Atomic<UInt>(0)
+    private let stopped = Mutex<Bool>(false)
+    /// Loop thread: timers by deadline.
+    var timers = TimerQueue()
+    /// Loop thread: relays (or other drivers) that used their budget and want another turn.
+    var ready: [any LoopDriven] = []
+    /// Loop thread: registrations closed during this iteration, released after event dispatch.
+    var releases: [Unmanaged<Registration>] = []
+    /// Loop thread: the buffer copy-mode relays read into (one per loop, reused by all).
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 << 10, alignment: 4096)
+    /// io_uring, when the kernel allows it; nil means epoll only.
+    public let uring: Uring?
+    private var thread: pthread_t?
+
+    /// Token in epoll's data for the wake eventfd; registrations use their object address.
+    static let wakeToken: UInt64 = 0
+    static let uringToken: UInt64 = 1
+
+    /// Starts a loop thread. `useUring: false` forces the epoll-only path (as when io_uring is
+    /// disabled by sysctl, seccomp or kernel config, which is detected at start-up too).
+    public init(name: String, useUring: Bool = true) throws(SyscallError) {
+        self.name = name
+        let ep = try sys("epoll_create1") { shim_epoll_create() }
+        let wake: Int32
+        do { wake = try sys("eventfd") { shim_eventfd() } } catch {
+            Glibc.close(ep); throw error
+        }
+        epollFD = ep
+        wakeFD = wake
+        uring = useUring ? Uring.probe() : nil
+        _ = shim_epoll_ctl(ep, EPOLL_CTL_ADD, wake, UInt32(EPOLLIN.rawValue), Self.wakeToken)
+        if let uring {
+            _ = shim_epoll_ctl(ep, EPOLL_CTL_ADD, uring.ringFD, UInt32(EPOLLIN.rawValue), Self.uringToken)
+        }
+        startThread()
+    }
+
+    deinit {
+        Glibc.close(epollFD)
+        Glibc.close(wakeFD)
+        scratch.deallocate()
+    }
+
+    private func startThread() {
+        let box = Unmanaged.passRetained(self)
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
+            loop.run()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        thread = tid
+    }
+
+    /// Whether the caller runs on this loop's thread.
+    public var inLoop: Bool { threadID.load(ordering: .acquiring) == UInt(bitPattern: Int(gettid())) }
+
+    @inline(__always) func assertOnLoop() {
+        assert(inLoop, "must run on the loop thread of \(name)")
+    }
+
+    // MARK: Executors
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        submit(.job(UnownedJob(job)))
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    public func checkIsolated() {
+        precondition(inLoop, "not on the loop thread of \(name)")
+    }
+
+    /// Runs `body` on the loop thread, soon. From the loop thread itself it is queued, never
+    /// run inline, so callers never re-enter themselves.
+    public func execute(_ body: @escaping @Sendable () -> Void) {
+        submit(.closure(body))
+    }
+
+    private func submit(_ work: Work) {
+        inbox.withLock { $0.append(work) }
+        // The loop sets `sleeping` before its last look at the inbox, so either it sees this
+        // work there or we see `sleeping` and wake it. Never both missed.
+        if sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeFD, &one, 8)
+        }
+    }
+
+    /// Stops the loop thread after the work queued so far, and waits for it unless called on it.
+    public func shutdown() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+        if !inLoop, let thread {
+            let already = stopped.withLock { s -> Bool in defer { s = true }; return s }
+            if !already { pthread_join(thread, nil) }
+        }
+    }
+
+    // MARK: The loop
+
+    private func run() {
+        threadID.store(UInt(bitPattern: Int(gettid())), ordering: .releasing)
+        name.withCString { _ = pthread_setname_np(pthread_self(), $0) }
+        let capacity = 512
+        let events = UnsafeMutableRawPointer.allocate(byteCount: capacity * shim_epoll_event_size(), alignment: 8)
+        defer { events.deallocate() }
+        let stride = shim_epoll_event_size()
+        var batch = Deque<Work>()
+
+        while !stopping.load(ordering: .relaxed) {
+            // 1. Run the work queued so far (jobs resumed by the previous dispatch run here).
+            inbox.withLock { swap(&batch, &$0) }
+            while let work = batch.popFirst() { run(work) }
+
+            // 2. Drivers that used their budget get another turn before we block.
+            if !ready.isEmpty {
+                let turn = ready
+                ready.removeAll(keepingCapacity: true)
+                for driver in turn { driver.loopTurn() }
+            }
+
+            // 3. Hand queued io_uring submissions to the kernel, then wait for events (not at
+            //    all when work is pending).
+            uring?.submit()
+            var timeout = timers.millisecondsUntilNext(now: monotonicNanoseconds())
+            if !ready.isEmpty { timeout = 0 }
+            if timeout != 0 {
+                sleeping.store(true, ordering: .sequentiallyConsistent)
+                if !inbox.withLock({ $0.isEmpty }) { timeout = 0 }
+            }
+            let count = shim_epoll_wait(epollFD, events.assumingMemoryBound(to: epoll_event.self), Int32(capacity), timeout)
+            sleeping.store(false, ordering: .sequentiallyConsistent)
+            if count > 0 {
+                for i in 0..<Int(count) {
+                    let ev = (events + i * stride).assumingMemoryBound(to: epoll_event.self)
+                    dispatch(token: shim_epoll_event_data(ev), events: shim_epoll_event_events(ev))
+                }
+            }
+            // 4. Timers that are due.
+            timers.fireDue(now: monotonicNanoseconds())
+            // 5. Registrations closed during this iteration can go now: no event refers to them.
+            for r in releases { r.release() }
+            releases.removeAll(keepingCapacity: true)
+        }
+        // Drain what is left so no continuation is leaked.
+        inbox.withLock { swap(&batch, &$0) }
+        while let work = batch.popFirst() { run(work) }
+    }
+
+    @inline(__always) private func run(_ work: Work) {
+        switch work {
+        case .job(let job):
+            job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+        case .closure(let body):
+            body()
+        }
+    }
+
+    @inline(__always) private func dispatch(token: UInt64, events: UInt32) {
+        switch token {
+        case Self.wakeToken:
+            var value: UInt64 = 0
+            _ = Glibc.read(wakeFD, &value, 8)
+        case Self.uringToken:
+            uring?.reap()
+        default:
+            let registration = Unmanaged<Registration>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(token))!)
+            registration.takeUnretainedValue().handle(events: events)
+        }
+    }
+
+    // MARK: Registration (epoll)
+
+    /// Adds `fd` to epoll in edge-triggered mode for both directions; readiness is tracked by
+    /// the registration from then on, so no epoll_ctl is needed per wait.
+    func register(_ registration: Registration) throws(SyscallError) {
+        let token = UInt64(UInt(bitPattern: Unmanaged.passRetained(registration).toOpaque()))
+        let mask = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        let fd = registration.fd
+        do throws(SyscallError) {
+            _ = try sys("epoll_ctl(ADD, \(fd))") { shim_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, mask, token) }
+        } catch {
+            Unmanaged.passUnretained(registration).release()
+            throw error
+        }
+    }
+
+    /// Removes `fd` from epoll. The registration's +1 is dropped on the loop thread after the
+    /// current event batch, so an event already read for it can still be dispatched safely.
+    func deregister(_ registration: Registration) {
+        _ = shim_epoll_ctl(epollFD, EPOLL_CTL_DEL, registration.fd, 0, 0)
+        let unmanaged = Unmanaged.passUnretained(registration)
+        execute { [self] in releases.append(unmanaged) }
+    }
+}
+
+/// Something the loop thread drives directly (a relay), which may ask for another turn.
+protocol LoopDriven: AnyObject {
+    /// Called on the loop thread when the driver asked for a turn via `loop.ready`.
+    func loopTurn()
+}
+
+@inline(__always) func monotonicNanoseconds() -> Int64 { shim_monotonic_ns() }

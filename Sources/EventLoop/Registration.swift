@@ -1,0 +1,173 @@
+import Glibc
+import Shims
+import Synchronization
+
+/// Errors of the event loop's own making (as opposed to a failed system call).
+public enum EventLoopError: Error, Equatable, Sendable {
+    /// The descriptor was closed (by its owner) while or before the operation ran.
+    case closed
+    /// A second task tried to wait for the same direction of the same descriptor; one reader
+    /// and one writer at a time is the contract.
+    case concurrentWait(fd: Int32, direction: String)
+}
+
+/// Something that wants readiness callbacks on the loop thread instead of waking tasks (a relay).
+protocol ReadinessDriver: AnyObject {
+    /// Loop thread: the descriptor of `registration` became readable and/or writable.
+    func ready(_ registration: Registration, readable: Bool, writable: Bool)
+}
+
+/// The loop's record of one descriptor: edge-triggered readiness as two epoch counters, the one
+/// task (per direction) waiting for it, and the close-exactly-once protocol.
+///
+/// Epochs make edge triggering race-free: an operation notes the epoch, tries the syscall, and on
+/// EAGAIN waits only if the epoch has not moved since; an edge that arrived in between is seen.
+final class Registration: @unchecked Sendable {
+    // @unchecked: `state` is a Mutex; `driver` is only read and written on the loop thread.
+
+    struct Waiter {
+        var epoch: UInt64
+        var continuation: UnsafeContinuation<Void, any Error>
+    }
+
+    struct State {
+        var readEpoch: UInt64 = 0
+        var writeEpoch: UInt64 = 0
+        var readWaiter: Waiter?
+        var writeWaiter: Waiter?
+        /// Syscalls in progress on `fd`; the real close waits for them to end.
+        var activeOps = 0
+        var closeRequested = false
+        var closed = false
+    }
+
+    let fd: Int32
+    let loop: EventLoop
+    let state = Mutex(State())
+    /// Loop thread only: when set, readiness goes to the driver (and waiters still wake).
+    var driver: ReadinessDriver?
+
+    init(fd: Int32, loop: EventLoop) {
+        self.fd = fd
+        self.loop = loop
+    }
+
+    /// Loop thread: epoll reported `events`.
+    @inline(__always)
+    func handle(events: UInt32) {
+        let readMask = UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue)
+        let writeMask = UInt32(EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue)
+        let readable = events & readMask != 0
+        let writable = events & writeMask != 0
+        let (r, w) = state.withLock { s -> (Waiter?, Waiter?) in
+            var r: Waiter?, w: Waiter?
+            if readable { s.readEpoch &+= 1; r = s.readWaiter; s.readWaiter = nil }
+            if writable { s.writeEpoch &+= 1; w = s.writeWaiter; s.writeWaiter = nil }
+            return (r, w)
+        }
+        r?.continuation.resume()
+        w?.continuation.resume()
+        driver?.ready(self, readable: readable, writable: writable)
+    }
+
+    // MARK: Operations
+
+    /// Starts a syscall on `fd`; returns the epochs to compare against after EAGAIN.
+    @inline(__always)
+    func beginOp() throws(EventLoopError) -> (read: UInt64, write: UInt64) {
+        let result = state.withLock { s -> (UInt64, UInt64)? in
+            if s.closeRequested { return nil }
+            s.activeOps += 1
+            return (s.readEpoch, s.writeEpoch)
+        }
+        guard let result else { throw .closed }
+        return result
+    }
+
+    /// Ends a syscall; performs a close that was requested meanwhile.
+    @inline(__always)
+    func endOp() {
+        let finish = state.withLock { s -> Bool in
+            s.activeOps -= 1
+            if s.activeOps == 0 && s.closeRequested && !s.closed { s.closed = true; return true }
+            return false
+        }
+        if finish { finalizeClose() }
+    }
+
+    /// Runs `body(fd)` as one operation (closing waits for it).
+    @inline(__always)
+    func withOp<T>(_ body: (Int32) throws(SyscallError) -> T) throws -> (T, read: UInt64, write: UInt64) {
+        let epochs = try beginOp()
+        defer { endOp() }
+        return (try body(fd), epochs.read, epochs.write)
+    }
+
+    /// Suspends until the read epoch moves past `epoch`. Cancellation resumes with
+    /// `CancellationError` and leaves the descriptor open and usable.
+    func waitReadable(after epoch: UInt64) async throws {
+        try await wait(after: epoch, read: true)
+    }
+
+    func waitWritable(after epoch: UInt64) async throws {
+        try await wait(after: epoch, read: false)
+    }
+
+    private func wait(after epoch: UInt64, read: Bool) async throws {
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+                let outcome = state.withLock { s -> Result<Bool, any Error> in
+                    if s.closeRequested { return .failure(EventLoopError.closed) }
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    if read {
+                        if s.readEpoch != epoch { return .success(true) }
+                        if s.readWaiter != nil { return .failure(EventLoopError.concurrentWait(fd: fd, direction: "read")) }
+                        s.readWaiter = Waiter(epoch: epoch, continuation: continuation)
+                    } else {
+                        if s.writeEpoch != epoch { return .success(true) }
+                        if s.writeWaiter != nil { return .failure(EventLoopError.concurrentWait(fd: fd, direction: "write")) }
+                        s.writeWaiter = Waiter(epoch: epoch, continuation: continuation)
+                    }
+                    return .success(false)
+                }
+                switch outcome {
+                case .success(true): continuation.resume()
+                case .success(false): break
+                case .failure(let error): continuation.resume(throwing: error)
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> Waiter? in
+                if read { defer { s.readWaiter = nil }; return s.readWaiter }
+                defer { s.writeWaiter = nil }
+                return s.writeWaiter
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    // MARK: Close
+
+    /// Requests the close: waiters are resumed with `.closed`; the descriptor is closed now, or
+    /// when the last syscall in progress on it ends. Idempotent.
+    func close() {
+        let (closeNow, waiters) = state.withLock { s -> (Bool, [Waiter]) in
+            if s.closeRequested { return (false, []) }
+            s.closeRequested = true
+            let waiters = [s.readWaiter, s.writeWaiter].compactMap { $0 }
+            s.readWaiter = nil
+            s.writeWaiter = nil
+            if s.activeOps == 0 { s.closed = true; return (true, waiters) }
+            return (false, waiters)
+        }
+        for waiter in waiters { waiter.continuation.resume(throwing: EventLoopError.closed) }
+        if closeNow { finalizeClose() }
+    }
+
+    var isClosed: Bool { state.withLock { $0.closeRequested } }
+
+    private func finalizeClose() {
+        loop.deregister(self)
+        _ = Glibc.close(fd)
+    }
+}

@@ -1,0 +1,185 @@
+import Glibc
+import Shims
+import Synchronization
+
+/// Moves bytes from one descriptor to another until end of file, entirely on the loop thread:
+/// readiness events call straight into the relay, so there is no task switch, allocation or
+/// actor hop per chunk. This is the agent's stdio data path (process pipe or pty <-> host socket).
+///
+/// - Mechanism: `splice(2)` (directly when either end is a pipe, through a private pipe
+///   otherwise) for bulk streams; `read`/`write` with the loop's scratch buffer for chatty streams
+///   and for descriptors splice cannot handle (a tty). In `.automatic` mode the relay watches the
+///   size of its transfers and switches between the two (see `RelayMechanism`).
+/// - Backpressure: while the destination is full the relay stops reading the source, so the
+///   writer of the source blocks; it never buffers more than one read.
+/// - Fairness: a relay moves at most `turnBudget` bytes per turn, then yields to the others.
+/// - End: at source EOF the destination is half-closed (`shutdown(SHUT_WR)` for a socket, close
+///   for anything else) as `Options.onSourceEOF` says; errors end the relay and are reported.
+public final class Relay: @unchecked Sendable {
+    // @unchecked: the mutable state below is confined to the loop thread (every entry point
+    // hops there with `loop.execute`); what other threads read is in `counters` and `completion`,
+    // both synchronised (Atomic, Mutex).
+
+    /// What to do with the destination when the source reaches EOF.
+    public enum EOFAction: Sendable {
+        /// `shutdown(SHUT_WR)` a socket (the peer reads EOF; the owner may still read from it),
+        /// close anything else (e.g. a process's stdin pipe).
+        case halfCloseDestination
+        /// Leave the destination as it is.
+        case none
+    }
+
+    /// How a relay finished.
+    public struct Outcome: Sendable, CustomStringConvertible {
+        /// Bytes written to the destination.
+        public var bytes: UInt64
+        /// nil when the source reached EOF and everything was delivered.
+        public var error: (any Error)?
+        public var description: String { error.map { "\(bytes) bytes, \($0)" } ?? "\(bytes) bytes, EOF" }
+    }
+
+    /// Tuning and behaviour of one relay.
+    public struct Options: Sendable {
+        public var mechanism: RelayMechanism = .automatic
+        public var onSourceEOF: EOFAction = .halfCloseDestination
+        /// Also close the source when the relay ends (it is the relay's to close).
+        public var closeSourceAtEnd = true
+        /// Close the destination when the relay ends with an error.
+        public var closeDestinationOnError = true
+        public init() {}
+    }
+
+    public let source: AsyncFD
+    public let destination: AsyncFD
+    public let options: Options
+    let loop: EventLoop
+
+    /// Counters other threads may read (dump stacks, benchmarks).
+    private let moved = Atomic<UInt64>(0)
+    private let blocked = Atomic<Bool>(false)
+    private let completion = Mutex<(outcome: Outcome?, waiter: UnsafeContinuation<Outcome, Never>?)>((nil, nil))
+
+    // Loop-thread state.
+    var engine: RelayEngine
+    private var started = false
+    private var finished = false
+    private var queuedForTurn = false
+    static let turnBudget = 1 << 20
+
+    /// Creates a relay from `source` to `destination`; call `start()` to begin. The two must be
+    /// registered with the same loop, and nobody else may read the source or write the
+    /// destination while the relay runs.
+    public init(from source: AsyncFD, to destination: AsyncFD, options: Options = Options()) {
+        precondition(source.loop === destination.loop, "relay ends on different loops")
+        self.source = source
+        self.destination = destination
+        self.options = options
+        self.loop = source.loop
+        self.engine = RelayEngine(source: source.rawValue, destination: destination.rawValue, mechanism: options.mechanism)
+    }
+
+    /// Bytes delivered so far.
+    public var bytesMoved: UInt64 { moved.load(ordering: .relaxed) }
+    /// Whether the relay is waiting for the destination to drain (backpressure).
+    public var isBackpressured: Bool { blocked.load(ordering: .relaxed) }
+    /// Whether the relay ended.
+    public var isFinished: Bool { completion.withLock { $0.outcome != nil } }
+    /// The mechanism in use now (for diagnostics), read on any thread approximately.
+    public var mechanismDescription: String { engine.modeName }
+
+    /// Starts relaying (idempotent).
+    public func start() {
+        loop.execute { [self] in
+            guard !started else { return }
+            started = true
+            source.registration.driver = self
+            destination.registration.driver = self
+            pump()
+        }
+    }
+
+    /// Stops the relay; it ends with `CancellationError` (what was moved stays moved).
+    public func cancel() {
+        loop.execute { [self] in finish(error: CancellationError()) }
+    }
+
+    /// Waits for the end of the relay. One waiter at a time.
+    public func wait() async -> Outcome {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Outcome, Never>) in
+            let done = completion.withLock { c -> Outcome? in
+                if let outcome = c.outcome { return outcome }
+                precondition(c.waiter == nil, "Relay.wait() called twice concurrently")
+                c.waiter = continuation
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+    }
+
+    // MARK: Loop thread
+
+    func pump() {
+        guard started, !finished else { return }
+        do {
+            _ = try source.registration.beginOp()
+            defer { source.registration.endOp() }
+            _ = try destination.registration.beginOp()
+            defer { destination.registration.endOp() }
+            let step = try engine.run(budget: Self.turnBudget, scratch: loop.scratch)
+            moved.store(engine.delivered, ordering: .relaxed)
+            switch step {
+            case .waiting(let backpressured):
+                blocked.store(backpressured, ordering: .relaxed)
+            case .budgetUsed:
+                if !queuedForTurn { queuedForTurn = true; loop.ready.append(self) }
+            case .sourceEOF:
+                try endOfSource()
+                finish(error: nil)
+            }
+        } catch {
+            moved.store(engine.delivered, ordering: .relaxed)
+            finish(error: error)
+        }
+    }
+
+    private func endOfSource() throws {
+        guard options.onSourceEOF == .halfCloseDestination else { return }
+        if engine.destinationIsSocket {
+            do { try destination.shutdownWrite() } catch let error as SyscallError where error.errno == ENOTCONN {
+                // The peer is gone already: nothing to half-close.
+            }
+        } else {
+            destination.close()
+        }
+    }
+
+    private func finish(error: (any Error)?) {
+        guard !finished else { return }
+        finished = true
+        if source.registration.driver === self { source.registration.driver = nil }
+        if destination.registration.driver === self { destination.registration.driver = nil }
+        engine.releaseResources()
+        if options.closeSourceAtEnd { source.close() }
+        if error != nil && options.closeDestinationOnError { destination.close() }
+        blocked.store(false, ordering: .relaxed)
+        let outcome = Outcome(bytes: engine.delivered, error: error)
+        let waiter = completion.withLock { c -> UnsafeContinuation<Outcome, Never>? in
+            c.outcome = outcome
+            defer { c.waiter = nil }
+            return c.waiter
+        }
+        waiter?.resume(returning: outcome)
+    }
+}
+
+extension Relay: ReadinessDriver, LoopDriven {
+    func ready(_ registration: Registration, readable: Bool, writable: Bool) {
+        // A turn is already queued: let it run rather than jumping the queue of other relays.
+        if !queuedForTurn { pump() }
+    }
+
+    func loopTurn() {
+        queuedForTurn = false
+        pump()
+    }
+}

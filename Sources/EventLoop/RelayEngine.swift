@@ -1,0 +1,266 @@
+import Glibc
+import Shims
+
+/// Which system calls a relay uses to move bytes.
+public enum RelayMechanism: Sendable {
+    /// Start with splice and switch per stream: to copy when transfers stay small (a chatty
+    /// writer: many small pipe buffers make splice slower than one coalescing read), back to
+    /// splice when copy reads come back full (bulk data).
+    case automatic
+    /// Always splice (falls back to copy only where the kernel cannot splice, e.g. a tty).
+    case splice
+    /// Always read/write through the loop's scratch buffer.
+    case copy
+}
+
+/// The syscall state machine of one relay. A struct confined to the loop thread; `Relay` owns
+/// it and decides when to run it. It owns the private pipe and the overflow buffer it allocates.
+struct RelayEngine {
+    enum Step {
+        /// Nothing more can move now; `backpressured` says it is the destination that is full.
+        case waiting(backpressured: Bool)
+        /// The turn's byte budget is used up; there may be more to move.
+        case budgetUsed
+        /// The source reached EOF and everything read was delivered.
+        case sourceEOF
+    }
+
+    enum Mode { case splice, copy }
+
+    let source: Int32
+    let destination: Int32
+    let sourceIsPipe: Bool
+    let destinationIsPipe: Bool
+    let destinationIsSocket: Bool
+    let sourceIsTTY: Bool
+    let policy: RelayMechanism
+    private(set) var mode: Mode
+    private(set) var delivered: UInt64 = 0
+
+    /// Private pipe used to splice between two non-pipes, and the bytes sitting in it.
+    private var middle: (read: Int32, write: Int32)?
+    private var inMiddle = 0
+    /// Bytes read but not yet written (copy mode, destination full).
+    private var overflow: UnsafeMutableRawBufferPointer?
+    private var overflowStart = 0
+    private var overflowEnd = 0
+    private var sourceEOF = false
+    /// Adaptation: consecutive transfers that looked chatty (splice) or bulk (copy).
+    private var streak = 0
+
+    static let spliceChunk = 1 << 20
+    static let middlePipeSize: Int32 = 256 << 10
+    static let chattyBelow = 16 << 10
+    static let chattyStreak = 32
+    static let bulkStreak = 8
+
+    init(source: Int32, destination: Int32, mechanism: RelayMechanism) {
+        self.source = source
+        self.destination = destination
+        sourceIsPipe = Self.isPipe(source)
+        destinationIsPipe = Self.isPipe(destination)
+        destinationIsSocket = Self.isSocket(destination)
+        sourceIsTTY = isatty(source) == 1
+        let cannotSplice = sourceIsTTY || isatty(destination) == 1
+        policy = cannotSplice ? .copy : mechanism
+        mode = policy == .copy ? .copy : .splice
+    }
+
+    var modeName: String { mode == .splice ? (middle == nil ? "splice" : "splice+pipe") : "copy" }
+
+    static func isPipe(_ fd: Int32) -> Bool {
+        var st = stat()
+        return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO
+    }
+
+    static func isSocket(_ fd: Int32) -> Bool {
+        var st = stat()
+        return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK
+    }
+
+    mutating func releaseResources() {
+        if let middle { Glibc.close(middle.read); Glibc.close(middle.write) }
+        middle = nil
+        inMiddle = 0
+        overflow?.deallocate()
+        overflow = nil
+    }
+
+    /// Moves bytes until something would block, the source ends, or `budget` bytes moved.
+    mutating func run(budget: Int, scratch: UnsafeMutableRawBufferPointer) throws -> Step {
+        var used = 0
+        while true {
+            // 1. Deliver what is already in hand.
+            if overflowEnd > overflowStart {
+                let chunk = UnsafeRawBufferPointer(rebasing: overflow![overflowStart..<overflowEnd])
+                guard case .done(let n) = try writeDestination(chunk) else { return .waiting(backpressured: true) }
+                overflowStart += n
+                delivered += UInt64(n)
+                used += n
+                if overflowStart == overflowEnd { overflowStart = 0; overflowEnd = 0 }
+                continue
+            }
+            if inMiddle > 0 {
+                let middle = middle!
+                let result = try Self.splice(middle.read, destination, inMiddle)
+                if case .unsupported = result {
+                    try moveMiddleToOverflow()
+                    mode = .copy
+                    continue
+                }
+                guard case .moved(let n) = result else { return .waiting(backpressured: true) }
+                inMiddle -= n
+                delivered += UInt64(n)
+                used += n
+                continue
+            }
+            if sourceEOF { return .sourceEOF }
+            if used >= budget { return .budgetUsed }
+
+            // 2. Take more from the source.
+            switch mode {
+            case .splice:
+                if let step = try spliceFromSource(used: &used) { return step }
+            case .copy:
+                if let step = try copyFromSource(scratch: scratch, used: &used) { return step }
+            }
+        }
+    }
+
+    private mutating func spliceFromSource(used: inout Int) throws -> Step? {
+        let src = source
+        let direct = sourceIsPipe || destinationIsPipe
+        let target: Int32
+        if direct {
+            target = destination
+        } else {
+            if middle == nil { try makeMiddlePipe() }
+            target = middle!.write
+        }
+        let length = direct ? Self.spliceChunk : Int(Self.middlePipeSize)
+        let result = try Self.splice(src, target, length)
+        switch result {
+        case .unsupported:
+            mode = .copy  // this pair of descriptors cannot be spliced
+        case .wouldBlock:
+            // Direct splice cannot tell an empty source from a full destination: ask the pipe.
+            return .waiting(backpressured: direct && sourceIsPipe && Self.bytesReadable(src) > 0)
+        case .moved(0):
+            sourceEOF = true
+        case .moved(let n):
+            if direct { delivered += UInt64(n); used += n } else { inMiddle = n }
+            adapt(transferred: n, full: n >= Self.chattyBelow)
+        }
+        return nil
+    }
+
+    private mutating func copyFromSource(scratch: UnsafeMutableRawBufferPointer, used: inout Int) throws -> Step? {
+        let src = source
+        let readResult = try Self.read(src, into: scratch, eioIsEOF: sourceIsTTY)
+        guard case .done(let n) = readResult else { return .waiting(backpressured: false) }
+        if n == 0 { sourceEOF = true; return nil }
+        adapt(transferred: n, full: n >= scratch.count * 3 / 4)
+        let data = UnsafeRawBufferPointer(rebasing: scratch[..<n])
+        var written = 0
+        if case .done(let w) = try writeDestination(data) { written = w }
+        delivered += UInt64(written)
+        used += written
+        if written < n { stash(UnsafeRawBufferPointer(rebasing: data[written...])) }
+        return nil
+    }
+
+    /// Adapts the mechanism to the stream (automatic policy only).
+    private mutating func adapt(transferred: Int, full: Bool) {
+        guard policy == .automatic else { return }
+        switch mode {
+        case .splice:
+            streak = full ? 0 : streak + 1
+            if streak >= Self.chattyStreak && inMiddle == 0 { mode = .copy; streak = 0 }
+        case .copy:
+            streak = full ? streak + 1 : 0
+            if streak >= Self.bulkStreak && overflowEnd == overflowStart { mode = .splice; streak = 0 }
+        }
+    }
+
+    private func writeDestination(_ data: UnsafeRawBufferPointer) throws -> NonBlocking<Int> {
+        let dst = destination
+        if destinationIsSocket {
+            return try sysNonBlocking("send(\(dst))") { Glibc.send(dst, data.baseAddress, data.count, Int32(MSG_NOSIGNAL)) }
+        }
+        return try sysNonBlocking("write(\(dst))") { Glibc.write(dst, data.baseAddress, data.count) }
+    }
+
+    /// Keeps bytes the destination did not take; the relay reads no more until they are gone.
+    private mutating func stash(_ data: UnsafeRawBufferPointer) {
+        if overflow == nil || overflow!.count < data.count {
+            overflow?.deallocate()
+            overflow = .allocate(byteCount: max(data.count, 64 << 10), alignment: 16)
+        }
+        overflow!.copyMemory(from: data)
+        overflowStart = 0
+        overflowEnd = data.count
+    }
+
+    private mutating func moveMiddleToOverflow() throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: inMiddle, alignment: 16)
+        defer { buffer.deallocate() }
+        var filled = 0
+        let fd = middle!.read
+        while filled < inMiddle {
+            let n = try sys("read(pipe)") { Glibc.read(fd, buffer.baseAddress! + filled, inMiddle - filled) }
+            filled += n
+        }
+        inMiddle = 0
+        stash(UnsafeRawBufferPointer(buffer))
+    }
+
+    private mutating func makeMiddlePipe() throws {
+        let pipe = try Pipes.make(nonBlocking: true)
+        _ = shim_fcntl_setpipe_sz(pipe.second.rawValue, Self.middlePipeSize)
+        middle = (pipe.first.release(), pipe.second.release())
+    }
+
+    enum Transfer {
+        case moved(Int)
+        case wouldBlock
+        /// EINVAL: the kernel cannot splice between these two descriptors.
+        case unsupported
+    }
+
+    /// One non-blocking splice; EINTR retried, EAGAIN and EINVAL reported as outcomes.
+    static func splice(_ from: Int32, _ to: Int32, _ length: Int) throws(SyscallError) -> Transfer {
+        while true {
+            let n = shim_splice(from, to, length, shim_splice_f_nonblock() | shim_splice_f_move())
+            if n >= 0 { return .moved(n) }
+            switch Glibc.errno {
+            case EINTR: continue
+            case EAGAIN: return .wouldBlock
+            case EINVAL: return .unsupported
+            case let code:
+                precondition(code != EBADF, "EBADF from splice(\(from) -> \(to))")
+                throw SyscallError("splice(\(from) -> \(to))", errno: code)
+            }
+        }
+    }
+
+    /// One non-blocking read; a tty's EIO (its slave side closed) reads as EOF when asked.
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, eioIsEOF: Bool) throws(SyscallError) -> NonBlocking<Int> {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return .done(n) }
+            switch Glibc.errno {
+            case EINTR: continue
+            case EAGAIN: return .wouldBlock
+            case EIO where eioIsEOF: return .done(0)
+            case let code:
+                precondition(code != EBADF, "EBADF from read(\(fd))")
+                throw SyscallError("read(\(fd))", errno: code)
+            }
+        }
+    }
+
+    static func bytesReadable(_ fd: Int32) -> Int32 {
+        var count: Int32 = 0
+        return shim_ioctl_fionread(fd, &count) == 0 ? count : 0
+    }
+}

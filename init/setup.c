@@ -263,13 +263,15 @@ void seed_entropy(unsigned int port) {
         close(s);
         return;
     }
-    struct {
-        struct rand_pool_info info;  // header; its flexible buf[] is the array below
-        char data[4096];
+    // RNDADDENTROPY takes a rand_pool_info header followed by the bytes (its flexible buf[]).
+    enum { CHUNK = 4096 };
+    union {
+        struct rand_pool_info info;
+        unsigned char raw[sizeof(struct rand_pool_info) + CHUNK];
     } pool;
     size_t total = 0;
     for (;;) {
-        ssize_t n = read(s, pool.data, sizeof(pool.data));
+        ssize_t n = read(s, pool.info.buf, CHUNK);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             if (n < 0) klog(KLOG_WARN, "entropy: read: %s", strerror(errno));

@@ -33,9 +33,10 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .testTarget(
             name: "EventLoopTests",
-            dependencies: ["EventLoop", "Shims"],
+            dependencies: ["EventLoop", "Shims", "CTestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -10,6 +10,8 @@ import Shims
 /// `close()` throws `EventLoopError.closed`.
 public final class AsyncFD: Sendable {
     let registration: Registration
+    /// Sockets are written with send(MSG_NOSIGNAL); anything else with write(2).
+    let isSocket: Bool
 
     /// The loop this descriptor is registered with.
     public var loop: EventLoop { registration.loop }
@@ -18,6 +20,7 @@ public final class AsyncFD: Sendable {
     public init(_ fd: consuming OwnedFD, loop: EventLoop = .shared) throws(SyscallError) {
         try fd.setNonBlocking()
         let raw = fd.release()
+        isSocket = RelayEngine.isSocket(raw)
         let registration = Registration(fd: raw, loop: loop)
         do {
             try loop.register(registration)
@@ -68,17 +71,45 @@ public final class AsyncFD: Sendable {
         }
     }
 
+    /// Reads at most `maxBytes` into a new array; empty at end of file. For control paths and
+    /// tests; the data path reads into caller buffers.
+    public func read(upTo maxBytes: Int) async throws -> [UInt8] {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: maxBytes, alignment: 1)
+        defer { buffer.deallocate() }
+        let n = try await read(into: buffer)
+        return Array(buffer[..<n])
+    }
+
+    /// Reads until end of file (at most `limit` bytes, then throws E2BIG).
+    public func readToEnd(limit: Int = 64 << 20) async throws -> [UInt8] {
+        var result: [UInt8] = []
+        while true {
+            let chunk = try await read(upTo: 64 << 10)
+            if chunk.isEmpty { return result }
+            result += chunk
+            if result.count > limit { throw SyscallError("read(\(rawValue)): more than \(limit) bytes", errno: E2BIG) }
+        }
+    }
+
     /// Writes at most `buffer.count` bytes, waiting while the descriptor is full; returns the
     /// number written (at least 1 unless `buffer` is empty).
     public func write(_ buffer: UnsafeRawBufferPointer) async throws -> Int {
         if buffer.isEmpty { return 0 }
         while true {
             let (result, _, epoch) = try registration.withOp { (fd) throws(SyscallError) in
-                try sysNonBlocking("write(\(fd))") { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+                try writeOnce(fd, buffer)
             }
             if case .done(let n) = result { return n }
             try await registration.waitWritable(after: epoch)
         }
+    }
+
+    @inline(__always)
+    private func writeOnce(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(SyscallError) -> NonBlocking<Int> {
+        if isSocket {
+            return try sysNonBlocking("send(\(fd))") { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+        }
+        return try sysNonBlocking("write(\(fd))") { Glibc.write(fd, buffer.baseAddress, buffer.count) }
     }
 
     /// Writes all of `buffer`.
@@ -99,9 +130,7 @@ public final class AsyncFD: Sendable {
 
     /// Tries one write without waiting: the byte count, or nil when the descriptor is full.
     public func tryWrite(_ buffer: UnsafeRawBufferPointer) throws -> Int? {
-        let (result, _, _) = try registration.withOp { (fd) throws(SyscallError) in
-            try sysNonBlocking("write(\(fd))") { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
-        }
+        let (result, _, _) = try registration.withOp { (fd) throws(SyscallError) in try writeOnce(fd, buffer) }
         if case .done(let n) = result { return n }
         return nil
     }

@@ -34,7 +34,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     private let inbox = Mutex(Deque<Work>())
     private let sleeping = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
-    private let threadID = Atomic<UInt>(0)
+    private let threadIDValue = Atomic<UInt>(0)
     private let stopped = Mutex<Bool>(false)
     /// Loop thread: timers by deadline.
     var timers = TimerQueue()
@@ -48,6 +48,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     public let uring: Uring?
     private var thread: pthread_t?
 
+    /// Ignores SIGPIPE process-wide, once (sockets use MSG_NOSIGNAL; pipes need this).
+    private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
     /// Token in epoll's data for the wake eventfd; registrations use their object address.
     static let wakeToken: UInt64 = 0
     static let uringToken: UInt64 = 1
@@ -56,6 +59,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     /// disabled by sysctl, seccomp or kernel config, which is detected at start-up too).
     public init(name: String, useUring: Bool = true) throws(SyscallError) {
         self.name = name
+        // A write to a pipe whose reader is gone must fail with EPIPE, not kill the agent.
+        Self.ignoreSIGPIPE
         let ep = try sys("epoll_create1") { shim_epoll_create() }
         let wake: Int32
         do { wake = try sys("eventfd") { shim_eventfd() } } catch {
@@ -89,8 +94,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         thread = tid
     }
 
+    /// The kernel thread id of the loop thread (0 until it started).
+    public var threadID: pid_t { pid_t(truncatingIfNeeded: threadIDValue.load(ordering: .acquiring)) }
+
     /// Whether the caller runs on this loop's thread.
-    public var inLoop: Bool { threadID.load(ordering: .acquiring) == UInt(bitPattern: Int(gettid())) }
+    public var inLoop: Bool { threadIDValue.load(ordering: .acquiring) == UInt(bitPattern: Int(gettid())) }
 
     @inline(__always) func assertOnLoop() {
         assert(inLoop, "must run on the loop thread of \(name)")
@@ -140,7 +148,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     // MARK: The loop
 
     private func run() {
-        threadID.store(UInt(bitPattern: Int(gettid())), ordering: .releasing)
+        threadIDValue.store(UInt(bitPattern: Int(gettid())), ordering: .releasing)
         name.withCString { _ = pthread_setname_np(pthread_self(), $0) }
         let capacity = 512
         let events = UnsafeMutableRawPointer.allocate(byteCount: capacity * shim_epoll_event_size(), alignment: 8)

@@ -48,6 +48,7 @@ public struct OwnedFD: ~Copyable {
 }
 
 /// Two fresh descriptors made together (a pipe's ends, a socket pair), each uniquely owned.
+@frozen
 public struct FDPair: ~Copyable {
     /// The pipe's read end, or the first socket.
     public var first: OwnedFD

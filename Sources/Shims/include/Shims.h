@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/epoll.h>
@@ -190,12 +191,39 @@ static inline ssize_t shim_recv_fd(int sock, void *buf, size_t len, int *fd_out)
     return n;
 }
 
+static inline unsigned long shim_nofile_limit(void) {
+    struct rlimit rl; if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+    return (unsigned long)rl.rlim_cur;
+}
+
+// ---- threads, ptys -----------------------------------------------------------------------------
+static inline int shim_tgkill(pid_t tid, int sig) { return (int)syscall(SYS_tgkill, getpid(), tid, sig); }
+/// Opens a pty pair the way the agent needs it: master O_RDWR|O_NOCTTY|O_CLOEXEC, slave unlocked
+/// and opened O_RDWR|O_NOCTTY|O_CLOEXEC. Returns 0, or -1 with errno (no fd leaks on failure).
+static inline int shim_open_pty(int *master_out, int *slave_out, char *name, size_t name_len) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -1;
+    if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, name_len) != 0) {
+        int saved = errno; close(master); errno = saved; return -1;
+    }
+    int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) { int saved = errno; close(master); errno = saved; return -1; }
+    *master_out = master; *slave_out = slave;
+    return 0;
+}
+
 // ---- resource limits, thread CPU time ----------------------------------------------------------
+/// Raises RLIMIT_NOFILE to at least `want` (the hard limit too when privileged). 0 on success.
 static inline int shim_raise_nofile(unsigned long want) {
     struct rlimit rl; if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
     if (rl.rlim_cur >= want) return 0;
+    if (rl.rlim_max < want) {
+        struct rlimit raised = { .rlim_cur = want, .rlim_max = want };
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return 0;
+    }
     rl.rlim_cur = want > rl.rlim_max ? rl.rlim_max : want;
-    return setrlimit(RLIMIT_NOFILE, &rl);
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    return rl.rlim_cur >= want ? 0 : -1;
 }
 static inline int64_t shim_thread_cpu_ns(void) {
     struct timespec ts; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);

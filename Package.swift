@@ -34,6 +34,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
+        .target(name: "CBench", path: "Benchmarks/CBench"),
+        .target(name: "BenchReport", path: "Benchmarks/BenchReport", swiftSettings: strict),
+        .executableTarget(
+            name: "RelayBench",
+            dependencies: ["EventLoop", "Shims", "CBench", "BenchReport"],
+            path: "Benchmarks/RelayBench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EventLoopTests",
             dependencies: ["EventLoop", "Shims", "CTestSupport"],

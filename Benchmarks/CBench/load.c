@@ -175,12 +175,22 @@ static int epoll_wait_retry(int ep, struct epoll_event *evs) {
     }
 }
 
+// Bytes per write(2) of the producer thread: PRODUCER_CHUNK, or $CBENCH_WRITE_SIZE (1..64 KiB)
+// to model a chatty writer (a process printing lines) rather than a bulk one.
+static size_t producer_write_size(void) {
+    const char *env = getenv("CBENCH_WRITE_SIZE");
+    long v = env ? strtol(env, NULL, 10) : 0;
+    return (v > 0 && v <= PRODUCER_CHUNK) ? (size_t)v : PRODUCER_CHUNK;
+}
+
 // Writes zeros into stream i until done (returns 1) or the pipe is full (returns 0).
 static int produce(cbench_load *l, int i) {
     static const char zeros[PRODUCER_CHUNK];
+    static size_t chunk;
+    if (chunk == 0) chunk = producer_write_size();
     while (l->written[i] < l->bytes) {
         uint64_t left = l->bytes - l->written[i];
-        ssize_t w = write(l->wr[i], zeros, left < sizeof(zeros) ? (size_t)left : sizeof(zeros));
+        ssize_t w = write(l->wr[i], zeros, left < chunk ? (size_t)left : chunk);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) return 0;

@@ -12,6 +12,8 @@ struct Workload {
     var streams: Int
     var bytesPerStream: UInt64
     var useHead: Bool
+    /// Bytes per write of the producer (nil: 64 KiB); small writes model a chatty process.
+    var writeSize: Int? = nil
 }
 
 struct Measurement {
@@ -43,6 +45,7 @@ func fail(_ message: String) -> Never {
 }
 
 func measure(_ contender: Contender, _ w: Workload, loop: EventLoop) async -> Measurement {
+    if let size = w.writeSize { setenv("CBENCH_WRITE_SIZE", "\(size)", 1) } else { unsetenv("CBENCH_WRITE_SIZE") }
     var src = [Int32](repeating: -1, count: w.streams)
     var dst = [Int32](repeating: -1, count: w.streams)
     guard let load = cbench_load_create(Int32(w.streams), w.bytesPerStream, w.useHead ? 1 : 0, &src, &dst) else {
@@ -75,8 +78,11 @@ func measure(_ contender: Contender, _ w: Workload, loop: EventLoop) async -> Me
             } catch { fail("register: \(error)") }
         }
         for r in relays { r.start() }
+        var switches = 0
+        defer { if switches > 0 && getenv("RELAY_DEBUG") != nil { print("  \(contender.rawValue) \(w.name): \(switches) mechanism switches") } }
         for r in relays {
             let outcome = await r.wait()
+            switches += r.mechanismSwitches
             if let error = outcome.error { fail("relay failed: \(error)") }
             r.destination.close()
         }
@@ -118,6 +124,7 @@ let workloads = [
     Workload(name: "1 x 2 GiB (head)", streams: 1, bytesPerStream: (2 << 30) / scale, useHead: true),
     Workload(name: "100 x 64 MiB", streams: 100, bytesPerStream: (64 << 20) / scale, useHead: false),
     Workload(name: "1000 x 4 MiB", streams: 1000, bytesPerStream: (4 << 20) / scale, useHead: false),
+    Workload(name: "chatty 1 x 256 MiB, 512 B writes", streams: 1, bytesPerStream: (256 << 20) / scale, useHead: false, writeSize: 512),
 ]
 var report = BenchReport(name: "relay")
 print("relay benchmark: pipe -> Unix stream socket, best of \(reps), sizes / \(scale)")

@@ -57,6 +57,7 @@ public final class Relay: @unchecked Sendable {
     /// Counters other threads may read (dump stacks, benchmarks).
     private let moved = Atomic<UInt64>(0)
     private let blocked = Atomic<Bool>(false)
+    private let waiting = Atomic<Bool>(false)
     private let completion = Mutex<(outcome: Outcome?, waiter: UnsafeContinuation<Outcome, Never>?)>((nil, nil))
 
     // Loop-thread state.
@@ -80,12 +81,21 @@ public final class Relay: @unchecked Sendable {
 
     /// Bytes delivered so far.
     public var bytesMoved: UInt64 { moved.load(ordering: .relaxed) }
-    /// Whether the relay is waiting for the destination to drain (backpressure).
-    public var isBackpressured: Bool { blocked.load(ordering: .relaxed) }
+    /// Whether the relay is waiting for the destination to drain (backpressure): it is waiting
+    /// and the source still holds data (asked of the kernel now, not on the hot path).
+    public var isBackpressured: Bool {
+        if blocked.load(ordering: .relaxed) { return true }
+        guard waiting.load(ordering: .relaxed), let epochs = try? source.registration.beginOp() else { return false }
+        _ = epochs
+        defer { source.registration.endOp() }
+        return RelayEngine.bytesReadable(source.rawValue) > 0
+    }
     /// Whether the relay ended.
     public var isFinished: Bool { completion.withLock { $0.outcome != nil } }
     /// The mechanism in use now (for diagnostics), read on any thread approximately.
     public var mechanismDescription: String { engine.modeName }
+    /// How often automatic mode switched mechanism (diagnostics; approximate off the loop).
+    public var mechanismSwitches: Int { engine.switches }
 
     /// Starts relaying (idempotent).
     public func start() {
@@ -125,11 +135,13 @@ public final class Relay: @unchecked Sendable {
             defer { source.registration.endOp() }
             _ = try destination.registration.beginOp()
             defer { destination.registration.endOp() }
+            waiting.store(false, ordering: .relaxed)
             let step = try engine.run(budget: Self.turnBudget, scratch: loop.scratch)
             moved.store(engine.delivered, ordering: .relaxed)
             switch step {
             case .waiting(let backpressured):
                 blocked.store(backpressured, ordering: .relaxed)
+                waiting.store(true, ordering: .relaxed)
             case .budgetUsed:
                 if !queuedForTurn { queuedForTurn = true; loop.ready.append(self) }
             case .sourceEOF:

@@ -36,6 +36,8 @@ struct RelayEngine {
     let policy: RelayMechanism
     private(set) var mode: Mode
     private(set) var delivered: UInt64 = 0
+    /// How many times automatic mode changed mechanism (diagnostics).
+    private(set) var switches = 0
 
     /// Private pipe used to splice between two non-pipes, and the bytes sitting in it.
     private var middle: (read: Int32, write: Int32)?
@@ -50,8 +52,13 @@ struct RelayEngine {
 
     static let spliceChunk = 1 << 20
     static let middlePipeSize: Int32 = 256 << 10
-    static let chattyBelow = 16 << 10
+    /// Splice transfers below this many bytes, `chattyStreak` times in a row, mean a writer of
+    /// small chunks: each is its own pipe buffer, which splice moves one by one (RelayBench's
+    /// chatty workload measures the difference), so copy mode is used.
+    static let chattyBelow = 4 << 10
     static let chattyStreak = 32
+    /// Copy reads of at least this many bytes, `bulkStreak` times in a row, mean bulk data again.
+    static let bulkAbove = 32 << 10
     static let bulkStreak = 8
 
     init(source: Int32, destination: Int32, mechanism: RelayMechanism) {
@@ -143,8 +150,9 @@ struct RelayEngine {
         case .unsupported:
             mode = .copy  // this pair of descriptors cannot be spliced
         case .wouldBlock:
-            // Direct splice cannot tell an empty source from a full destination: ask the pipe.
-            return .waiting(backpressured: direct && sourceIsPipe && Self.bytesReadable(src) > 0)
+            // Direct splice cannot tell an empty source from a full destination; finding out
+            // would cost a syscall per wait, so `Relay.isBackpressured` asks only when read.
+            return .waiting(backpressured: false)
         case .moved(0):
             sourceEOF = true
         case .moved(let n):
@@ -159,7 +167,7 @@ struct RelayEngine {
         let readResult = try Self.read(src, into: scratch, eioIsEOF: sourceIsTTY)
         guard case .done(let n) = readResult else { return .waiting(backpressured: false) }
         if n == 0 { sourceEOF = true; return nil }
-        adapt(transferred: n, full: n >= scratch.count * 3 / 4)
+        adapt(transferred: n, full: n >= Self.bulkAbove)
         let data = UnsafeRawBufferPointer(rebasing: scratch[..<n])
         var written = 0
         if case .done(let w) = try writeDestination(data) { written = w }
@@ -174,11 +182,11 @@ struct RelayEngine {
         guard policy == .automatic else { return }
         switch mode {
         case .splice:
-            streak = full ? 0 : streak + 1
-            if streak >= Self.chattyStreak && inMiddle == 0 { mode = .copy; streak = 0 }
+            streak = full ? 0 : streak + 1  // `full`: at least `chattyBelow` bytes moved
+            if streak >= Self.chattyStreak && inMiddle == 0 { mode = .copy; streak = 0; switches += 1 }
         case .copy:
             streak = full ? streak + 1 : 0
-            if streak >= Self.bulkStreak && overflowEnd == overflowStart { mode = .splice; streak = 0 }
+            if streak >= Self.bulkStreak && overflowEnd == overflowStart { mode = .splice; streak = 0; switches += 1 }
         }
     }
 

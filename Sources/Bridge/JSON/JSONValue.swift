@@ -1,0 +1,133 @@
+/// An arbitrary JSON value, kept losslessly.
+///
+/// Exists for the parts of the protocol we forward rather than interpret: the OCI runtime spec
+/// inside `ContainerConfig`, `OciProcess`, cgroup resources, trace contexts. Unknown fields
+/// survive a decode/encode round trip, integers keep full 64-bit precision (a cgroup
+/// `18446744073709551615` never becomes a Double), and object key order is preserved.
+public enum JSONValue: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    /// Integers that fit Int64 (all negative integers must).
+    case int(Int64)
+    /// Non-negative integers above Int64.max.
+    case uint(UInt64)
+    /// Numbers with a fraction or exponent.
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    /// Members in document order.
+    case object([(key: String, value: JSONValue)])
+
+    /// The member `key` of an object (first match), else nil.
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.first(where: { $0.key == key })?.value
+    }
+
+    /// Whether this is `null`.
+    public var isNull: Bool { if case .null = self { return true } else { return false } }
+
+    /// An empty object, `{}`.
+    public static let emptyObject = JSONValue.object([])
+
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.int(let a), .int(let b)): return a == b
+        case (.uint(let a), .uint(let b)): return a == b
+        case (.int, .uint), (.uint, .int): return false
+        case (.double(let a), .double(let b)): return a == b
+        case (.int(let a), .double(let b)), (.double(let b), .int(let a)): return Double(a) == b
+        case (.string(let a), .string(let b)): return a == b
+        case (.array(let a), .array(let b)): return a == b
+        case (.object(let a), .object(let b)):
+            // JSON object equality ignores member order.
+            guard a.count == b.count else { return false }
+            var lookup: [String: JSONValue] = [:]
+            for member in b { lookup[member.key] = member.value }
+            return a.allSatisfy { lookup[$0.key] == $0.value }
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .bool(let b): hasher.combine(b)
+        case .int(let i): hasher.combine(Double(i))
+        case .uint(let u): hasher.combine(u)
+        case .double(let d): hasher.combine(d)
+        case .string(let s): hasher.combine(s)
+        case .array(let a): hasher.combine(a)
+        case .object(let members): hasher.combine(members.count)
+        }
+    }
+}
+
+extension JSONValue: Codable {
+    public init(from decoder: any Decoder) throws {
+        if var array = try? decoder.unkeyedContainer() {
+            var elements: [JSONValue] = []
+            if let count = array.count { elements.reserveCapacity(count) }
+            while !array.isAtEnd { elements.append(try array.decode(JSONValue.self)) }
+            self = .array(elements)
+            return
+        }
+        if let object = try? decoder.container(keyedBy: AnyCodingKey.self) {
+            var members: [(key: String, value: JSONValue)] = []
+            members.reserveCapacity(object.allKeys.count)
+            for key in object.allKeys {
+                members.append((key.stringValue, try object.decode(JSONValue.self, forKey: key)))
+            }
+            self = .object(members)
+            return
+        }
+        let single = try decoder.singleValueContainer()
+        if single.decodeNil() {
+            self = .null
+        } else if let b = try? single.decode(Bool.self) {
+            self = .bool(b)
+        } else if let i = try? single.decode(Int64.self) {
+            self = .int(i)
+        } else if let u = try? single.decode(UInt64.self) {
+            self = .uint(u)
+        } else if let d = try? single.decode(Double.self) {
+            self = .double(d)
+        } else {
+            self = .string(try single.decode(String.self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .null:
+            var c = encoder.singleValueContainer(); try c.encodeNil()
+        case .bool(let b):
+            var c = encoder.singleValueContainer(); try c.encode(b)
+        case .int(let i):
+            var c = encoder.singleValueContainer(); try c.encode(i)
+        case .uint(let u):
+            var c = encoder.singleValueContainer(); try c.encode(u)
+        case .double(let d):
+            var c = encoder.singleValueContainer(); try c.encode(d)
+        case .string(let s):
+            var c = encoder.singleValueContainer(); try c.encode(s)
+        case .array(let elements):
+            var c = encoder.unkeyedContainer()
+            for element in elements { try c.encode(element) }
+        case .object(let members):
+            var c = encoder.container(keyedBy: AnyCodingKey.self)
+            for member in members { try c.encode(member.value, forKey: AnyCodingKey(member.key)) }
+        }
+    }
+}
+
+/// A coding key for any string: used for pass-through objects and maps.
+public struct AnyCodingKey: CodingKey, Hashable, Sendable {
+    public var stringValue: String
+    public var intValue: Int? { nil }
+    public init(_ string: String) { stringValue = string }
+    public init?(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) { stringValue = String(intValue) }
+}

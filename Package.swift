@@ -13,6 +13,7 @@ let package = Package(
     name: "swift-gcs",
     products: [
         .library(name: "EventLoop", targets: ["EventLoop"]),
+        .library(name: "Bridge", targets: ["Bridge"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -45,6 +46,35 @@ let package = Package(
         .testTarget(
             name: "EventLoopTests",
             dependencies: ["EventLoop", "Shims", "CTestSupport"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Bridge",
+            dependencies: [
+                "EventLoop",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BridgeTests",
+            dependencies: [
+                "Bridge",
+                "EventLoop",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: [],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "BridgeBench",
+            dependencies: [
+                "Bridge",
+                "EventLoop",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/BridgeBench",
             swiftSettings: strict
         ),
     ]

@@ -98,7 +98,7 @@ public struct ResponseBase: Codable, Sendable, Hashable {
     /// A failure base for `error`, shaped like the Go guest's: the message in `ErrorMessage`
     /// and one record with module `gcs`, no file and line "unknown" (4294967295).
     public static func failure(_ error: BridgeError, activityId: String) -> ResponseBase {
-        let text = error.description
+        let text = TextBudget.truncate(error.description, toEncodedBytes: 16 << 10)
         let record = ErrorRecord(result: error.hresult, message: text, moduleName: "gcs", fileName: "", line: .max)
         return ResponseBase(result: error.hresult, activityId: activityId, errorMessage: text, errorRecords: [record])
     }
@@ -164,13 +164,13 @@ public protocol BridgeRequest: Codable, Sendable {
 /// A response body: the base plus type-specific fields (absent on failure).
 public protocol BridgeResponse: Codable, Sendable {
     var base: ResponseBase { get set }
-    /// The shortest form of this response for a size budget; texts that may grow are cut.
-    /// Default: unchanged (most responses are a few dozen bytes).
-    func shrunk(toFit budget: Int) -> Self
+    /// This response with its growable text cut by at least `excess` encoded bytes (to fit the
+    /// host's 64 KiB limit). Default: unchanged (most responses are a few dozen bytes).
+    func shrunk(by excess: Int) -> Self
 }
 
 extension BridgeResponse {
-    public func shrunk(toFit budget: Int) -> Self { self }
+    public func shrunk(by excess: Int) -> Self { self }
 }
 
 /// The bare success/failure response used by most requests.

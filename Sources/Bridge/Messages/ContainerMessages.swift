@@ -194,9 +194,9 @@ public struct DumpStacksResponse: BridgeResponse, Hashable {
         try c.encode(guestStacks, forKey: .guestStacks)
     }
 
-    public func shrunk(toFit budget: Int) -> DumpStacksResponse {
+    public func shrunk(by excess: Int) -> DumpStacksResponse {
         var copy = self
-        copy.guestStacks = TextBudget.truncate(guestStacks, toEncodedBytes: budget)
+        copy.guestStacks = TextBudget.truncate(guestStacks, toEncodedBytes: TextBudget.encodedCount(guestStacks) - excess)
         return copy
     }
 }

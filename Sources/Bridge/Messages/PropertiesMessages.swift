@@ -151,8 +151,9 @@ public struct GetPropertiesResponse: BridgeResponse, Hashable {
     }
 
     /// Re-embeds a smaller document when the text is too long (it must stay valid JSON).
-    public func shrunk(toFit budget: Int) -> GetPropertiesResponse {
+    public func shrunk(by excess: Int) -> GetPropertiesResponse {
         var copy = self
+        let budget = TextBudget.encodedCount(properties) - excess
         if let document = try? BridgeJSON.decode(PropertiesDocument.self, fromEmbedded: properties),
            let text = try? document.embedded(fittingEncodedBytes: budget) {
             copy.properties = text

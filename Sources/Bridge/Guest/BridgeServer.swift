@@ -1,0 +1,217 @@
+import EventLoop
+import FoundationEssentials
+import Logging
+import Synchronization
+
+/// The guest side of one bridge connection: reads frames, answers negotiation itself, runs
+/// every other request in its own task against a `BridgeHandler`, and writes responses as they
+/// complete (out of order, matched by sequence id) plus notifications (ID 0).
+///
+/// Bad messages get error responses and the connection stays up; only a header that makes
+/// framing impossible (size < 16, or above `maxIncomingMessageSize`) closes it, with the reason
+/// logged. Negotiation state is per connection: a new connection needs a new negotiation.
+public final class BridgeServer<Handler: BridgeHandler>: Sendable {
+    /// Limits and buffer sizes.
+    public struct Configuration: Sendable {
+        /// Largest incoming message accepted (header included). Host create bodies with big
+        /// OCI specs are tens of KiB; the default leaves ample room.
+        public var maxIncomingMessageSize = 16 << 20
+        /// Largest message we send: the host's limit.
+        public var maxOutgoingMessageSize = FrameHeader.hostMaxMessageSize
+        /// Initial read buffer (grows only as large messages arrive).
+        public var readBufferSize = 64 << 10
+        public init() {}
+    }
+
+    /// How `serve()` ended.
+    public enum Ending: Sendable, Equatable {
+        /// The host closed the connection.
+        case closed
+        /// The stream could not be framed any further; the connection was closed.
+        case framingError(FramingError)
+        /// Reading failed (e.g. the connection was reset or closed locally).
+        case readError(String)
+    }
+
+    private let connection: AsyncFD
+    private let handler: Handler
+    private let configuration: Configuration
+    private let logger: Logger
+    private let writer: FrameWriter
+    private let negotiated = Atomic<Bool>(false)
+
+    public init(connection: AsyncFD, handler: Handler, configuration: Configuration = Configuration(), logger: Logger) {
+        self.connection = connection
+        self.handler = handler
+        self.configuration = configuration
+        self.logger = logger
+        self.writer = FrameWriter(connection: connection)
+    }
+
+    /// Whether NegotiateProtocol succeeded on this connection.
+    public var isNegotiated: Bool { negotiated.load(ordering: .acquiring) }
+
+    /// Serves until the connection ends. In-flight handlers are cancelled and awaited before
+    /// this returns (their late responses are dropped).
+    public func serve() async -> Ending {
+        let ending: Ending = await withDiscardingTaskGroup { group in
+            let ending = await readLoop(group: &group)
+            group.cancelAll()
+            return ending
+        }
+        writer.fail(EventLoopError.closed)
+        connection.close()
+        return ending
+    }
+
+    /// Sends a container notification (header ID 0). Dropped with an error log if it cannot
+    /// fit the host's size limit.
+    public func sendNotification(_ notification: ContainerNotification) async throws {
+        guard let body = OutgoingBodies.notification(notification, limit: configuration.maxOutgoingMessageSize - FrameHeader.byteCount) else {
+            logger.error("dropping container notification that exceeds the bridge message limit",
+                         metadata: ["cid": .string(String(notification.base.containerId.prefix(80)))])
+            return
+        }
+        try await send(type: .containerNotification, id: 0, body: body)
+    }
+
+    /// Closes the connection; `serve()` returns soon after.
+    public func close() {
+        try? connection.shutdownRead()
+        connection.close()
+    }
+
+    // MARK: Reading
+
+    private func readLoop(group: inout DiscardingTaskGroup) async -> Ending {
+        let reader = FrameReader(maxMessageSize: configuration.maxIncomingMessageSize, initialCapacity: configuration.readBufferSize)
+        while true {
+            let n: Int
+            do {
+                n = try await connection.read(into: reader.writableBytes())
+            } catch {
+                logger.debug("bridge read ended", metadata: ["error": "\(error)"])
+                return .readError(String(describing: error))
+            }
+            if n == 0 {
+                do {
+                    try reader.finish()
+                } catch {
+                    logger.warning("bridge connection closed mid-message", metadata: ["reason": "\(error)"])
+                }
+                return .closed
+            }
+            reader.didWrite(n)
+            do {
+                while let frame = try reader.nextFrame() {
+                    handleFrame(frame, group: &group)
+                }
+            } catch {
+                logger.error("closing bridge connection: framing impossible", metadata: ["reason": "\(error)"])
+                try? connection.shutdownRead()
+                return .framingError(error)
+            }
+        }
+    }
+
+    /// Routes one frame (decoding in place) and starts its handler task, or answers at once.
+    private func handleFrame(_ frame: FrameReader.Frame, group: inout DiscardingTaskGroup) {
+        let header = frame.header
+        if logger.logLevel <= .trace {
+            logger.trace("bridge request", metadata: ["type": "\(header.type)", "id": "\(header.id)", "size": "\(header.size)"])
+        }
+        switch RequestRouter.route(type: header.type, body: frame.body, negotiated: isNegotiated) {
+        case .reject(let error, let activityId):
+            let body = OutgoingBodies.failure(error, activityId: activityId, limit: outgoingLimit)
+            group.addTask { try? await self.send(type: header.type.responseIdentifier, id: header.id, body: body) }
+        case .dispatch(.negotiateProtocol(let request)):
+            // Answered inline so that requests read after it see the negotiated state (§7.2).
+            let body: Data
+            do {
+                let version = try RequestRouter.negotiate(request)
+                negotiated.store(true, ordering: .releasing)
+                let capabilities = GcsCapabilities(guestDefinedCapabilities: handler.guestCapabilities)
+                body = OutgoingBodies.response(
+                    NegotiateProtocolResponse(base: ResponseBase(activityId: request.base.activityId), version: version, capabilities: capabilities),
+                    limit: outgoingLimit)
+            } catch {
+                body = OutgoingBodies.failure(error, activityId: request.base.activityId, limit: outgoingLimit)
+            }
+            group.addTask { try? await self.send(type: header.type.responseIdentifier, id: header.id, body: body) }
+        case .dispatch(let routed):
+            group.addTask { await self.run(routed, header: header) }
+        }
+    }
+
+    private var outgoingLimit: Int { configuration.maxOutgoingMessageSize - FrameHeader.byteCount }
+
+    // MARK: Handling
+
+    private func run(_ routed: RoutedRequest, header: FrameHeader) async {
+        let activityId = routed.base.activityId
+        let body: Data
+        do {
+            switch routed {
+            case .negotiateProtocol:
+                return  // handled inline
+            case .create(let request, let settings):
+                body = encode(try await handler.createContainer(request, settings: settings), activityId)
+            case .start(let request):
+                try await handler.startContainer(request)
+                body = encode(EmptyResponse(), activityId)
+            case .shutdownGraceful(let request):
+                if try await handler.shutdownContainer(request.base, forced: false) == .noResponse { return }
+                body = encode(EmptyResponse(), activityId)
+            case .shutdownForced(let request):
+                if try await handler.shutdownContainer(request.base, forced: true) == .noResponse { return }
+                body = encode(EmptyResponse(), activityId)
+            case .executeProcess(let request, let parameters):
+                body = encode(ExecuteProcessResponse(processId: try await handler.executeProcess(request, parameters: parameters)), activityId)
+            case .waitForProcess(let request):
+                body = encode(WaitForProcessResponse(exitCode: try await handler.waitForProcess(request)), activityId)
+            case .signalProcess(let request):
+                try await handler.signalProcess(request)
+                body = encode(EmptyResponse(), activityId)
+            case .resizeConsole(let request):
+                try await handler.resizeConsole(request)
+                body = encode(EmptyResponse(), activityId)
+            case .getProperties(let request, let query):
+                let document = try await handler.getProperties(request, query: query)
+                let text = try document.embedded(fittingEncodedBytes: outgoingLimit - 128 - activityId.utf8.count)
+                body = encode(GetPropertiesResponse(properties: text), activityId)
+            case .modifySettings(let request):
+                try await handler.modifySettings(request)
+                body = encode(EmptyResponse(), activityId)
+            case .dumpStacks(let request):
+                body = encode(DumpStacksResponse(guestStacks: try await handler.dumpStacks(request)), activityId)
+            case .deleteContainerState(let request):
+                try await handler.deleteContainerState(request)
+                body = encode(EmptyResponse(), activityId)
+            }
+        } catch {
+            let bridgeError = error as? BridgeError ?? BridgeError(.fail, String(describing: error))
+            if logger.logLevel <= .debug {
+                logger.debug("bridge request failed", metadata: ["type": "\(header.type)", "id": "\(header.id)", "error": "\(bridgeError)"])
+            }
+            body = OutgoingBodies.failure(bridgeError, activityId: activityId, limit: outgoingLimit)
+        }
+        do {
+            try await send(type: header.type.responseIdentifier, id: header.id, body: body)
+        } catch {
+            logger.debug("dropping response: connection gone", metadata: ["id": "\(header.id)"])
+        }
+    }
+
+    private func encode<R: BridgeResponse>(_ response: R, _ activityId: String) -> Data {
+        var response = response
+        response.base.activityId = activityId
+        return OutgoingBodies.response(response, limit: outgoingLimit)
+    }
+
+    private func send(type: MessageIdentifier, id: UInt64, body: Data) async throws {
+        let mustDrain = try body.withUnsafeBytes { bytes in
+            try writer.append { $0.appendFrame(type: type, id: id, body: bytes) }
+        }
+        if mustDrain { try await writer.drain() }
+    }
+}

@@ -1,0 +1,41 @@
+import Synchronization
+
+/// A one-shot result that one task awaits and another delivers, in either order. Exists so a
+/// request can be registered (and its frame queued) before its sender suspends, and so a
+/// cancelled sender can walk away while the late response is still delivered harmlessly.
+final class ResponseSlot<Value: Sendable>: Sendable {
+    private struct State {
+        var result: Result<Value, any Error>?
+        var continuation: CheckedContinuation<Value, any Error>?
+        var resolved = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Delivers `result`; later calls are ignored.
+    func resolve(_ result: Result<Value, any Error>) {
+        let waiter = state.withLock { s -> CheckedContinuation<Value, any Error>? in
+            if s.resolved { return nil }
+            s.resolved = true
+            if let c = s.continuation {
+                s.continuation = nil
+                return c
+            }
+            s.result = result
+            return nil
+        }
+        waiter?.resume(with: result)
+    }
+
+    /// The result, waiting for it if needed.
+    func value() async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = state.withLock { s -> Result<Value, any Error>? in
+                if let r = s.result { return r }
+                s.continuation = continuation
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+}

@@ -21,6 +21,9 @@ public struct OwnedFD: ~Copyable {
         return fd
     }
 
+    /// Closes the descriptor now (ownership ends here).
+    public consuming func close() {}
+
     deinit {
         // close(2) must not be retried on EINTR on Linux: the descriptor is already released.
         _ = Glibc.close(rawValue)

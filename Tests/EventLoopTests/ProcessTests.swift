@@ -38,6 +38,30 @@ struct ProcessTests {
         }
     }
 
+    @Test("Spawn maps stdio, environment and working directory")
+    func spawnStdio() async throws {
+        try await withLoop("spawn") { loop in
+            let pipe = try Pipes.make()
+            var request = SpawnRequest(path: "/bin/sh", arguments: ["sh", "-c", "echo $GREETING; pwd; echo oops >&2"],
+                                       environment: ["GREETING=hello"], workingDirectory: "/tmp")
+            request.newSession = true
+            let pid = try Spawn.start(request, stdio: [nil, pipe.second.rawValue, pipe.second.rawValue])
+            let output = try AsyncFD(pipe.first, loop: loop)
+            pipe.second.close()  // the parent's write end goes, so the reader sees EOF at exit
+            let child = try ChildProcess(pid: pid, loop: loop)
+            let text = String(decoding: try await output.readToEnd(), as: UTF8.self)
+            #expect(text == "hello\n/tmp\noops\n")
+            #expect(try await child.wait() == .exited(0))
+        }
+    }
+
+    @Test("Spawn reports a missing program as an error with its path")
+    func spawnMissing() throws {
+        #expect(throws: SyscallError("posix_spawn(/nonexistent/program)", errno: ENOENT)) {
+            try Spawn.start(SpawnRequest(path: "/nonexistent/program", arguments: ["x"]), stdio: [])
+        }
+    }
+
     private func spawn(_ args: [String]) -> pid_t {
         var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
         cArgs.append(nil)

@@ -212,6 +212,52 @@ static inline int shim_open_pty(int *master_out, int *slave_out, char *name, siz
     return 0;
 }
 
+// ---- process spawning ------------------------------------------------------------------------
+#include <spawn.h>
+/// posix_spawn with stdio mapping: child fd i (0..n-1) is `fds[i]` (-1: /dev/null), every other
+/// descriptor is close-on-exec as all of ours are. `new_session` makes the child a session
+/// leader; with `ctty_path` it then opens that tty (without O_NOCTTY) as its fds 0-2 so that
+/// it becomes the controlling terminal. `cwd` may be NULL. Returns the pid or -errno.
+static inline pid_t shim_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                               const int *fds, int nfds, int new_session, const char *ctty_path) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (new_session) flags |= POSIX_SPAWN_SETSID;
+    posix_spawnattr_setflags(&attr, flags);
+    sigset_t none; sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    sigset_t all; sigfillset(&all);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    if (ctty_path) {
+        posix_spawn_file_actions_addopen(&fa, 0, ctty_path, O_RDWR, 0);
+        posix_spawn_file_actions_adddup2(&fa, 0, 1);
+        posix_spawn_file_actions_adddup2(&fa, 0, 2);
+    } else {
+        for (int i = 0; i < nfds; i++) {
+            if (fds[i] >= 0) posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+            else posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+        }
+    }
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, path, &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return rc == 0 ? pid : -rc;
+}
+/// waitid(P_ALL, WEXITED|WNOHANG): 1 with pid/code/status filled when a child was reaped,
+/// 0 when none is ready, -1 with errno (ECHILD: no children at all).
+static inline int shim_reap_any(pid_t *pid, int *code, int *status) {
+    siginfo_t info; memset(&info, 0, sizeof(info));
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG) != 0) return -1;
+    if (info.si_pid == 0) return 0;
+    *pid = info.si_pid; *code = info.si_code; *status = info.si_status;
+    return 1;
+}
+
 // ---- resource limits, thread CPU time ----------------------------------------------------------
 /// Raises RLIMIT_NOFILE to at least `want` (the hard limit too when privileged). 0 on success.
 static inline int shim_raise_nofile(unsigned long want) {

@@ -77,6 +77,8 @@ public enum RequestRouter {
     static func decode(type: MessageIdentifier, body raw: UnsafeRawBufferPointer) throws(BridgeError) -> RoutedRequest {
         func body<T: Decodable>(_ t: T.Type) throws(BridgeError) -> T {
             do {
+                // Go's json.Unmarshal treats a literal `null` body as "leave everything zero".
+                if isNullLiteral(raw) { return try BridgeJSON.decode(T.self, fromEmbedded: "{}") }
                 return try BridgeJSON.decode(T.self, from: raw)
             } catch {
                 throw .invalidJSON("message", error)
@@ -107,6 +109,13 @@ public enum RequestRouter {
         case .deleteContainerState: return .deleteContainerState(try body(DeleteContainerStateRequest.self))
         default: throw .notSupported(type)
         }
+    }
+
+    static func isNullLiteral(_ raw: UnsafeRawBufferPointer) -> Bool {
+        var bytes = raw[...]
+        while let b = bytes.first, b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { bytes = bytes.dropFirst() }
+        while let b = bytes.last, b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { bytes = bytes.dropLast() }
+        return bytes.elementsEqual("null".utf8)
     }
 
     /// The negotiation rule (§7.2): the range must include 4.

@@ -1,0 +1,124 @@
+import Bridge
+import EventLoop
+import Synchronization
+import Testing
+
+@Suite("Client ↔ server over a Unix socket pair")
+struct ConcurrencyTests {
+    @Test("10,000 requests, 64 in flight, every response matched to its request")
+    func tenThousandRequests() async throws {
+        let pair = try await ClientServerPair.start()
+        let total = 10_000
+        let inFlight = 64
+        let matched = try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 0..<inFlight {
+                group.addTask {
+                    var ok = 0
+                    var pid = UInt32(worker)
+                    while Int(pid) < total {
+                        if pid % 5 == 4 {
+                            // Interleave another request type; its answer must not be taken for a wait's.
+                            let response = try await pair.client.send(GetPropertiesRequest(base: RequestBase(containerId: "c\(pid)"), propertyTypes: ["ProcessList"]))
+                            if try response.document().processList.count == 2 { ok += 1 }
+                        } else {
+                            let response = try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: pid))
+                            if response.exitCode == pid &+ 1 { ok += 1 }
+                        }
+                        pid += UInt32(inFlight)
+                    }
+                    return ok
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(matched == total)
+        #expect(pair.client.nextID == UInt64(total) + 1)  // ids 0…total, negotiation first
+        #expect(pair.handler.calls.load(ordering: .relaxed) == total)
+        await pair.stop()
+    }
+
+    @Test("a slow request does not block later ones")
+    func slowDoesNotBlock() async throws {
+        let pair = try await ClientServerPair.start()
+        async let slow = pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 7))
+        // 7 sleeps; these are answered meanwhile.
+        for pid: UInt32 in [1, 2, 4, 5] {
+            let r = try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: pid))
+            #expect(r.exitCode == pid + 1)
+        }
+        #expect(try await slow.exitCode == 8)
+        await pair.stop()
+    }
+
+    @Test("handler errors become error responses with the HRESULT; the client reports them")
+    func errorResponses() async throws {
+        let pair = try await ClientServerPair.start()
+        do {
+            _ = try await pair.client.send(StartContainerRequest(base: RequestBase(containerId: "fail")))
+            Issue.record("expected an error")
+        } catch let error as GuestRPCError {
+            #expect(error.hresult == .systemNotFound)
+            #expect(error.base.errorMessage == "HRESULT 0xc037010e: container fail does not exist")
+            #expect(error.base.errorRecords.first?.moduleName == "gcs")
+        }
+        let raw = try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 0xDEAD), checkResult: false)
+        #expect(raw.base.result == .notFound)
+        #expect(raw.base.activityId == activity)
+        await pair.stop()
+    }
+
+    @Test("notifications reach the host; one for an unknown container tears the bridge down")
+    func notifications() async throws {
+        let pair = try await ClientServerPair.start()
+        let spec = JSONValue.object([("process", .object([("args", .array([.string("/pause")]))])), ("root", .emptyObject), ("linux", .emptyObject)])
+        let settings = ContainerSettings(ociBundlePath: "/run/gcs/c/x", ociSpecification: spec, scratchDirPath: "/s")
+        _ = try await pair.client.send(CreateContainerRequest(base: RequestBase(containerId: "x"), settings: settings))
+        try await pair.server.sendNotification(ContainerNotification(base: RequestBase(containerId: "x", activityId: activity), type: "GracefulExit"))
+        var iterator = pair.client.notifications.makeAsyncIterator()
+        let first = await iterator.next()
+        #expect(first?.base.containerId == "x")
+        #expect(first?.type == "GracefulExit")
+        // A second notification for the same container is fatal for the host.
+        try await pair.server.sendNotification(ContainerNotification(base: RequestBase(containerId: "x", activityId: activity)))
+        let reason = await pair.clientTask.value
+        guard case .protocolViolation(let text) = reason else { Issue.record("expected teardown, got \(String(describing: reason))"); return }
+        #expect(text.contains("not found"))
+        _ = await pair.serverTask.value
+    }
+
+    @Test("a cancelled request's late answer is discarded without tearing the bridge down")
+    func cancellation() async throws {
+        let pair = try await ClientServerPair.start()
+        let task = Task { try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 14)) }
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        let r = try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 21))
+        #expect(r.exitCode == 22)
+        #expect(pair.client.closeReason == nil)
+        await pair.stop()
+    }
+
+    @Test("UVM shutdown gets no response; every other shutdown does")
+    func uvmShutdownSilent() async throws {
+        let pair = try await ClientServerPair.start()
+        let answered = Flag()
+        let silent = Task {
+            _ = try await pair.client.send(ShutdownForcedRequest(base: RequestBase(containerId: uvmContainerID)))
+            answered.value.store(true, ordering: .relaxed)
+        }
+        while pair.client.nextID < 2 { await Task.yield() }
+        // Sent after the UVM shutdown, read after it by the guest, answered.
+        _ = try await pair.client.send(ShutdownGracefulRequest(base: RequestBase(containerId: "c")))
+        _ = try await pair.client.send(StartContainerRequest(base: RequestBase(containerId: "c")))
+        let wasAnswered = answered.value.load(ordering: .relaxed)
+        #expect(!wasAnswered)
+        silent.cancel()
+        _ = try? await silent.value
+        await pair.stop()
+    }
+}
+
+/// A shareable boolean.
+final class Flag: Sendable {
+    let value = Atomic<Bool>(false)
+}

@@ -67,6 +67,21 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
+        .target(
+            name: "Agent",
+            dependencies: [
+                "Bridge",
+                "EventLoop",
+                "Shims",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Agent", "Bridge", "EventLoop"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "BridgeBench",
             dependencies: [

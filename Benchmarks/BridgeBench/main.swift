@@ -1,1 +1,143 @@
-print("placeholder")
+// BridgeBench: bridge round trips per second (BridgeClient ↔ BridgeServer over a Unix socket
+// pair in one process) for a cheap request at 1 and 64 in flight, and decode/encode time of
+// the largest fixture. Prints a table and writes Benchmarks/results/bridge.json.
+//
+// Usage: BridgeBench [--quick] [--output PATH]   (pin it: taskset -c 0 .build/release/BridgeBench)
+import Bridge
+import EventLoop
+import FoundationEssentials
+import Logging
+
+/// The cheapest possible guest: every request succeeds at once.
+struct NoopHandler: BridgeHandler {
+    let guestCapabilities = GuestDefinedCapabilities()
+    func createContainer(_ request: CreateContainerRequest, settings: ContainerSettings) async throws -> CreateContainerResponse { CreateContainerResponse() }
+    func startContainer(_ request: StartContainerRequest) async throws {}
+    func shutdownContainer(_ request: RequestBase, forced: Bool) async throws -> ShutdownReply { .respond }
+    func executeProcess(_ request: ExecuteProcessRequest, parameters: ProcessParameters) async throws -> UInt32 { 1 }
+    func waitForProcess(_ request: WaitForProcessRequest) async throws -> UInt32 { 0 }
+    func signalProcess(_ request: SignalProcessRequest) async throws {}
+    func resizeConsole(_ request: ResizeConsoleRequest) async throws {}
+    func getProperties(_ request: GetPropertiesRequest, query: PropertyQuery) async throws -> PropertiesDocument { PropertiesDocument() }
+    func modifySettings(_ request: ModifySettingsRequest) async throws {}
+    func dumpStacks(_ request: DumpStacksRequest) async throws -> String { "" }
+    func deleteContainerState(_ request: DeleteContainerStateRequest) async throws {}
+}
+
+/// One row of the output contract.
+struct Result: Encodable {
+    var benchmark: String
+    var metric: String
+    var value: Double
+    var unit: String
+    var baseline: Double?
+    var ratio: Double?
+}
+
+let arguments = CommandLine.arguments
+let quick = arguments.contains("--quick")
+let packageRoot: String = {
+    var path = #filePath
+    for _ in 0..<3 { while let last = path.last, last != "/" { path.removeLast() }; path.removeLast() }
+    return path
+}()
+let outputPath: String = {
+    if let i = arguments.firstIndex(of: "--output"), i + 1 < arguments.count { return arguments[i + 1] }
+    return packageRoot + "/Benchmarks/results/bridge.json"
+}()
+
+func now() -> ContinuousClock.Instant { ContinuousClock.now }
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+/// Round trips per second with `inFlight` concurrent senders, `total` requests.
+func roundTrips(client: BridgeClient, inFlight: Int, total: Int) async throws -> Double {
+    let request = StartContainerRequest(base: RequestBase(containerId: "4f3c9a1e7b2d4c86a5e0f19d2b7c3e8a6d1f0b9c8e7a5d4c3b2a1f0e9d8c7b6a"))
+    let start = now()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for worker in 0..<inFlight {
+            group.addTask {
+                var i = worker
+                while i < total {
+                    _ = try await client.send(request)
+                    i += inFlight
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    return Double(total) / seconds(now() - start)
+}
+
+/// Mean microseconds per call of `body` over `iterations`.
+func timePerCall(iterations: Int, _ body: () throws -> Void) rethrows -> Double {
+    for _ in 0..<(iterations / 10) { try body() }
+    let start = now()
+    for _ in 0..<iterations { try body() }
+    return seconds(now() - start) / Double(iterations) * 1e6
+}
+
+var logger = Logger(label: "bridge-bench")
+logger.logLevel = .info  // the default level: no per-request logging
+
+// Everything (server, client, senders) runs on the event loop's thread, as the agent does:
+// no thread hops between the reactor and the tasks it resumes.
+let loop = EventLoop.shared
+let (hostEnd, guestEnd) = try AsyncFD.socketPair(loop: loop)
+let server = BridgeServer(connection: guestEnd, handler: NoopHandler(), logger: logger)
+let client = BridgeClient(connection: hostEnd, logger: logger)
+let serving = Task(executorPreference: loop) { await server.serve() }
+let reading = Task(executorPreference: loop) { await client.run() }
+
+var results: [Result] = []
+let scale = quick ? 10 : 1
+try await withTaskExecutorPreference(loop) {
+    _ = try await client.send(NegotiateProtocolRequest())
+    _ = try await roundTrips(client: client, inFlight: 64, total: 20_000 / scale)  // warm-up
+    let rt1 = try await roundTrips(client: client, inFlight: 1, total: 50_000 / scale)
+    results.append(Result(benchmark: "bridge_roundtrip_1_in_flight", metric: "throughput", value: rt1, unit: "requests/s", baseline: 5_300, ratio: rt1 / 5_300))
+    let rt64 = try await roundTrips(client: client, inFlight: 64, total: 400_000 / scale)
+    results.append(Result(benchmark: "bridge_roundtrip_64_in_flight", metric: "throughput", value: rt64, unit: "requests/s", baseline: 18_000, ratio: rt64 / 18_000))
+}
+
+client.close()
+_ = await serving.value
+_ = await reading.value
+
+// Codec: the largest fixture, decoded the way the server does (body + embedded ContainerConfig).
+let fixtureName = "create-container.workload.request.json"
+let fixture = try Data(contentsOf: URL(fileURLWithPath: packageRoot + "/Tests/BridgeTests/Fixtures/" + fixtureName))
+let iterations = 20_000 / scale
+let decoded = try BridgeJSON.decoder.decode(CreateContainerRequest.self, from: fixture)
+let decodeMicros = try timePerCall(iterations: iterations) {
+    let request = try fixture.withUnsafeBytes { try BridgeJSON.decode(CreateContainerRequest.self, from: $0) }
+    _ = try request.settings()
+}
+let encodeMicros = try timePerCall(iterations: iterations) { _ = try BridgeJSON.encode(decoded) }
+let settings = try decoded.settings()
+let encodeFullMicros = try timePerCall(iterations: iterations) {
+    _ = try CreateContainerRequest(base: decoded.base, settings: settings)
+}
+results.append(Result(benchmark: "decode_\(fixtureName)", metric: "latency", value: decodeMicros, unit: "us/op"))
+results.append(Result(benchmark: "encode_\(fixtureName)", metric: "latency", value: encodeMicros, unit: "us/op"))
+results.append(Result(benchmark: "encode_with_embedded_config_\(fixtureName)", metric: "latency", value: encodeFullMicros, unit: "us/op"))
+
+// Table.
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+func fmt(_ v: Double) -> String {
+    let rounded = (v * 100).rounded() / 100
+    return v >= 1000 ? String(Int(v.rounded())) : String(rounded)
+}
+print(pad("benchmark", 62) + pad("value", 14) + pad("unit", 13) + pad("baseline", 11) + "ratio")
+for r in results {
+    print(pad(r.benchmark, 62) + pad(fmt(r.value), 14) + pad(r.unit, 13)
+          + pad(r.baseline.map(fmt) ?? "-", 11) + (r.ratio.map(fmt) ?? "-"))
+}
+print("baselines: hcsshim Go GCS answering a no-op request, pinned to one CPU; measured elsewhere (issue #3), not on this machine.")
+print("fixture: \(fixtureName) (\(fixture.count) bytes); decode = body + embedded ContainerConfig.")
+
+let encoder = JSONEncoder()
+encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+try encoder.encode(results).write(to: URL(fileURLWithPath: outputPath))
+print("wrote \(outputPath)")

@@ -3,7 +3,8 @@
 /// Exists for the parts of the protocol we forward rather than interpret: the OCI runtime spec
 /// inside `ContainerConfig`, `OciProcess`, cgroup resources, trace contexts. Unknown fields
 /// survive a decode/encode round trip, integers keep full 64-bit precision (a cgroup
-/// `18446744073709551615` never becomes a Double), and object key order is preserved.
+/// `18446744073709551615` never becomes a Double), and object key order is preserved when
+/// parsed by `JSONValueParser` (FoundationEssentials' decoder does not report key order).
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -66,13 +67,17 @@ public enum JSONValue: Sendable, Hashable {
 }
 
 extension JSONValue: Codable {
+    /// The generic path (inside other Codable types). Probes the likely kinds first: every
+    /// failed probe costs a thrown error, so leaves (strings, numbers) are tried before
+    /// containers. Whole documents should use `JSONValueParser` instead.
     public init(from decoder: any Decoder) throws {
-        if var array = try? decoder.unkeyedContainer() {
-            var elements: [JSONValue] = []
-            if let count = array.count { elements.reserveCapacity(count) }
-            while !array.isAtEnd { elements.append(try array.decode(JSONValue.self)) }
-            self = .array(elements)
-            return
+        if let single = try? decoder.singleValueContainer() {
+            if single.decodeNil() { self = .null; return }
+            if let s = try? single.decode(String.self) { self = .string(s); return }
+            if let i = try? single.decode(Int64.self) { self = .int(i); return }
+            if let b = try? single.decode(Bool.self) { self = .bool(b); return }
+            if let u = try? single.decode(UInt64.self) { self = .uint(u); return }
+            if let d = try? single.decode(Double.self) { self = .double(d); return }
         }
         if let object = try? decoder.container(keyedBy: AnyCodingKey.self) {
             var members: [(key: String, value: JSONValue)] = []
@@ -83,20 +88,11 @@ extension JSONValue: Codable {
             self = .object(members)
             return
         }
-        let single = try decoder.singleValueContainer()
-        if single.decodeNil() {
-            self = .null
-        } else if let b = try? single.decode(Bool.self) {
-            self = .bool(b)
-        } else if let i = try? single.decode(Int64.self) {
-            self = .int(i)
-        } else if let u = try? single.decode(UInt64.self) {
-            self = .uint(u)
-        } else if let d = try? single.decode(Double.self) {
-            self = .double(d)
-        } else {
-            self = .string(try single.decode(String.self))
-        }
+        var array = try decoder.unkeyedContainer()
+        var elements: [JSONValue] = []
+        if let count = array.count { elements.reserveCapacity(count) }
+        while !array.isAtEnd { elements.append(try array.decode(JSONValue.self)) }
+        self = .array(elements)
     }
 
     public func encode(to encoder: any Encoder) throws {

@@ -13,7 +13,7 @@ public struct CreateContainerRequest: BridgeRequest, Hashable {
 
     /// Builds the request from typed settings (host side).
     public init(base: RequestBase, settings: ContainerSettings) throws {
-        self.init(base: base, containerConfig: try BridgeJSON.embed(settings))
+        self.init(base: base, containerConfig: settings.jsonValue.serialized())
     }
 
     enum CodingKeys: String, CodingKey { case containerConfig = "ContainerConfig" }
@@ -35,7 +35,7 @@ public struct CreateContainerRequest: BridgeRequest, Hashable {
     public func settings() throws(BridgeError) -> ContainerSettings {
         let settings: ContainerSettings
         do {
-            settings = try BridgeJSON.decode(ContainerSettings.self, fromEmbedded: containerConfig)
+            settings = try ContainerSettings(json: JSONValueParser.parse(containerConfig))
         } catch {
             throw .invalidJSON("ContainerConfig", error)
         }
@@ -68,6 +68,28 @@ public struct ContainerSettings: Codable, Sendable, Hashable {
         self.ociBundlePath = ociBundlePath
         self.ociSpecification = ociSpecification
         self.scratchDirPath = scratchDirPath
+    }
+
+    /// From a parsed document (the fast path for the embedded string).
+    public init(json: JSONValue) throws {
+        let f = try JSONFields(json, what: "ContainerConfig")
+        let version = try JSONFields(f.value("SchemaVersion") ?? .null, what: "SchemaVersion")
+        schemaVersion = SchemaVersion(major: try version.uint32("Major"), minor: try version.uint32("Minor"))
+        ociBundlePath = try f.string("OciBundlePath")
+        ociSpecification = f.value("OciSpecification")
+        scratchDirPath = try f.string("ScratchDirPath")
+    }
+
+    /// The document as a JSON value (Go's field order and omitempty rules).
+    public var jsonValue: JSONValue {
+        var version: [(key: String, value: JSONValue)] = []
+        if schemaVersion.major != 0 { version.append(("Major", .int(Int64(schemaVersion.major)))) }
+        if schemaVersion.minor != 0 { version.append(("Minor", .int(Int64(schemaVersion.minor)))) }
+        var members: [(key: String, value: JSONValue)] = [("SchemaVersion", .object(version))]
+        if !ociBundlePath.isEmpty { members.append(("OciBundlePath", .string(ociBundlePath))) }
+        if let ociSpecification { members.append(("OciSpecification", ociSpecification)) }
+        members.append(("ScratchDirPath", .string(scratchDirPath)))
+        return .object(members)
     }
 
     enum CodingKeys: String, CodingKey {

@@ -36,7 +36,7 @@ public struct ExecuteProcessRequest: BridgeRequest, Hashable {
     public func parameters() throws(BridgeError) -> ProcessParameters {
         var parameters: ProcessParameters
         do {
-            parameters = try BridgeJSON.decode(ProcessParameters.self, fromEmbedded: settings.processParameters)
+            parameters = try ProcessParameters(json: JSONValueParser.parse(settings.processParameters))
         } catch {
             throw .invalidJSON("ProcessParameters", error)
         }
@@ -136,6 +136,21 @@ public struct ProcessParameters: Codable, Sendable, Hashable {
     public var ociProcess: JSONValue?
 
     public init() {}
+
+    /// From a parsed document (the fast path for the embedded string).
+    public init(json: JSONValue) throws {
+        let f = try JSONFields(json, what: "ProcessParameters")
+        commandLine = try f.string("CommandLine")
+        commandArgs = try f.strings("CommandArgs")
+        workingDirectory = try f.string("WorkingDirectory")
+        environment = try f.stringMap("Environment")
+        emulateConsole = try f.bool("EmulateConsole")
+        createStdInPipe = try f.bool("CreateStdInPipe")
+        createStdOutPipe = try f.bool("CreateStdOutPipe")
+        createStdErrPipe = try f.bool("CreateStdErrPipe")
+        createInUtilityVM = try f.bool("CreateInUtilityVM")
+        ociProcess = f.value("OciProcess")
+    }
 
     enum CodingKeys: String, CodingKey {
         case commandLine = "CommandLine", commandArgs = "CommandArgs", workingDirectory = "WorkingDirectory"

@@ -1,0 +1,79 @@
+/// Reads typed fields out of a parsed JSON object with Go `encoding/json` rules: a missing key
+/// or `null` gives the zero value, a wrong type is an error, and keys match exactly first, then
+/// case-insensitively (as Go does). Used by the documents parsed with `JSONValueParser`.
+public struct JSONFields {
+    public struct TypeError: Error, CustomStringConvertible, Sendable {
+        public var key: String
+        public var expected: String
+        public var description: String { "cannot unmarshal into field \(key) of type \(expected)" }
+    }
+
+    private let members: [(key: String, value: JSONValue)]
+
+    /// `value` must be an object or `null` (treated as empty).
+    public init(_ value: JSONValue, what: String = "document") throws {
+        switch value {
+        case .object(let members): self.members = members
+        case .null: members = []
+        default: throw TypeError(key: what, expected: "object")
+        }
+    }
+
+    /// The value for `key`; nil when absent or `null`.
+    public func value(_ key: String) -> JSONValue? {
+        var found: JSONValue?
+        for m in members where m.key == key { found = m.value }
+        if found == nil {
+            let lower = key.lowercased()
+            for m in members where m.key.lowercased() == lower { found = m.value }
+        }
+        if case .null = found { return nil }
+        return found
+    }
+
+    public func string(_ key: String) throws -> String {
+        guard let v = value(key) else { return "" }
+        guard case .string(let s) = v else { throw TypeError(key: key, expected: "string") }
+        return s
+    }
+
+    public func bool(_ key: String) throws -> Bool {
+        guard let v = value(key) else { return false }
+        guard case .bool(let b) = v else { throw TypeError(key: key, expected: "bool") }
+        return b
+    }
+
+    public func uint32(_ key: String) throws -> UInt32 {
+        guard let v = value(key) else { return 0 }
+        switch v {
+        case .int(let i) where i >= 0 && i <= Int64(UInt32.max): return UInt32(i)
+        default: throw TypeError(key: key, expected: "uint32")
+        }
+    }
+
+    public func strings(_ key: String) throws -> [String] {
+        guard let v = value(key) else { return [] }
+        guard case .array(let elements) = v else { throw TypeError(key: key, expected: "[]string") }
+        return try elements.map { e in
+            switch e {
+            case .string(let s): return s
+            case .null: return ""
+            default: throw TypeError(key: key, expected: "[]string")
+            }
+        }
+    }
+
+    public func stringMap(_ key: String) throws -> [String: String] {
+        guard let v = value(key) else { return [:] }
+        guard case .object(let members) = v else { throw TypeError(key: key, expected: "map[string]string") }
+        var map: [String: String] = [:]
+        for m in members {
+            switch m.value {
+            case .string(let s): map[m.key] = s
+            case .null: map[m.key] = ""
+            default: throw TypeError(key: key, expected: "map[string]string")
+            }
+        }
+        return map
+    }
+}

@@ -70,6 +70,54 @@ func roundTrips(client: BridgeClient, inFlight: Int, total: Int) async throws ->
     return Double(total) / seconds(now() - start)
 }
 
+/// Requests/s the guest server sustains against a minimal pipelined host (pre-encoded request
+/// frames, responses counted by header only): the server's own cost, like the Go figure, which
+/// was measured with the load generator outside the pinned agent.
+func guestOnly(inFlight: Int, total: Int) async throws -> Double {
+    let (hostEnd, guestEnd) = try AsyncFD.socketPair(loop: loop)
+    let server = BridgeServer(connection: guestEnd, handler: NoopHandler(), logger: logger)
+    let serving = Task(executorPreference: loop) { await server.serve() }
+    let body = Array(#"{"ContainerId":"4f3c9a1e7b2d4c86a5e0f19d2b7c3e8a6d1f0b9c8e7a5d4c3b2a1f0e9d8c7b6a","ActivityId":"00000000-0000-0000-0000-000000000000"}"#.utf8) + [0x0A]
+    func frames(_ count: Int, from id: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        for i in 0..<count { out += FrameHeader(type: .start, size: UInt32(16 + body.count), id: UInt64(id + i)).bytes + body }
+        return out
+    }
+    try await hostEnd.writeAll(frame(negotiate: true))
+    let reader = FrameReader()
+    func readSome() async throws -> Int {
+        let n = try await hostEnd.read(into: reader.writableBytes())
+        precondition(n > 0, "guest closed")
+        reader.didWrite(n)
+        var count = 0
+        while try reader.nextFrame() != nil { count += 1 }
+        return count
+    }
+    _ = try await readSome()  // negotiation answer
+    let start = now()
+    var sent = min(inFlight, total)
+    try await hostEnd.writeAll(frames(sent, from: 1))
+    var received = 0
+    while received < total {
+        let got = try await readSome()
+        received += got
+        let more = min(got, total - sent)
+        if more > 0 {
+            try await hostEnd.writeAll(frames(more, from: sent + 1))
+            sent += more
+        }
+    }
+    let rate = Double(total) / seconds(now() - start)
+    hostEnd.close()
+    _ = await serving.value
+    return rate
+}
+
+func frame(negotiate: Bool) -> [UInt8] {
+    let body = Array(#"{"ContainerId":"","ActivityId":"00000000-0000-0000-0000-000000000000","MinimumVersion":4,"MaximumVersion":4}"#.utf8) + [0x0A]
+    return FrameHeader(type: .negotiateProtocol, size: UInt32(16 + body.count), id: 0).bytes + body
+}
+
 /// Mean microseconds per call of `body` over `iterations`.
 func timePerCall(iterations: Int, _ body: () throws -> Void) rethrows -> Double {
     for _ in 0..<(iterations / 10) { try body() }
@@ -78,8 +126,11 @@ func timePerCall(iterations: Int, _ body: () throws -> Void) rethrows -> Double 
     return seconds(now() - start) / Double(iterations) * 1e6
 }
 
-var logger = Logger(label: "bridge-bench")
-logger.logLevel = .info  // the default level: no per-request logging
+let logger: Logger = {
+    var logger = Logger(label: "bridge-bench")
+    logger.logLevel = .info  // the default level: no per-request logging
+    return logger
+}()
 
 // Everything (server, client, senders) runs on the event loop's thread, as the agent does:
 // no thread hops between the reactor and the tasks it resumes.
@@ -99,6 +150,10 @@ try await withTaskExecutorPreference(loop) {
     results.append(Result(benchmark: "bridge_roundtrip_1_in_flight", metric: "throughput", value: rt1, unit: "requests/s", baseline: 5_300, ratio: rt1 / 5_300))
     let rt64 = try await roundTrips(client: client, inFlight: 64, total: 400_000 / scale)
     results.append(Result(benchmark: "bridge_roundtrip_64_in_flight", metric: "throughput", value: rt64, unit: "requests/s", baseline: 18_000, ratio: rt64 / 18_000))
+    let g1 = try await guestOnly(inFlight: 1, total: 50_000 / scale)
+    results.append(Result(benchmark: "guest_only_1_in_flight", metric: "throughput", value: g1, unit: "requests/s", baseline: 5_300, ratio: g1 / 5_300))
+    let g64 = try await guestOnly(inFlight: 64, total: 400_000 / scale)
+    results.append(Result(benchmark: "guest_only_64_in_flight", metric: "throughput", value: g64, unit: "requests/s", baseline: 18_000, ratio: g64 / 18_000))
 }
 
 client.close()
@@ -134,6 +189,8 @@ for r in results {
     print(pad(r.benchmark, 62) + pad(fmt(r.value), 14) + pad(r.unit, 13)
           + pad(r.baseline.map(fmt) ?? "-", 11) + (r.ratio.map(fmt) ?? "-"))
 }
+print("bridge_roundtrip_*: BridgeClient and BridgeServer in this process, both on the pinned CPU (JSON on both sides).")
+print("guest_only_*: BridgeServer against a minimal pre-encoded pipelined host on the same CPU (the server's own cost).")
 print("baselines: hcsshim Go GCS answering a no-op request, pinned to one CPU; measured elsewhere (issue #3), not on this machine.")
 print("fixture: \(fixtureName) (\(fixture.count) bytes); decode = body + embedded ContainerConfig.")
 

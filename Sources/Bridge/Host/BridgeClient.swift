@@ -70,13 +70,23 @@ public final class BridgeClient: Sendable {
     /// `CancellationError` when the calling task is cancelled (the late answer is then
     /// discarded without error, as hcsshim does for cancellable requests).
     public func send<R: BridgeRequest>(_ request: R, checkResult: Bool = true) async throws -> R.Response {
-        let body = try BridgeJSON.encode(request)
+        let body: Data
+        if let baseOnly = request as? any BaseOnlyRequest {
+            body = Data(baseOnly.base.jsonValue.serialized().utf8)
+        } else {
+            body = try BridgeJSON.encode(request)
+        }
         let slot = ResponseSlot<R.Response>()
         let timeout: Duration? = R.identifier == .waitForProcess ? nil : configuration.requestTimeout
         let pending = Pending(
             deliver: { bytes in
                 do {
-                    let response = try BridgeJSON.decode(R.Response.self, from: bytes)
+                    let response: R.Response
+                    if R.Response.self == EmptyResponse.self {
+                        response = EmptyResponse(base: try ResponseBase(json: JSONValueParser.parse(bytes))) as! R.Response
+                    } else {
+                        response = try BridgeJSON.decode(R.Response.self, from: bytes)
+                    }
                     try HostChecks.validate(response.base)
                     slot.resolve(.success(response))
                     return .success(response.base)

@@ -51,6 +51,14 @@ public struct JSONFields {
         }
     }
 
+    public func int32(_ key: String) throws -> Int32 {
+        guard let v = value(key) else { return 0 }
+        switch v {
+        case .int(let i) where i >= Int64(Int32.min) && i <= Int64(Int32.max): return Int32(i)
+        default: throw TypeError(key: key, expected: "int32")
+        }
+    }
+
     public func strings(_ key: String) throws -> [String] {
         guard let v = value(key) else { return [] }
         guard case .array(let elements) = v else { throw TypeError(key: key, expected: "[]string") }
@@ -65,6 +73,11 @@ public struct JSONFields {
 
     public func stringMap(_ key: String) throws -> [String: String] {
         guard let v = value(key) else { return [:] }
+        return try stringMap(from: v, key: key)
+    }
+
+    /// `v` as a map of strings.
+    public func stringMap(from v: JSONValue, key: String = "map") throws -> [String: String] {
         guard case .object(let members) = v else { throw TypeError(key: key, expected: "map[string]string") }
         var map: [String: String] = [:]
         for m in members {

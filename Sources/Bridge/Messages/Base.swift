@@ -42,6 +42,27 @@ public struct RequestBase: Codable, Sendable, Hashable {
         try c.omitNil(openCensus, .ocsc)
     }
 
+    /// From a parsed document (fast path for base-only requests).
+    public init(json: JSONValue) throws {
+        let f = try JSONFields(json, what: "request")
+        containerId = try f.string("ContainerId")
+        activityId = try f.string("ActivityId")
+        if let otsc = f.value("otsc") {
+            openTelemetry = try JSONFields(otsc, what: "otsc").stringMap(from: otsc)
+        }
+        openCensus = f.value("ocsc")
+    }
+
+    /// The base as a JSON object (host field order).
+    public var jsonValue: JSONValue {
+        var members: [(key: String, value: JSONValue)] = [("ContainerId", .string(containerId)), ("ActivityId", .string(activityId))]
+        if let openTelemetry, !openTelemetry.isEmpty {
+            members.append(("otsc", .object(openTelemetry.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+        }
+        if let openCensus { members.append(("ocsc", openCensus)) }
+        return .object(members)
+    }
+
     /// `ContainerId` and `ActivityId` from any body, tolerating wrong types and undecodable
     /// bodies (both empty then), as the Go guest's first pass over every request does.
     public static func lenient(from body: UnsafeRawBufferPointer) -> (containerId: String, activityId: String) {
@@ -93,6 +114,25 @@ public struct ResponseBase: Codable, Sendable, Hashable {
         try c.omitEmpty(activityId, .activityId)
         try c.omitEmpty(errorMessage, .errorMessage)
         try c.omitEmpty(errorRecords, .errorRecords)
+    }
+
+    /// From a parsed document (fast path for base-only responses).
+    public init(json: JSONValue) throws {
+        let f = try JSONFields(json, what: "response")
+        result = HResult(rawValue: try f.int32("Result"))
+        activityId = try f.string("ActivityId")
+        errorMessage = try f.string("ErrorMessage")
+        errorRecords = []
+        if let records = f.value("ErrorRecords") {
+            guard case .array(let elements) = records else { throw JSONFields.TypeError(key: "ErrorRecords", expected: "array") }
+            for element in elements {
+                let r = try JSONFields(element, what: "ErrorRecords")
+                errorRecords.append(ErrorRecord(result: HResult(rawValue: try r.int32("Result")), message: try r.string("Message"),
+                                                stackTrace: try r.string("StackTrace"), moduleName: try r.string("ModuleName"),
+                                                fileName: try r.string("FileName"), line: try r.uint32("Line"),
+                                                functionName: try r.string("FunctionName")))
+            }
+        }
     }
 
     /// A failure base for `error`, shaped like the Go guest's: the message in `ErrorMessage`
@@ -189,5 +229,10 @@ public protocol BaseOnlyRequest: BridgeRequest {
 
 extension BaseOnlyRequest {
     public init(from decoder: any Decoder) throws { self.init(base: try RequestBase(from: decoder)) }
+
+    /// Decodes the body with the direct parser (cheaper than a `Decoder` for these tiny bodies).
+    public static func decodeFast(_ body: UnsafeRawBufferPointer) throws -> Self {
+        Self(base: try RequestBase(json: JSONValueParser.parse(body)))
+    }
     public func encode(to encoder: any Encoder) throws { try base.encode(to: encoder) }
 }

@@ -135,6 +135,16 @@ public final class AsyncFD: Sendable {
         return nil
     }
 
+    /// Clears O_NONBLOCK before the descriptor is handed to a child process as its stdio (the
+    /// flag belongs to the shared file description, and most programs expect blocking I/O).
+    /// After this the descriptor must not be used for async operations; close it once handed on.
+    public func prepareForHandOff() throws {
+        _ = try registration.withOp { fd throws(SyscallError) in
+            let flags = try sys("fcntl(F_GETFL)") { shim_fcntl_getfl(fd) }
+            return try sys("fcntl(F_SETFL)") { shim_fcntl_setfl(fd, flags & ~O_NONBLOCK) }
+        }
+    }
+
     // MARK: Sockets
 
     /// Half-closes the sending side: the peer reads EOF.

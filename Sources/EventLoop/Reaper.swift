@@ -26,11 +26,12 @@ public final class Reaper: Sendable {
 
     /// Starts reaping on `loop`. `subreaper`: become the child subreaper, so that orphaned
     /// descendants (container processes) are re-parented to this process and reaped here.
-    /// SIGCHLD must be blocked in every thread: call `SignalSource.blockInThisThread([SIGCHLD])`
-    /// first thing in `main`.
+    /// SIGCHLD is taken with a handler (no signal mask needs to be set anywhere); a burst of
+    /// exits that coalesces into one SIGCHLD is fully reaped because every wake-up reaps until
+    /// no exited child is left.
     public init(loop: EventLoop = .shared, subreaper: Bool = true) async throws {
         if subreaper { _ = try sys("prctl(PR_SET_CHILD_SUBREAPER)") { shim_set_child_subreaper() } }
-        signals = try await SignalSource(signals: [SIGCHLD], loop: loop)
+        signals = try await SignalSource(signals: [SIGCHLD], mechanism: .handler, loop: loop)
         let signals = self.signals
         task.withLock { slot in
             slot = Task { [weak self] in

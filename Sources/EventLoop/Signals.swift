@@ -1,14 +1,21 @@
 import Glibc
 import Shims
 
-/// Delivers POSIX signals to async code through a signalfd on the loop, instead of handlers
-/// that run in arbitrary threads. A signal reaches the signalfd only while it is blocked, so a
-/// program blocks the signals it wants here at start-up, before it starts any thread (the mask
-/// is inherited): `SignalSource.blockInThisThread([SIGTERM, SIGINT])` first thing in `main`.
-/// The source also blocks them on its loop thread, where it reads, so signals directed at that
-/// thread are seen too.
+/// Delivers POSIX signals to async code through the loop, in one of two ways:
+///
+/// - `.signalfd`: a signalfd. A signal reaches it only while blocked in every thread, so this
+///   suits programs that control all their threads: block the signals first thing in `main`
+///   (`SignalSource.blockInThisThread`); the source also blocks them on its loop thread.
+/// - `.handler`: a signal handler writes the signal number into a pipe the loop watches (the
+///   self-pipe trick). It works whatever the threads' masks are, which is what a daemon on the
+///   Swift runtime needs (the runtime's worker threads may leave any signal unblocked).
+///   One source per signal per process.
 public final class SignalSource: Sendable {
+    /// How signals reach the loop.
+    public enum Mechanism: Sendable { case signalfd, handler }
+
     private let descriptor: AsyncFD
+    private let mechanism: Mechanism
     public let signals: [Int32]
 
     /// Blocks `signals` in the calling thread (call before starting threads).
@@ -16,19 +23,35 @@ public final class SignalSource: Sendable {
         _ = signals.withUnsafeBufferPointer { shim_block_signals($0.baseAddress, Int32($0.count)) }
     }
 
-    /// Opens a signalfd for `signals` on `loop` and blocks them on the loop thread.
-    public init(signals: [Int32], loop: EventLoop = .shared) async throws {
+    /// Starts receiving `signals` on `loop`.
+    public init(signals: [Int32], mechanism: Mechanism = .signalfd, loop: EventLoop = .shared) async throws {
         self.signals = signals
-        let fd = try signals.withUnsafeBufferPointer { (buffer) throws(SyscallError) -> Int32 in
-            try sys("signalfd") { shim_signalfd_for(buffer.baseAddress, Int32(buffer.count)) }
+        self.mechanism = mechanism
+        switch mechanism {
+        case .signalfd:
+            let fd = try signals.withUnsafeBufferPointer { (buffer) throws(SyscallError) -> Int32 in
+                try sys("signalfd") { shim_signalfd_for(buffer.baseAddress, Int32(buffer.count)) }
+            }
+            descriptor = try AsyncFD(OwnedFD(adopting: fd), loop: loop)
+            let set = signals
+            await loop.run { Self.blockInThisThread(set) }
+        case .handler:
+            let pipe = try Pipes.make()
+            let writeEnd = pipe.second.release()  // kept open for the handler for the process's life
+            descriptor = try AsyncFD(pipe.first, loop: loop)
+            for signal in signals {
+                _ = try sys("sigaction(\(signal))") { shim_signal_forward(signal, writeEnd) }
+            }
         }
-        descriptor = try AsyncFD(OwnedFD(adopting: fd), loop: loop)
-        let set = signals
-        await loop.run { Self.blockInThisThread(set) }
     }
 
     /// Waits for the next signal; returns its number.
     public func next() async throws -> Int32 {
+        if mechanism == .handler {
+            let byte = try await descriptor.read(upTo: 1)
+            guard let signal = byte.first else { throw EventLoopError.closed }
+            return Int32(signal)
+        }
         let size = shim_signalfd_siginfo_size()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
         defer { buffer.deallocate() }

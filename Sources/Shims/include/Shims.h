@@ -96,6 +96,10 @@ static inline size_t shim_signalfd_siginfo_size(void) { return sizeof(struct sig
 static inline uint32_t shim_siginfo_signo(const struct signalfd_siginfo *si) { return si->ssi_signo; }
 static inline int32_t shim_siginfo_pid(const struct signalfd_siginfo *si) { return (int32_t)si->ssi_pid; }
 
+/// Installs a handler for `signo` that writes the signal number (one byte) to `write_fd` (a
+/// non-blocking pipe), and unblocks the signal in the calling thread. Defined in shims.c.
+int shim_signal_forward(int signo, int write_fd);
+
 // ---- pidfd -------------------------------------------------------------------------------------
 static inline int shim_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 static inline int shim_pidfd_send_signal(int pidfd, int sig) {

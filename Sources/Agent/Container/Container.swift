@@ -1,0 +1,276 @@
+import Bridge
+import EventLoop
+import FoundationEssentials
+import Glibc
+import Logging
+import Synchronization
+
+/// Why a container's init ended, as the exit notification reports it.
+public enum ContainerExitType: String, Sendable {
+    case unexpected = "UnexpectedExit"
+    case graceful = "GracefulExit"
+    case forced = "ForcedExit"
+}
+
+/// One OCI container run by runc: its bundle, its runc state, its init process and the
+/// processes exec'd into it. All of its control-plane state lives in this actor.
+public actor Container {
+    public enum Status: String, Sendable { case created, running, stopped }
+
+    public let id: String
+    public let bundle: String
+    let runDirectory: String
+    let spec: JSONValue
+    let runc: Runc
+    let reaper: Reaper
+    let loop: EventLoop
+    let logger: Logger
+    /// The ActivityId of the Create request, echoed in the exit notification.
+    let activityID: String
+
+    public private(set) var status: Status = .created
+    public private(set) var exitType: ContainerExitType = .unexpected
+    public private(set) var initPID: pid_t = 0
+    private var initProcess: GuestProcess?
+    private var processes: [pid_t: GuestProcess] = [:]
+    private var prepared: PreparedInitIO?
+    private var processCounter = 0
+
+    /// The init's stdio made at Create (the ports arrive only with the start request).
+    enum PreparedInitIO {
+        case pipes(stdin: OwnedFDBox, stdout: OwnedFDBox, stderr: OwnedFDBox)
+        case terminal(OwnedFDBox)
+    }
+
+    init(id: String, bundle: String, runDirectory: String, spec: JSONValue, runc: Runc, reaper: Reaper,
+         loop: EventLoop, logger: Logger, activityID: String) {
+        self.id = id
+        self.bundle = bundle
+        self.runDirectory = runDirectory
+        self.spec = spec
+        self.runc = runc
+        self.reaper = reaper
+        self.loop = loop
+        self.logger = logger
+        self.activityID = activityID
+    }
+
+    var usesTerminal: Bool { spec["process"]?["terminal"] == .bool(true) }
+
+    /// `runc create` with the init's stdio prepared (pipes, or a pty through the console socket).
+    func create() async throws {
+        try makeDirectory(runDirectory, mode: 0o700)
+        let files = try processFiles(console: usesTerminal)
+        if usesTerminal {
+            let console = try ConsoleSocket(path: files.consoleSocket!, loop: loop)
+            async let master = console.receiveMaster()
+            do {
+                initPID = try await runc.create(id: id, bundle: bundle, files: files, stdio: [nil, nil, nil])
+            } catch {
+                console.close()
+                _ = try? await master
+                throw error
+            }
+            prepared = .terminal(try await master)
+        } else {
+            let stdin = try BoxedPipe(), stdout = try BoxedPipe(), stderr = try BoxedPipe()
+            initPID = try await runc.create(id: id, bundle: bundle, files: files,
+                                            stdio: [stdin.read.rawValue, stdout.write.rawValue, stderr.write.rawValue])
+            // The init holds its ends now (the other ends close with the boxes); keep ours.
+            prepared = .pipes(stdin: stdin.write, stdout: stdout.read, stderr: stderr.read)
+        }
+        try finishProcessFiles(files, pid: initPID)
+        try writeFile("\(runDirectory)/initpid", Array("\(initPID)".utf8))
+    }
+
+    /// Starts the init (ExecuteProcess without OciProcess): wires stdio, `runc start`.
+    func startInit(_ connections: StdioConnections, onExit: @escaping @Sendable (ContainerNotification) async -> Void) async throws -> pid_t {
+        guard status == .created, let prepared else {
+            connections.closeAll()
+            throw BridgeError(.invalidState, "container \(id) is already started")
+        }
+        self.prepared = nil
+        let io: ProcessIO
+        switch prepared {
+        case .terminal(let master):
+            io = try ProcessIO.terminal(connections, master: master.take(), loop: loop)
+        case .pipes(let stdin, let stdout, let stderr):
+            io = ProcessIO.pipes(connections,
+                                 stdinWrite: try AsyncFD(stdin.take(), loop: loop),
+                                 stdoutRead: try AsyncFD(stdout.take(), loop: loop),
+                                 stderrRead: try AsyncFD(stderr.take(), loop: loop))
+        }
+        let process = GuestProcess(pid: initPID, arguments: Self.arguments(of: spec["process"]), io: io,
+                                   signalledCode: { 128 + UInt32($0) })
+        initProcess = process
+        await process.start(reaper: reaper) { [weak self] _ in
+            guard let self else { return }
+            await onExit(await self.initExited())
+        }
+        do {
+            try await runc.start(id: id, log: "\(bundle)/runc.log")
+        } catch {
+            _ = try? await runc.kill(id: id, signal: SIGKILL)
+            throw error
+        }
+        status = .running
+        return initPID
+    }
+
+    private func initExited() -> ContainerNotification {
+        status = .stopped
+        var base = RequestBase(containerId: id)
+        base.activityId = activityID
+        return ContainerNotification(base: base, type: exitType.rawValue)
+    }
+
+    /// `runc exec` of an OCI process (ExecuteProcess with OciProcess).
+    func exec(process ociProcess: JSONValue, connections: StdioConnections) async throws -> pid_t {
+        guard status == .running else {
+            connections.closeAll()
+            throw BridgeError(.invalidState, "container \(id) is not running")
+        }
+        let terminal = ociProcess["terminal"] == .bool(true)
+        let files = try processFiles(console: terminal)
+        let directory = (files.pidFile as NSStringPath).deletingLastComponent
+        let processPath = "\(directory)/process.json"
+        try writeFile(processPath, try JSONEncoder().encode(ociProcess).map { $0 })
+        let pid: pid_t
+        let io: ProcessIO
+        if terminal {
+            let console = try ConsoleSocket(path: files.consoleSocket!, loop: loop)
+            async let master = console.receiveMaster()
+            do {
+                pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: [nil, nil, nil])
+            } catch {
+                console.close()
+                _ = try? await master
+                connections.closeAll()
+                throw error
+            }
+            io = try ProcessIO.terminal(connections, master: try await master.take(), loop: loop)
+        } else {
+            // Streams the host did not ask for are /dev/null for exec'd processes.
+            let stdin = connections.stdin != nil ? try BoxedPipe() : nil
+            let stdout = connections.stdout != nil ? try BoxedPipe() : nil
+            let stderr = connections.stderr != nil ? try BoxedPipe() : nil
+            do {
+                pid = try await runc.exec(id: id, processJSON: processPath, files: files,
+                                          stdio: [stdin?.read.rawValue, stdout?.write.rawValue, stderr?.write.rawValue])
+            } catch {
+                connections.closeAll()
+                throw error
+            }
+            io = ProcessIO.pipes(connections,
+                                 stdinWrite: try stdin.map { try AsyncFD($0.write.take(), loop: loop) },
+                                 stdoutRead: try stdout.map { try AsyncFD($0.read.take(), loop: loop) },
+                                 stderrRead: try stderr.map { try AsyncFD($0.read.take(), loop: loop) })
+        }
+        try finishProcessFiles(files, pid: pid)
+        let process = GuestProcess(pid: pid, arguments: Self.arguments(of: ociProcess), io: io, signalledCode: { 128 + UInt32($0) })
+        processes[pid] = process
+        await process.start(reaper: reaper)
+        return pid
+    }
+
+    /// The process `pid` of this container (init or exec), or ERROR_NOT_FOUND.
+    func process(_ pid: UInt32) throws -> GuestProcess {
+        if pid == UInt32(initPID), let initProcess { return initProcess }
+        if let process = processes[pid_t(pid)] { return process }
+        throw BridgeError(.notFound, "process \(pid) not found in container \(id)")
+    }
+
+    /// SignalProcess; SIGTERM/SIGKILL to the init set the exit type the notification reports.
+    func signal(pid: UInt32, signal: Int32) throws {
+        let target = try process(pid)
+        try target.signal(signal)
+        if pid == UInt32(initPID) {
+            if signal == SIGTERM { exitType = .graceful } else if signal == SIGKILL { exitType = .forced }
+        }
+    }
+
+    /// ShutdownGraceful / ShutdownForced: `runc kill` with SIGTERM or SIGKILL; does not wait.
+    func shutdown(forced: Bool) async throws {
+        try await runc.kill(id: id, signal: forced ? SIGKILL : SIGTERM)
+        exitType = forced ? .forced : .graceful
+    }
+
+    /// DeleteContainerState: `runc delete`, then the agent's run directory and the bundle.
+    func delete() async throws {
+        var firstError: (any Error)?
+        do { try await runc.delete(id: id, force: status == .running) } catch { firstError = error }
+        removeTree(runDirectory)
+        removeTree(bundle)
+        processes.removeAll()
+        if let firstError { throw firstError }
+    }
+
+    /// The container's pids (GetProperties ProcessList).
+    func processList() async throws -> [Int64] {
+        try await runc.processes(id: id)
+    }
+
+    /// Lines for DumpStacks.
+    func describe() async -> String {
+        var text = "container \(id) \(status.rawValue) init=\(initPID) exit-type=\(exitType.rawValue) bundle=\(bundle)"
+        if let initProcess { text += "\n" + initProcess.describe() }
+        for process in processes.values.sorted(by: { $0.pid < $1.pid }) { text += "\n" + process.describe() }
+        return text
+    }
+
+    // MARK: Files
+
+    private func processFiles(console: Bool) throws -> Runc.ProcessFiles {
+        processCounter += 1
+        let directory = "\(runDirectory)/new-\(processCounter)"
+        try makeDirectory(directory, mode: 0o700)
+        return Runc.ProcessFiles(log: "\(bundle)/runc.log", pidFile: "\(directory)/pid",
+                                 consoleSocket: console ? "\(directory)/master.sock" : nil)
+    }
+
+    /// Renames the per-process directory to the pid, as hcsshim's layout has it.
+    private func finishProcessFiles(_ files: Runc.ProcessFiles, pid: pid_t) throws {
+        let directory = (files.pidFile as NSStringPath).deletingLastComponent
+        _ = rename(directory, "\(runDirectory)/\(pid)")
+    }
+
+    static func arguments(of process: JSONValue?) -> [String] {
+        guard case .array(let items)? = process?["args"] else { return [] }
+        return items.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+    }
+}
+
+/// A box that lets a `~Copyable` descriptor sit in an enum case, an optional or an `async let`
+/// and be taken out once; closes it if never taken.
+final class OwnedFDBox: Sendable {
+    private let fd: Mutex<Int32>
+    init(_ owned: consuming OwnedFD) { fd = Mutex(owned.release()) }
+    /// The raw descriptor while still boxed (-1 once taken).
+    var rawValue: Int32 { fd.withLock { $0 } }
+    func take() -> OwnedFD {
+        let raw = fd.withLock { value -> Int32 in defer { value = -1 }; return value }
+        precondition(raw >= 0, "descriptor taken twice")
+        return OwnedFD(adopting: raw)
+    }
+    deinit { let raw = fd.withLock { $0 }; if raw >= 0 { Glibc.close(raw) } }
+}
+
+/// A blocking pipe whose ends are boxed: the child's end is passed to runc, ours is taken.
+struct BoxedPipe {
+    let read: OwnedFDBox
+    let write: OwnedFDBox
+    init() throws {
+        let pipe = try Pipes.make(nonBlocking: false)
+        read = OwnedFDBox(pipe.first)
+        write = OwnedFDBox(pipe.second)
+    }
+}
+
+typealias NSStringPath = String
+extension String {
+    /// The path without its last component ("/a/b/c" -> "/a/b").
+    var deletingLastComponent: String {
+        guard let slash = lastIndex(of: "/") else { return "." }
+        return slash == startIndex ? "/" : String(self[..<slash])
+    }
+}

@@ -1,0 +1,35 @@
+import EventLoop
+import Glibc
+
+/// mkdir -p with `mode` for every directory it creates.
+func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
+    var current = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+        current += "/" + component
+        if mkdir(current, mode) != 0 && errno != EEXIST {
+            throw SyscallError("mkdir(\(current))", errno: errno)
+        }
+    }
+}
+
+/// rm -rf without following symlinks; errors are ignored (best-effort cleanup paths).
+func removeTree(_ path: String) {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    if (st.st_mode & S_IFMT) == S_IFDIR {
+        if let dir = opendir(path) {
+            var names: [String] = []
+            while let entry = readdir(dir) {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            closedir(dir)
+            for name in names { removeTree("\(path)/\(name)") }
+        }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
+}

@@ -1,0 +1,182 @@
+import Bridge
+import EventLoop
+import FoundationEssentials
+import Glibc
+import Logging
+
+/// The VM host: the registry of containers and of processes run directly in the VM, and the
+/// `BridgeHandler` that turns bridge requests into actions on them. Control-plane state lives
+/// here and in the `Container` and `GuestProcess` actors; the stdio data path never passes
+/// through any of them.
+public actor AgentHost: BridgeHandler {
+    let configuration: AgentConfiguration
+    let transport: any Transport
+    let reaper: Reaper
+    let runc: Runc
+    let loop: EventLoop
+    let logger: Logger
+    /// Where exit notifications go (the connection manager queues them while disconnected).
+    let notify: @Sendable (ContainerNotification) async -> Void
+
+    private var containers: [String: Container] = [:]
+    /// IDs being created: a second Create for one fails, requests for it see "not found".
+    private var creating: Set<String> = []
+    private var external: [pid_t: GuestProcess] = [:]
+
+    public init(configuration: AgentConfiguration, transport: any Transport, reaper: Reaper, loop: EventLoop = .shared,
+                logger: Logger, notify: @escaping @Sendable (ContainerNotification) async -> Void) {
+        self.configuration = configuration
+        self.transport = transport
+        self.reaper = reaper
+        self.loop = loop
+        self.logger = logger
+        self.notify = notify
+        runc = Runc(binary: configuration.runcBinary, root: configuration.runcRoot, reaper: reaper, loop: loop)
+    }
+
+    public nonisolated var guestCapabilities: GuestDefinedCapabilities {
+        // Network adapters are not implemented yet: do not make the host send them.
+        GuestDefinedCapabilities(namespaceAddRequestSupported: false, signalProcessSupported: true,
+                                 dumpStacksSupported: true, deleteContainerStateSupported: true)
+    }
+
+    // MARK: Containers
+
+    public func createContainer(_ request: CreateContainerRequest, settings: ContainerSettings) async throws -> CreateContainerResponse {
+        let id = request.base.containerId
+        guard id != uvmContainerID, !id.isEmpty else { throw BridgeError(.invalidArgument, "invalid container id '\(id)'") }
+        guard containers[id] == nil, !creating.contains(id) else {
+            throw BridgeError(.systemAlreadyExists, "container \(id) already exists")
+        }
+        guard let spec = settings.ociSpecification else { throw BridgeError(.fail, "container \(id): OciSpecification is missing") }
+        guard !settings.ociBundlePath.isEmpty else { throw BridgeError(.fail, "container \(id): OciBundlePath is missing") }
+        creating.insert(id)
+        defer { creating.remove(id) }
+        let bundle = settings.ociBundlePath
+        do {
+            let prepared = try ContainerPreparation.prepare(spec: spec, id: id, bundle: bundle, configuration: configuration)
+            let container = Container(id: id, bundle: bundle, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared,
+                                      runc: runc, reaper: reaper, loop: loop, logger: logger, activityID: request.base.activityId)
+            try await container.create()
+            containers[id] = container
+            let initPID = await container.initPID
+            logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
+        } catch {
+            removeTree("\(configuration.runDirectory)/\(id)")
+            throw error
+        }
+        return CreateContainerResponse()
+    }
+
+    public func startContainer(_ request: StartContainerRequest) async throws {
+        // A Linux container starts with its init's ExecuteProcess; Start is a no-op (§8.1).
+    }
+
+    public func shutdownContainer(_ request: RequestBase, forced: Bool) async throws -> ShutdownReply {
+        if request.containerId == uvmContainerID {
+            logger.notice("UVM shutdown requested by the host")
+            return .noResponse
+        }
+        try await container(request.containerId).shutdown(forced: forced)
+        return .respond
+    }
+
+    public func deleteContainerState(_ request: DeleteContainerStateRequest) async throws {
+        let id = request.base.containerId
+        let container = try container(id)
+        defer { containers.removeValue(forKey: id) }
+        try await container.delete()
+    }
+
+    // MARK: Processes
+
+    public func executeProcess(_ request: ExecuteProcessRequest, parameters: ProcessParameters) async throws -> UInt32 {
+        let ports = request.settings.vsockStdioRelaySettings
+        if request.isExternal(parameters) {
+            let process = try await ExternalProcess.start(parameters, ports: ports, transport: transport, reaper: reaper, loop: loop)
+            external[process.pid] = process
+            return UInt32(process.pid)
+        }
+        let container = try container(request.base.containerId)
+        let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
+                                                          stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe)
+        let pid: pid_t
+        if let ociProcess = parameters.ociProcess {
+            pid = try await container.exec(process: ociProcess, connections: connections)
+        } else {
+            let notify = self.notify
+            pid = try await container.startInit(connections) { notification in await notify(notification) }
+        }
+        return UInt32(pid)
+    }
+
+    public func waitForProcess(_ request: WaitForProcessRequest) async throws -> UInt32 {
+        let timeout = request.timeoutInMs == WaitForProcessRequest.infinite ? nil : request.timeoutInMs
+        let process = try await process(request.base.containerId, request.processId)
+        let code = try await process.wait(timeoutMs: timeout, loop: loop)
+        if request.base.containerId == uvmContainerID { external.removeValue(forKey: pid_t(request.processId)) }
+        return code
+    }
+
+    public func signalProcess(_ request: SignalProcessRequest) async throws {
+        let signal = request.signal == 0 ? SIGKILL : request.signal
+        if request.base.containerId == uvmContainerID {
+            try await process(uvmContainerID, request.processId).signal(signal)
+        } else {
+            try await container(request.base.containerId).signal(pid: request.processId, signal: signal)
+        }
+    }
+
+    public func resizeConsole(_ request: ResizeConsoleRequest) async throws {
+        try await process(request.base.containerId, request.processId).resize(height: request.height, width: request.width)
+    }
+
+    // MARK: Properties, settings, diagnostics
+
+    public func getProperties(_ request: GetPropertiesRequest, query: PropertyQuery) async throws -> PropertiesDocument {
+        guard request.base.containerId != uvmContainerID else {
+            throw BridgeError(.fail, "GetProperties is not supported for the utility VM")
+        }
+        let container = try container(request.base.containerId)
+        var document = PropertiesDocument()
+        for type in query.propertyTypes {
+            switch type {
+            case PropertyQuery.processList:
+                document.processList = try await container.processList().compactMap { UInt32(exactly: $0) }.map(ProcessDetails.init)
+            case PropertyQuery.statistics:
+                document.lcowMetrics = try ContainerPreparation.statistics(cgroupsPath: container.spec["linux"]?["cgroupsPath"])
+            default:
+                throw BridgeError(.fail, "unsupported property type \(type)")
+            }
+        }
+        return document
+    }
+
+    public func modifySettings(_ request: ModifySettingsRequest) async throws {
+        let resource = request.request.resourceType
+        throw BridgeError(.fail, "ModifySettings of resource type \(resource.isEmpty ? "(none)" : resource) is not supported by this guest yet")
+    }
+
+    public func dumpStacks(_ request: DumpStacksRequest) async throws -> String {
+        var text = "swift-gcs state: \(containers.count) containers, \(external.count) external processes, \(reaper.reapedCount) children reaped\n"
+        for id in containers.keys.sorted() { text += await containers[id]!.describe() + "\n" }
+        for pid in external.keys.sorted() { text += external[pid]!.describe() + "\n" }
+        return text
+    }
+
+    // MARK: Lookups
+
+    private func container(_ id: String) throws -> Container {
+        if let container = containers[id] { return container }
+        if creating.contains(id) { throw BridgeError(.fail, "container \(id) is still being created") }
+        throw BridgeError(.systemNotFound, "container \(id) not found")
+    }
+
+    private func process(_ containerID: String, _ pid: UInt32) async throws -> GuestProcess {
+        if containerID == uvmContainerID {
+            guard let process = external[pid_t(pid)] else { throw BridgeError(.notFound, "process \(pid) not found") }
+            return process
+        }
+        return try await container(containerID).process(pid)
+    }
+}

@@ -1,0 +1,89 @@
+import Bridge
+import EventLoop
+import Logging
+import Synchronization
+
+/// Keeps the agent connected to the host: dials the bridge port, serves the connection, and
+/// when the host goes away re-dials every 100 ms while containers keep running (bridge-protocol
+/// §1.2). Exit notifications produced while disconnected are queued and delivered, in order,
+/// once the next connection has negotiated.
+public final class BridgeConnectionLoop: Sendable {
+    public static let bridgePort: UInt32 = 0x4000_0000
+
+    private struct State {
+        var queue: [ContainerNotification] = []
+        var server: BridgeServer<AgentHost>?
+        var stopping = false
+    }
+
+    private let state = Mutex(State())
+    let transport: any Transport
+    let port: UInt32
+    let loop: EventLoop
+    let logger: Logger
+
+    public init(transport: any Transport, port: UInt32 = BridgeConnectionLoop.bridgePort, loop: EventLoop = .shared, logger: Logger) {
+        self.transport = transport
+        self.port = port
+        self.loop = loop
+        self.logger = logger
+    }
+
+    /// Queues `notification` and delivers it now if a negotiated connection is up.
+    public func send(_ notification: ContainerNotification) async {
+        state.withLock { $0.queue.append(notification) }
+        await flush()
+    }
+
+    /// Serves connections until `stop()`.
+    public func run(host: AgentHost) async {
+        while !state.withLock({ $0.stopping }) {
+            let connection: AsyncFD
+            do {
+                connection = try await transport.dial(port: port)
+            } catch {
+                logger.debug("bridge dial failed; retrying in 100 ms", metadata: ["error": "\(error)"])
+                try? await loop.sleep(for: .milliseconds(100))
+                continue
+            }
+            logger.info("bridge connected")
+            let server = BridgeServer(connection: connection, handler: host, logger: logger)
+            state.withLock { $0.server = server }
+            let flusher = Task { [self] in
+                // Deliver what queued while disconnected once the host has negotiated.
+                while !server.isNegotiated {
+                    guard (try? await loop.sleep(for: .milliseconds(5))) != nil else { return }
+                }
+                await flush()
+            }
+            let ending = await server.serve()
+            flusher.cancel()
+            state.withLock { $0.server = nil }
+            logger.info("bridge connection ended", metadata: ["how": "\(ending)"])
+            if state.withLock({ $0.stopping }) { break }
+            try? await loop.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Stops re-dialling and closes the current connection.
+    public func stop() {
+        let server = state.withLock { s -> BridgeServer<AgentHost>? in s.stopping = true; return s.server }
+        server?.close()
+    }
+
+    private func flush() async {
+        while true {
+            let next = state.withLock { s -> (BridgeServer<AgentHost>, ContainerNotification)? in
+                guard let server = s.server, server.isNegotiated, !s.queue.isEmpty else { return nil }
+                return (server, s.queue.removeFirst())
+            }
+            guard let (server, notification) = next else { return }
+            do {
+                try await server.sendNotification(notification)
+            } catch {
+                state.withLock { $0.queue.insert(notification, at: 0) }
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import Bridge
+import EventLoop
+import Glibc
+import Shims
+
+/// Processes run directly in the VM (ContainerId = the null GUID, or CreateInUtilityVM),
+/// guest-behaviour §7.3: argv from CommandArgs (or the split CommandLine), exactly the given
+/// environment, a bare program name resolved against the agent's PATH. Without a terminal the
+/// host's connections become the child's fds 0-2 and the agent leaves the data path; with
+/// `EmulateConsole` the agent opens a pty and relays it.
+enum ExternalProcess {
+    static func start(_ parameters: ProcessParameters, ports: VsockStdioRelaySettings, transport: any Transport,
+                      reaper: Reaper, loop: EventLoop) async throws -> GuestProcess {
+        let argv = parameters.commandArgs
+        guard let program = argv.first else { throw BridgeError(.invalidArgument, "process has an empty command line") }
+        guard let path = resolve(program) else { throw BridgeError(.fail, "exec: \"\(program)\": executable file not found in $PATH") }
+        var request = SpawnRequest(path: path, arguments: argv,
+                                   environment: parameters.environment.keys.sorted().map { "\($0)=\(parameters.environment[$0]!)" },
+                                   workingDirectory: parameters.workingDirectory.isEmpty ? nil : parameters.workingDirectory)
+        let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
+                                                          stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe && !parameters.emulateConsole)
+        let pid: pid_t
+        let io: ProcessIO
+        do {
+            if parameters.emulateConsole {
+                var master: Int32 = -1, slave: Int32 = -1
+                var name = [CChar](repeating: 0, count: 128)
+                guard shim_open_pty(&master, &slave, &name, name.count) == 0 else { throw SyscallError("open pty", errno: errno) }
+                let masterFD = OwnedFD(adopting: master)
+                let slaveFD = OwnedFD(adopting: slave)
+                request.newSession = true
+                request.controllingTTY = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                pid = try Spawn.start(request, stdio: [])
+                slaveFD.close()
+                io = try ProcessIO.terminal(connections, master: masterFD, loop: loop)
+            } else {
+                for conn in [connections.stdin, connections.stdout, connections.stderr].compactMap({ $0 }) {
+                    try conn.prepareForHandOff()
+                }
+                pid = try Spawn.start(request, stdio: [connections.stdin?.rawValue, connections.stdout?.rawValue, connections.stderr?.rawValue])
+                connections.closeAll()  // the child holds them now: the agent is out of the data path
+                io = ProcessIO.direct(StdioConnections())
+            }
+        } catch let error as SyscallError {
+            connections.closeAll()
+            throw BridgeError(.fail, "starting \(program): \(error)")
+        }
+        // hcsshim reports -1 (4294967295) for a signalled external process.
+        let process = GuestProcess(pid: pid, arguments: argv, io: io, signalledCode: { _ in UInt32.max })
+        await process.start(reaper: reaper)
+        return process
+    }
+
+    /// `program` if it contains a slash, else the first executable match in the agent's PATH.
+    static func resolve(_ program: String) -> String? {
+        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        for dir in path.split(separator: ":") where !dir.isEmpty {
+            let candidate = "\(dir)/\(program)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+}

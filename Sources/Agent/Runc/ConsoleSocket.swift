@@ -1,0 +1,35 @@
+import Bridge
+import EventLoop
+import Glibc
+import Shims
+
+/// The Unix socket runc hands a container process's pty master to (`--console-socket`): we
+/// listen before runc runs, accept its one connection, and receive exactly one descriptor via
+/// SCM_RIGHTS (guest-behaviour §6.3).
+struct ConsoleSocket: Sendable {
+    let listener: UnixListener
+    var path: String { listener.path }
+
+    init(path: String, loop: EventLoop) throws {
+        listener = try UnixListener(path: path, backlog: 1, loop: loop)
+    }
+
+    /// Waits for runc to connect and send the pty master; returns it (owned by the caller).
+    func receiveMaster() async throws -> OwnedFDBox {
+        let connection = try await listener.accept()
+        defer { connection.close(); listener.close() }
+        while true {
+            var fd: Int32 = -1
+            var byte: UInt8 = 0
+            let n = shim_recv_fd(connection.rawValue, &byte, 1, &fd)
+            if n >= 0 {
+                guard fd >= 0 else { throw BridgeError(.fail, "console socket: runc sent no pty descriptor") }
+                return OwnedFDBox(OwnedFD(adopting: fd))
+            }
+            guard errno == EAGAIN || errno == EINTR else { throw SyscallError("recvmsg(console socket)", errno: errno) }
+            try await connection.waitReadable()
+        }
+    }
+
+    func close() { listener.close() }
+}

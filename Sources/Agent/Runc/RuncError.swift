@@ -1,0 +1,73 @@
+import Bridge
+
+/// Turns runc's failures into the HRESULTs hcsshim's host understands (guest-behaviour §10):
+/// the last error-level line of runc's JSON log when there is one, its stderr otherwise.
+enum RuncErrorMapping {
+    /// The most specific message of a failed runc run.
+    static func message(log: String?, stderr: String) -> String {
+        if let log, let line = lastErrorLine(ofJSONLog: log) { return line }
+        let trimmed = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.isEmpty ? "runc failed without a message" : trimmed
+    }
+
+    /// The HRESULT for a runc error text.
+    static func hresult(for message: String) -> HResult {
+        let text = message.lowercased()
+        if text.contains("does not exist") && text.contains("container") { return .systemNotFound }
+        if text.contains("container with id exists") || text.contains("container with given id already exists") { return .systemAlreadyExists }
+        if text.contains("invalid id format") || text.contains("invalid container id format") { return .invalidArgument }
+        if text.contains("that is not stopped") || text.contains("container still running") { return .invalidState }
+        if text.contains("container not running") { return .systemAlreadyStopped }
+        return .fail
+    }
+
+    /// Scans JSON lines `{"level":"error","msg":"..."}` and returns the last message at level
+    /// error, fatal or panic. Hand-parsed: the log is small and a full JSON decode per line
+    /// would pull Foundation into the error path for nothing.
+    static func lastErrorLine(ofJSONLog log: String) -> String? {
+        var found: String?
+        for line in log.split(separator: "\n") {
+            guard let level = stringField("level", in: line), ["error", "fatal", "panic"].contains(level),
+                  let msg = stringField("msg", in: line) else { continue }
+            found = msg
+        }
+        return found
+    }
+
+    /// The string value of `"key":"..."` in one JSON line, with \" and \\ unescaped.
+    static func stringField(_ key: String, in line: Substring) -> String? {
+        guard let range = line.firstRange(of: "\"\(key)\":\"") else { return nil }
+        var value = ""
+        var escaped = false
+        for ch in line[range.upperBound...] {
+            if escaped {
+                switch ch {
+                case "n": value.append("\n")
+                case "t": value.append("\t")
+                default: value.append(ch)
+                }
+                escaped = false
+            } else if ch == "\\" {
+                escaped = true
+            } else if ch == "\"" {
+                return value
+            } else {
+                value.append(ch)
+            }
+        }
+        return nil
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: Set<Character>) -> String {
+        var s = Substring(self)
+        while let first = s.first, set.contains(first) { s = s.dropFirst() }
+        while let last = s.last, set.contains(last) { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+extension Set where Element == Character {
+    static let whitespacesAndNewlines: Set<Character> = [" ", "\t", "\n", "\r"]
+}

@@ -1,0 +1,119 @@
+import Bridge
+import EventLoop
+import FoundationEssentials
+import Glibc
+import Logging
+import Synchronization
+
+/// A real `gcs` process on this machine, driven over the Unix-socket transport the way hcsshim
+/// drives the agent over vsock: we listen on the bridge port, start gcs, accept its dial and
+/// negotiate. Used by the demo, the end-to-end tests and the benchmarks.
+public final class LocalGuest: Sendable {
+    public let client: BridgeClient
+    public let workDirectory: String
+    public let prefix: String
+    public let pid: pid_t
+    let loop: EventLoop
+    private let nextPort = Atomic<UInt32>(0x4000_0001)
+    private let reader: Task<Void, Never>
+    private let child: ChildProcess
+
+    /// Starts `gcsBinary` with its state under `workDirectory` and negotiates protocol v4.
+    public static func start(gcsBinary: String, workDirectory: String, logLevel: String = "info",
+                             loop: EventLoop = .shared, logger: Logger) async throws -> LocalGuest {
+        try makeDirectories(workDirectory)
+        let prefix = "\(workDirectory)/vsock"
+        let listener = try UnixListener(path: "\(prefix)_\(0x4000_0000)", loop: loop)
+        defer { listener.close() }
+        let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4",
+                         "--transport", "unix:\(prefix)", "--run-directory", "\(workDirectory)/gcsrunc",
+                         "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", "/swift-gcs-\(getpid())"]
+        var request = SpawnRequest(path: gcsBinary, arguments: arguments, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
+        request.newSession = true
+        let pid = try Spawn.start(request, stdio: [nil, nil, nil])
+        let child = try ChildProcess(pid: pid, loop: loop)
+        let connection = try await listener.accept()
+        let client = BridgeClient(connection: connection, logger: logger)
+        let reader = Task { _ = await client.run() }
+        let guest = LocalGuest(client: client, workDirectory: workDirectory, prefix: prefix, pid: pid, loop: loop, reader: reader, child: child)
+        _ = try await client.send(NegotiateProtocolRequest())
+        return guest
+    }
+
+    private init(client: BridgeClient, workDirectory: String, prefix: String, pid: pid_t, loop: EventLoop,
+                 reader: Task<Void, Never>, child: ChildProcess) {
+        self.client = client
+        self.workDirectory = workDirectory
+        self.prefix = prefix
+        self.pid = pid
+        self.loop = loop
+        self.reader = reader
+        self.child = child
+    }
+
+    /// Listens on fresh stdio ports for the streams asked for; the guest dials them.
+    public func stdioListeners(stdin: Bool, stdout: Bool, stderr: Bool) throws -> StdioListeners {
+        func listen(_ wanted: Bool) throws -> (UInt32, UnixListener)? {
+            guard wanted else { return nil }
+            let port = nextPort.add(1, ordering: .relaxed).oldValue
+            return (port, try UnixListener(path: "\(prefix)_\(port)", loop: loop))
+        }
+        return StdioListeners(stdin: try listen(stdin), stdout: try listen(stdout), stderr: try listen(stderr))
+    }
+
+    /// Stops gcs (SIGTERM) and waits for it; closes the bridge.
+    public func stop() async throws -> ExitStatus {
+        client.close()
+        try? child.signal(SIGTERM)
+        let status = try await child.wait()
+        await reader.value
+        return status
+    }
+
+    /// Kills gcs at once (tests of an agent that goes away).
+    public func kill() { try? child.signal(SIGKILL) }
+
+    /// Reads the agent's log (for test failure messages).
+    public func log() -> String {
+        (try? String(decoding: readAll("\(workDirectory)/gcs.log"), as: UTF8.self)) ?? ""
+    }
+
+    static func makeDirectories(_ path: String) throws {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw SyscallError("mkdir(\(current))", errno: errno) }
+        }
+    }
+
+    func readAll(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SyscallError("open(\(path))", errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { return bytes }
+            bytes += buffer[..<n]
+        }
+    }
+}
+
+/// The host's listening sockets for one process's stdio, by port.
+public struct StdioListeners: Sendable {
+    public let stdin: (port: UInt32, listener: UnixListener)?
+    public let stdout: (port: UInt32, listener: UnixListener)?
+    public let stderr: (port: UInt32, listener: UnixListener)?
+
+    /// The `VsockStdioRelaySettings` to send in ExecuteProcess.
+    public var settings: VsockStdioRelaySettings {
+        VsockStdioRelaySettings(stdIn: stdin?.port ?? 0, stdOut: stdout?.port ?? 0, stdErr: stderr?.port ?? 0)
+    }
+
+    public func close() {
+        stdin?.listener.close()
+        stdout?.listener.close()
+        stderr?.listener.close()
+    }
+}

@@ -1,0 +1,121 @@
+import Bridge
+import EventLoop
+import Glibc
+import HostSupport
+import Testing
+
+@Suite("End to end: containers")
+struct ContainerLifecycleTests {
+    @Test("create, start, exec, wait, exit codes 0/1/137, delete; state cleaned")
+    func lifecycle() async throws {
+        try await withGuest("lifecycle") { guest in
+            let id = "lifecycle"
+            let initPID = try await startContainer(guest, id: id)
+            #expect(initPID > 0)
+            let ok = try await guest.run(.exec(id, Busybox.process(args: ["sh", "-c", "echo hello; echo oops >&2"])))
+            #expect(ok.exitCode == 0)
+            #expect(ok.stdoutText == "hello\n")
+            #expect(ok.stderrText == "oops\n")
+            let fail = try await guest.run(.exec(id, Busybox.process(args: ["sh", "-c", "exit 1"])))
+            #expect(fail.exitCode == 1)
+            let stdin = try await guest.run(.exec(id, Busybox.process(args: ["cat"])), input: Array("echo through cat\n".utf8))
+            #expect(stdin.stdoutText == "echo through cat\n")
+            _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: id), processId: initPID,
+                                                                   options: SignalProcessOptions(signal: SIGKILL)))
+            #expect(try await wait(guest, id, initPID) == 137)
+            // wait after exit returns at once
+            #expect(try await wait(guest, id, initPID) == 137)
+            var notification: ContainerNotification?
+            for await n in guest.client.notifications { notification = n; break }
+            #expect(notification?.type == "ForcedExit")
+            #expect(notification?.base.containerId == id)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+            #expect(access("\(guest.workDirectory)/gcsrunc/\(id)", F_OK) != 0)
+            #expect(access("\(guest.workDirectory)/bundles/\(id)", F_OK) != 0)
+            #expect(access("\(guest.workDirectory)/runc/\(id)", F_OK) != 0)
+        }
+    }
+
+    @Test("SIGTERM to a process, graceful and forced container shutdown")
+    func signalsAndShutdown() async throws {
+        try await withGuest("signals") { guest in
+            let id = "signals"
+            let initPID = try await startContainer(guest, id: id, args: ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"])
+            let (sleeper, stdio) = try await guest.start(.exec(id, Busybox.process(args: ["sleep", "100"])), stdout: false, stderr: false)
+            stdio.close()
+            _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: id), processId: sleeper,
+                                                                   options: SignalProcessOptions(signal: SIGTERM)))
+            #expect(try await wait(guest, id, sleeper) == 128 + UInt32(SIGTERM))
+            _ = try await guest.client.send(ShutdownGracefulRequest(base: RequestBase(containerId: id)))
+            #expect(try await wait(guest, id, initPID) == 42)
+            var notification: ContainerNotification?
+            for await n in guest.client.notifications { notification = n; break }
+            #expect(notification?.type == "GracefulExit")
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+
+            let forced = "forced"
+            let forcedInit = try await startContainer(guest, id: forced, args: ["sh", "-c", "trap '' TERM; sleep 3600"])
+            _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: forced)))
+            #expect(try await wait(guest, forced, forcedInit) == 137)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: forced)))
+        }
+    }
+
+    @Test("a TTY exec: output through the pty, resize visible to stty")
+    func terminal() async throws {
+        try await withGuest("tty") { guest in
+            let id = "tty"
+            try await startContainer(guest, id: id)
+            let (pid, stdio) = try await guest.start(.exec(id, Busybox.process(args: ["sh", "-c", "read line; echo \"got $line\"; stty size"], terminal: true)),
+                                                     stdin: true, terminal: true)
+            _ = try await guest.client.send(ResizeConsoleRequest(base: RequestBase(containerId: id), processId: pid, height: 33, width: 111))
+            try await stdio.stdin?.writeAll(Array("ping\n".utf8))
+            let output = String(decoding: try await stdio.stdout!.readToEnd(), as: UTF8.self)
+            stdio.close()
+            #expect(output.contains("got ping"))
+            #expect(output.contains("33 111"))
+            #expect(try await wait(guest, id, pid) == 0)
+            _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
+    @Test("wait with a timeout fails with the VMCOMPUTE timeout HRESULT, then the real wait works")
+    func waitTimeout() async throws {
+        try await withGuest("timeout") { guest in
+            let id = "timeout"
+            let initPID = try await startContainer(guest, id: id)
+            let code = await hresult { _ = try await wait(guest, id, initPID, timeoutMs: 50) }
+            #expect(code == .timeout)
+            _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+            #expect(try await wait(guest, id, initPID) == 137)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
+    @Test("errors: bad spec, missing rootfs, unknown container, unknown pid; the agent keeps serving")
+    func errors() async throws {
+        try await withGuest("errors") { guest in
+            // No process/root/linux: the Go agent crashes here; we answer.
+            let bad = await hresult { try await guest.createContainer(id: "bad", spec: .object([("ociVersion", .string("1.0.2"))])) }
+            #expect(bad == .invalidArgument || bad == .fail)
+            let missing = await hresult {
+                try await guest.createContainer(id: "missing", spec: Busybox.spec(rootfs: "/nonexistent/rootfs", args: ["true"]))
+            }
+            #expect(missing != nil)
+            let unknown = await hresult { _ = try await wait(guest, "no-such-container", 1) }
+            #expect(unknown == .systemNotFound)
+            let id = "errors"
+            try await startContainer(guest, id: id)
+            let noPid = await hresult { _ = try await wait(guest, id, 999_999) }
+            #expect(noPid == .notFound)
+            let duplicate = await hresult { try await guest.createContainer(id: id, spec: Busybox.spec(rootfs: sharedRootfs, args: ["true"])) }
+            #expect(duplicate == .systemAlreadyExists)
+            // still serving
+            let ok = try await guest.run(.exec(id, Busybox.process(args: ["echo", "alive"])))
+            #expect(ok.stdoutText == "alive\n")
+            _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+}

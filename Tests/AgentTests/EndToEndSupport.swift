@@ -1,0 +1,96 @@
+import Bridge
+import EventLoop
+import Glibc
+import HostSupport
+import Logging
+import Testing
+
+/// The `gcs` binary built next to the test bundle.
+func gcsBinary() -> String {
+    var path = CommandLine.arguments[0]
+    // .../.build/<triple>/debug/swift-gcsPackageTests.xctest -> .../debug/gcs
+    while let slash = path.lastIndex(of: "/") {
+        path = String(path[..<slash])
+        if access(path + "/gcs", X_OK) == 0 { return path + "/gcs" }
+    }
+    return ".build/debug/gcs"
+}
+
+/// Starts a private gcs for one test, runs `body`, stops gcs and removes its state.
+func withGuest<T>(_ name: String, _ body: (LocalGuest) async throws -> T) async throws -> T {
+    var logger = Logger(label: "e2e-\(name)")
+    logger.logLevel = .warning
+    let work = "/tmp/gcs-e2e-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let guest = try await LocalGuest.start(gcsBinary: gcsBinary(), workDirectory: work, logger: logger)
+    do {
+        let result = try await body(guest)
+        _ = try await guest.stop()
+        removeAll(work)
+        return result
+    } catch {
+        Issue.record("gcs log:\n\(guest.log())")
+        guest.kill()
+        _ = try? await guest.stop()
+        removeAll(work)
+        throw error
+    }
+}
+
+/// A busybox rootfs shared by the tests of one process (made once).
+let sharedRootfs: String = {
+    let dir = "/tmp/gcs-e2e-rootfs-\(getpid())"
+    return (try? Busybox.makeRootfs(in: dir)) ?? "\(dir)/rootfs"
+}()
+
+/// Creates a container running `args` as its init and starts the init; returns the init pid.
+@discardableResult
+func startContainer(_ guest: LocalGuest, id: String, args: [String] = ["sleep", "3600"]) async throws -> UInt32 {
+    try await guest.createContainer(id: id, spec: Busybox.spec(rootfs: sharedRootfs, args: args))
+    return try await guest.start(.containerInit(id), stdout: false, stderr: false).pid
+}
+
+func wait(_ guest: LocalGuest, _ container: String, _ pid: UInt32, timeoutMs: UInt32 = .max) async throws -> UInt32 {
+    try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: container), processId: pid, timeoutInMs: timeoutMs)).exitCode
+}
+
+/// The HRESULT a guest call failed with (nil on success).
+func hresult(of body: () async throws -> Void) async -> HResult? {
+    do { try await body(); return nil } catch let error as GuestRPCError { return error.hresult } catch { return HResult(0xFFFF_FFFF) }
+}
+
+func removeAll(_ path: String) {
+    var st = stat()
+    guard lstat(path, &st) == 0 else { return }
+    if (st.st_mode & S_IFMT) == S_IFDIR, let dir = opendir(path) {
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(dir)
+        for name in names { removeAll("\(path)/\(name)") }
+        rmdir(path)
+    } else {
+        unlink(path)
+    }
+}
+
+/// Open descriptors and threads of a process (from /proc).
+func resourceCounts(_ pid: pid_t) -> (fds: Int, threads: Int) {
+    var fds = 0
+    if let dir = opendir("/proc/\(pid)/fd") {
+        while readdir(dir) != nil { fds += 1 }
+        closedir(dir)
+        fds -= 2
+    }
+    var threads = 0
+    if let file = fopen("/proc/\(pid)/status", "r") {
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, 256, file) != nil {
+            let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            if text.hasPrefix("Threads:") { threads = Int(text.dropFirst(8).filter { $0.isNumber }) ?? 0 }
+        }
+        fclose(file)
+    }
+    return (fds, threads)
+}

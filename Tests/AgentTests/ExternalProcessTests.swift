@@ -1,0 +1,70 @@
+import Bridge
+import EventLoop
+import Glibc
+import HostSupport
+import Testing
+
+@Suite("End to end: processes in the VM")
+struct ExternalProcessTests {
+    @Test("1 MiB on stdout and on stderr, byte-exact; stdin echoed through cat")
+    func bulkOutput() async throws {
+        try await withGuest("bulk") { guest in
+            let result = try await guest.run(.utilityVM, args: ["/bin/sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' a; head -c 1048576 /dev/zero | tr '\\0' b >&2"])
+            #expect(result.exitCode == 0, "stderr: \(String(decoding: result.stderr.prefix(300), as: UTF8.self))")
+            #expect(result.stdout.count == 1 << 20 && result.stdout.allSatisfy { $0 == UInt8(ascii: "a") })
+            #expect(result.stderr.count == 1 << 20 && result.stderr.allSatisfy { $0 == UInt8(ascii: "b") })
+            let input = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let echoed = try await guest.run(.utilityVM, args: ["cat"], input: input)
+            #expect(echoed.stdout == input)
+        }
+    }
+
+    @Test("output written just before exit is never lost (1,000 runs)")
+    func noLostTail() async throws {
+        try await withGuest("tail") { guest in
+            var lost = 0
+            for i in 0..<1000 {
+                let result = try await guest.run(.utilityVM, args: ["/usr/bin/printf", "run %d\\n", "\(i)"])
+                if result.stdoutText != "run \(i)\n" || result.exitCode != 0 { lost += 1 }
+            }
+            #expect(lost == 0)
+        }
+    }
+
+    @Test("200 processes started concurrently, all outputs and exit codes right")
+    func concurrent() async throws {
+        try await withGuest("concurrent") { guest in
+            let wrong = try await withThrowingTaskGroup(of: Int.self) { group in
+                for i in 0..<200 {
+                    group.addTask {
+                        let r = try await guest.run(.utilityVM, args: ["/bin/sh", "-c", "echo $0; exit $(($0 % 7))", "\(i)"])
+                        return r.stdoutText == "\(i)\n" && r.exitCode == UInt32(i % 7) ? 0 : 1
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(wrong == 0)
+        }
+    }
+
+    @Test("a terminal process in the VM: output through the pty")
+    func terminal() async throws {
+        try await withGuest("vm-tty") { guest in
+            let result = try await guest.run(.utilityVM, args: ["/bin/sh", "-c", "tty >/dev/null && echo is-a-tty"], terminal: true)
+            #expect(result.stdoutText.contains("is-a-tty"))
+            #expect(result.exitCode == 0)
+        }
+    }
+
+    @Test("1,000 sequential runs leave the agent's fd and thread counts where they were")
+    func noLeaks() async throws {
+        try await withGuest("leaks") { guest in
+            _ = try await guest.run(.utilityVM, args: ["/bin/true"])
+            let before = resourceCounts(guest.pid)
+            for _ in 0..<1000 { _ = try await guest.run(.utilityVM, args: ["/bin/echo", "x"]) }
+            let after = resourceCounts(guest.pid)
+            #expect(after.fds <= before.fds, "fds \(before.fds) -> \(after.fds)")
+            #expect(after.threads <= before.threads + 1, "threads \(before.threads) -> \(after.threads)")
+        }
+    }
+}

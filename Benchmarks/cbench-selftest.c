@@ -2,13 +2,17 @@
 // Lives outside Benchmarks/CBench so SwiftPM does not compile it into the C target.
 //
 //   gcc -O2 -Wall -Wextra -I Benchmarks/CBench/include Benchmarks/cbench-selftest.c
-//       Benchmarks/CBench/*.c -lpthread -o /tmp/cbench-selftest  (one line)
+//       Benchmarks/CBench/*.c -lpthread -luring -o /tmp/cbench-selftest  (one line)
 //   taskset -c 0 /tmp/cbench-selftest          # everything (producer, relay, consumer) on CPU 0
 //   /tmp/cbench-selftest -r 0 -l 1             # relay thread on CPU 0, load threads on CPU 1
 //
 // Options: -s N divides every stream's size by N (quick runs), -r CPU pins the relay thread,
 // -l CPU pins the producer/consumer (and head), -n REPS repeats each case (best run is reported).
-// GB = 1e9 bytes. CPU-s/GB counts the relay thread only.
+// GB = 1e9 bytes. thr-CPU/GB counts the relay thread only. proc-CPU/GB is the RUSAGE_SELF delta
+// from load start to the end of the run: relay thread + producer and consumer threads + io-wq
+// workers (the head child is a separate process and not included), so compare it between relays
+// of the same workload, not as an absolute relay cost. The uring rows add the peak thread count,
+// io-wq workers alive at the end and their CPU/GB (io-wq work is invisible to thr-CPU).
 #define _GNU_SOURCE
 #include "cbench.h"
 
@@ -18,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct workload {
@@ -30,11 +35,20 @@ struct workload {
 struct relay {
     const char *name;
     int (*run)(int, const int *, const int *, int64_t *);
+    const char *uring_mode;  // $CBENCH_URING_MODE for cbench_relay_uring, NULL otherwise
 };
 
 struct result {
-    int64_t bytes, elapsed_ns, cpu_ns;
+    int64_t bytes, elapsed_ns, cpu_ns, proc_ns;
+    struct cbench_uring_stats us;
 };
+
+static int64_t self_cpu_ns(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           (int64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
 
 static int run_once(const struct workload *w, const struct relay *r, uint64_t bytes, int relay_cpu,
                     int load_cpu, struct result *out) {
@@ -52,6 +66,9 @@ static int run_once(const struct workload *w, const struct relay *r, uint64_t by
         goto out;
     }
     if (cbench_load_set_cpu(load, load_cpu) != 0) goto out;
+    // Set while no load thread runs (setenv is not thread-safe against their getenv).
+    if (r->uring_mode) setenv("CBENCH_URING_MODE", r->uring_mode, 1);
+    int64_t proc0 = self_cpu_ns();
     if (relay_cpu >= 0 && cbench_pin_self(relay_cpu) != 0)
         fprintf(stderr, "selftest: cannot pin relay to CPU %d\n", relay_cpu);
     int s = cbench_load_start(load);
@@ -65,7 +82,9 @@ static int run_once(const struct workload *w, const struct relay *r, uint64_t by
     }
     int rr = r->run(w->n, src, dst, &out->cpu_ns);
     if (rr != 0) fprintf(stderr, "selftest: relay %s: %s\n", r->name, strerror(-rr));
+    if (r->uring_mode) cbench_uring_last_stats(&out->us);
     out->bytes = cbench_load_wait(load, &out->elapsed_ns);
+    out->proc_ns = self_cpu_ns() - proc0;
     if (out->bytes < 0) {
         fprintf(stderr, "selftest: %s/%s: byte count mismatch\n", w->name, r->name);
         goto out;
@@ -129,13 +148,16 @@ int main(int argc, char **argv) {
         {"1000x4MiB", 1000, 4ULL << 20, 0},
     };
     const struct relay relays[] = {
-        {"splice", cbench_relay_splice},
-        {"rw", cbench_relay_rw},
+        {"splice", cbench_relay_splice, NULL},
+        {"rw", cbench_relay_rw, NULL},
+        {"u-rw", cbench_relay_uring, "rw"},
+        {"u-poll", cbench_relay_uring, "poll"},
+        {"u-block", cbench_relay_uring, "block"},
     };
     int failures = 0;
     int fds_before = count_fds();
-    printf("%-14s %-7s %12s %9s %8s %10s\n", "workload", "relay", "bytes", "wall-s", "GB/s",
-           "CPU-s/GB");
+    printf("%-14s %-7s %12s %8s %7s %11s %12s %s\n", "workload", "relay", "bytes", "wall-s",
+           "GB/s", "thr-CPU/GB", "proc-CPU/GB", "[uring: peak-threads iowq-workers iowq-CPU/GB]");
     for (size_t wi = 0; wi < sizeof(workloads) / sizeof(*workloads); wi++) {
         for (size_t ri = 0; ri < sizeof(relays) / sizeof(*relays); ri++) {
             struct result best = {0};
@@ -150,9 +172,15 @@ int main(int argc, char **argv) {
             }
             if (!best.elapsed_ns) continue;
             double gb = best.bytes / 1e9;
-            printf("%-14s %-7s %12lld %9.3f %8.2f %10.3f\n", workloads[wi].name, relays[ri].name,
-                   (long long)best.bytes, best.elapsed_ns / 1e9, gb / (best.elapsed_ns / 1e9),
-                   (best.cpu_ns / 1e9) / gb);
+            printf("%-14s %-7s %12lld %8.3f %7.2f %11.3f %12.3f", workloads[wi].name,
+                   relays[ri].name, (long long)best.bytes, best.elapsed_ns / 1e9,
+                   gb / (best.elapsed_ns / 1e9), (best.cpu_ns / 1e9) / gb,
+                   (best.proc_ns / 1e9) / gb);
+            if (relays[ri].uring_mode)
+                printf("  %d(+%d) %d %.3f", best.us.tasks_max,
+                       best.us.tasks_max - best.us.tasks_before, best.us.iowq_workers,
+                       (best.us.iowq_cpu_ns / 1e9) / gb);
+            printf("\n");
             fflush(stdout);
         }
     }

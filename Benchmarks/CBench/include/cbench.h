@@ -63,6 +63,24 @@ int cbench_relay_splice(int n, const int *src, const int *dst, int64_t *cpu_ns);
 // 64 KiB buffer (allocated only for streams that hit backpressure).
 int cbench_relay_rw(int n, const int *src, const int *dst, int64_t *cpu_ns);
 
+// io_uring relay (relay_uring.c, needs liburing: link -luring). Same contract as the baselines.
+// $CBENCH_URING_MODE picks the strategy: "poll" (default: IORING_OP_SPLICE on the O_NONBLOCK
+// fds, run by 2-3 io-wq workers, -EAGAIN re-armed by linked POLL_ADDs), "rw" (IORING_OP_READ
+// into a 64 KiB per-stream buffer + IORING_OP_SEND, no io-wq) or "block" (IORING_OP_SPLICE with O_NONBLOCK cleared: io-wq
+// threads block for us, up to one per waiting stream). *cpu_ns = calling thread only: io-wq
+// worker time is NOT included (see cbench_uring_last_stats and RUSAGE_SELF).
+int cbench_relay_uring(int n, const int *src, const int *dst, int64_t *cpu_ns);
+
+struct cbench_uring_stats {
+    const char *mode;     // mode of the last run
+    int tasks_before;     // threads in the process when the relay started (load threads too)
+    int tasks_max;        // most threads seen during the run (sampled every 20 ms)
+    int iowq_workers;     // iou-wrk threads alive at the end of the run
+    int64_t iowq_cpu_ns;  // their CPU during the call (workers that exited mid-run are missing)
+};
+// Stats of the last cbench_relay_uring call in the process (not synchronized: benchmark use).
+void cbench_uring_last_stats(struct cbench_uring_stats *out);
+
 int64_t cbench_thread_cpu_ns(void);  // CLOCK_THREAD_CPUTIME_ID
 int64_t cbench_monotonic_ns(void);   // CLOCK_MONOTONIC
 

@@ -9,13 +9,14 @@ import Synchronization
 /// drives the agent over vsock: we listen on the bridge port, start gcs, accept its dial and
 /// negotiate. Used by the demo, the end-to-end tests and the benchmarks.
 public final class LocalGuest: Sendable {
-    public let client: BridgeClient
+    /// The current bridge connection's client (replaced by `reconnect()`).
+    public var client: BridgeClient { connection.withLock { $0.client } }
+    private let connection: Mutex<(client: BridgeClient, reader: Task<Void, Never>)>
     public let workDirectory: String
     public let prefix: String
     public let pid: pid_t
     let loop: EventLoop
     private let nextPort = Atomic<UInt32>(0x4000_0001)
-    private let reader: Task<Void, Never>
     private let child: ChildProcess
 
     /// Starts `gcsBinary` with its state under `workDirectory` and negotiates protocol v4.
@@ -42,13 +43,30 @@ public final class LocalGuest: Sendable {
 
     private init(client: BridgeClient, workDirectory: String, prefix: String, pid: pid_t, loop: EventLoop,
                  reader: Task<Void, Never>, child: ChildProcess) {
-        self.client = client
+        self.connection = Mutex((client, reader))
         self.workDirectory = workDirectory
         self.prefix = prefix
         self.pid = pid
         self.loop = loop
-        self.reader = reader
         self.child = child
+    }
+
+    /// Simulates the host going away and coming back: `whileDisconnected` runs after the old
+    /// connection is closed; then the agent's re-dial is accepted and negotiated afresh.
+    public func reconnect(logger: Logger, whileDisconnected: () async throws -> Void = {}) async throws {
+        let listener = try UnixListener(path: "\(prefix)_\(0x4000_0000)", loop: loop)
+        defer { listener.close() }
+        let (old, oldReader) = connection.withLock { ($0.client, $0.reader) }
+        old.close()
+        await oldReader.value
+        try await whileDisconnected()
+        let socket = try await listener.accept()
+        var configuration = BridgeClient.Configuration()
+        configuration.adoptedContainers = old.trackedContainers
+        let client = BridgeClient(connection: socket, configuration: configuration, logger: logger)
+        let reader = Task { _ = await client.run() }
+        connection.withLock { $0 = (client, reader) }
+        _ = try await client.send(NegotiateProtocolRequest())
     }
 
     /// Listens on fresh stdio ports for the streams asked for; the guest dials them.
@@ -63,6 +81,7 @@ public final class LocalGuest: Sendable {
 
     /// Stops gcs (SIGTERM) and waits for it; closes the bridge.
     public func stop() async throws -> ExitStatus {
+        let (client, reader) = connection.withLock { ($0.client, $0.reader) }
         client.close()
         try? child.signal(SIGTERM)
         let status = try await child.wait()

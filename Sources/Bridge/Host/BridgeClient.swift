@@ -21,6 +21,10 @@ public final class BridgeClient: Sendable {
         /// Track containers created through this client and treat a notification for any other
         /// container (or a second one) as fatal, as hcsshim does.
         public var trackContainers = true
+        /// Containers to treat as created through this client from the start: a host that
+        /// reconnects to a guest whose containers it created on an earlier connection (as
+        /// hcsshim's live-migration path pre-registers them).
+        public var adoptedContainers: Set<String> = []
         public init() {}
     }
 
@@ -52,6 +56,7 @@ public final class BridgeClient: Sendable {
     public init(connection: AsyncFD, configuration: Configuration = Configuration(), logger: Logger) {
         self.connection = connection
         self.configuration = configuration
+        state.withLock { $0.containers = configuration.adoptedContainers }
         self.logger = logger
         self.writer = FrameWriter(connection: connection)
         (notifications, notificationSink) = AsyncStream.makeStream(of: ContainerNotification.self)
@@ -59,6 +64,9 @@ public final class BridgeClient: Sendable {
 
     /// Why the bridge closed, once it has.
     public var closeReason: BridgeClientError? { state.withLock { $0.closed } }
+
+    /// Containers created (or adopted) through this client whose notification has not arrived.
+    public var trackedContainers: Set<String> { state.withLock { $0.containers } }
 
     /// The next sequence id (hcsshim `NextID`).
     public var nextID: UInt64 { state.withLock { $0.nextID } }

@@ -75,7 +75,7 @@ struct GCS: AsyncParsableCommand {
     }
 
     private func makeLogger() throws -> Logger {
-        guard let level = Logger.Level(rawValue: logLevel == "warning" ? "warning" : logLevel) else {
+        guard let level = Logger.Level(rawValue: logLevel == "fatal" || logLevel == "panic" ? "critical" : logLevel) else {
             throw ValidationError("unknown log level \(logLevel)")
         }
         if let logFile {
@@ -85,10 +85,17 @@ struct GCS: AsyncParsableCommand {
             _ = dup2(fd, 2)
             close(fd)
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        switch logFormat {
+        case "json":
+            LoggingSystem.bootstrap { label in JSONLogHandler(logLevel: level, label: label) }
+        case "text":
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        default:
+            throw ValidationError("-log-format must be text or json")
         }
         return Logger(label: "gcs")
     }

@@ -74,14 +74,19 @@ static int count_tasks(void) {
 }
 
 // io-wq workers are threads of this process named iou-wrk-<tid>; their CPU time is not in the
-// relay thread's clock. Sums the ones alive now via the per-thread CPU clock id of each tid
-// (same thread group, so clock_gettime allows it). Workers that already exited are missed:
-// RUSAGE_SELF in the caller is the complete (but load-inclusive) figure.
-static void scan_iowq(int *workers, int64_t *cpu_ns) {
-    *workers = 0;
-    *cpu_ns = 0;
+// relay thread's clock. Lists the ones alive now with their CPU via the per-thread CPU clock id
+// of each tid (same thread group, so clock_gettime allows it). Returns the count (*out malloc'd,
+// may be NULL), or 0 on failure.
+struct wcpu {
+    pid_t tid;
+    int64_t ns;
+};
+
+static int scan_iowq(struct wcpu **out) {
+    *out = NULL;
+    int cnt = 0, cap = 0;
     DIR *d = opendir("/proc/self/task");
-    if (!d) return;
+    if (!d) return 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
@@ -95,10 +100,32 @@ static void scan_iowq(int *workers, int64_t *cpu_ns) {
         if (!ok || strncmp(comm, "iou-wrk", 7) != 0) continue;
         clockid_t clk = (clockid_t)((~(unsigned)tid << 3) | 6);  // MAKE_THREAD_CPUCLOCK(tid, SCHED)
         struct timespec ts;
-        if (clock_gettime(clk, &ts) == 0) *cpu_ns += (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-        (*workers)++;
+        if (clock_gettime(clk, &ts) != 0) continue;  // exited meanwhile
+        if (cnt == cap) {
+            struct wcpu *g = realloc(*out, sizeof(**out) * (size_t)(cap = cap ? 2 * cap : 64));
+            if (!g) break;
+            *out = g;
+        }
+        (*out)[cnt++] = (struct wcpu){tid, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec};
     }
     closedir(d);
+    return cnt;
+}
+
+// io-wq workers outlive a ring (idle ones linger ~5 s, one stays parked for the task), so the
+// worker CPU of a call is: now - at start, per worker alive at the end (tids matched; quadratic,
+// fine for a few thousand). Workers that exited during the call are missed (lower bound).
+static void iowq_delta(const struct wcpu *base, int nbase) {
+    struct wcpu *now;
+    int n = scan_iowq(&now);
+    last_stats.iowq_workers = n;
+    for (int i = 0; i < n; i++) {
+        int64_t ns = now[i].ns;
+        for (int j = 0; j < nbase; j++)
+            if (base[j].tid == now[i].tid) ns -= base[j].ns;
+        last_stats.iowq_cpu_ns += ns;
+    }
+    free(now);
 }
 
 // Returns a free SQE, flushing a full SQ to the kernel first, or NULL when the kernel will not
@@ -276,12 +303,9 @@ static int clear_nonblock(int fd) {
 }
 
 int cbench_relay_uring(int n, const int *src, const int *dst, int64_t *cpu_ns) {
-    // io-wq workers outlive a ring (one per kind stays parked for the task), so the worker CPU
-    // is reported as a delta over this call.
-    int w0;
-    int64_t iowq0;
     memset(&last_stats, 0, sizeof(last_stats));
-    scan_iowq(&w0, &iowq0);
+    struct wcpu *iowq0;
+    int niowq0 = scan_iowq(&iowq0);
     int64_t cpu0 = cbench_thread_cpu_ns();
     struct relay r = {.mode = mode_from_env(), .remaining = 0};
     last_stats.mode = mode_names[r.mode];
@@ -312,8 +336,7 @@ int cbench_relay_uring(int n, const int *src, const int *dst, int64_t *cpu_ns) {
 out:
     if (cpu_ns) *cpu_ns = cbench_thread_cpu_ns() - cpu0;  // before the /proc scan below
     if (ring_ok) {
-        scan_iowq(&last_stats.iowq_workers, &last_stats.iowq_cpu_ns);
-        last_stats.iowq_cpu_ns -= iowq0;
+        iowq_delta(iowq0, niowq0);
         // Cancels whatever is still in flight (only after a fatal error) before fds go away;
         // io_uring holds its own file references, so the order is not a correctness issue.
         io_uring_queue_exit(&r.ring);
@@ -321,6 +344,7 @@ out:
     for (int i = 0; r.st && i < n; i++)
         if (r.st[i].open) finish(&r, i, rc ? rc : -EIO);
     if (rc == 0) rc = r.first_err;
+    free(iowq0);
     free(r.bufs);
     free(r.st);
     return rc;

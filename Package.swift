@@ -36,7 +36,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
-        .target(name: "CBench", path: "Benchmarks/CBench"),
+        .target(name: "CBench", path: "Benchmarks/CBench", linkerSettings: [.linkedLibrary("uring")]),
         .target(name: "BenchReport", path: "Benchmarks/BenchReport", swiftSettings: strict),
         .executableTarget(
             name: "RelayBench",

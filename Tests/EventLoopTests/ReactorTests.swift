@@ -129,10 +129,29 @@ struct ReactorTests {
             #expect(got == 8 << 20)
             #expect(await relay.wait().error == nil)
         }
-        // A loop with io_uring allowed probes it; on this kernel that normally succeeds, and
-        // either way the reason is recorded when it does not.
-        let loop = try EventLoop(name: "uring-probe")
-        defer { loop.shutdown() }
-        #expect(loop.uring != nil || Uring.unavailableReason != nil)
+        try await withLoop("no-uring-splice", useUring: false) { loop in
+            let pipe = try Pipes.make(nonBlocking: false)
+            await #expect(throws: SyscallError.self) {
+                _ = try await loop.uringSplice(from: pipe.first.rawValue, to: pipe.second.rawValue, length: 1)
+            }
+        }
+    }
+
+    @Test("io_uring, when the kernel allows it, completes submissions through the loop")
+    func uringSplice() async throws {
+        try await withLoop("uring") { loop in
+            guard loop.uring != nil else {
+                // Disabled on this machine (sysctl, seccomp or kernel): the reason is recorded.
+                #expect(Uring.unavailableReason != nil)
+                return
+            }
+            let source = try Pipes.make(nonBlocking: false)
+            let (relayEnd, testEnd) = try AsyncFD.socketPair(loop: loop)
+            let message = Array("through the ring".utf8)
+            #expect(message.withUnsafeBytes { Glibc.write(source.second.rawValue, $0.baseAddress, $0.count) } == message.count)
+            let moved = try await loop.uringSplice(from: source.first.rawValue, to: relayEnd.rawValue, length: 4096)
+            #expect(moved == message.count)
+            #expect(try await testEnd.read(upTo: 64) == message)
+        }
     }
 }

@@ -86,7 +86,21 @@ public final class LocalGuest: Sendable {
         try? child.signal(SIGTERM)
         let status = try await child.wait()
         await reader.value
+        removeCgroupParents()
         return status
+    }
+
+    /// The agent was given `--cgroup-parent /swift-gcs-<our pid>`: remove those (now empty)
+    /// directories from every hierarchy so runs leave no trace.
+    func removeCgroupParents() {
+        let name = "swift-gcs-\(getpid())"
+        if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 { _ = rmdir("/sys/fs/cgroup/\(name)"); return }
+        guard let dir = opendir("/sys/fs/cgroup") else { return }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let controller = withUnsafePointer(to: entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            if !controller.hasPrefix(".") { _ = rmdir("/sys/fs/cgroup/\(controller)/\(name)") }
+        }
     }
 
     /// Kills gcs at once (tests of an agent that goes away).

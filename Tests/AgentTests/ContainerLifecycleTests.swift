@@ -20,6 +20,13 @@ struct ContainerLifecycleTests {
             #expect(fail.exitCode == 1)
             let stdin = try await guest.run(.exec(id, Busybox.process(args: ["cat"])), input: Array("echo through cat\n".utf8))
             #expect(stdin.stdoutText == "echo through cat\n")
+            // GetProperties: process list and cgroup statistics of the running container.
+            let properties = try await guest.client.send(try GetPropertiesRequest(base: RequestBase(containerId: id),
+                                                                                   propertyTypes: ["ProcessList", "Statistics"]))
+            #expect(properties.properties.contains("{\"ProcessId\":\(initPID)}"))
+            #expect(properties.properties.contains("\"LCOWMetrics\":{"))
+            #expect(properties.properties.contains("\"current\":1"))
+            #expect(properties.properties.contains("\"memory\":{"))
             _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: id), processId: initPID,
                                                                    options: SignalProcessOptions(signal: SIGKILL)))
             #expect(try await wait(guest, id, initPID) == 137)

@@ -19,7 +19,8 @@ enum ContainerPreparation {
     }
 
     static func statistics(cgroupsPath: JSONValue?) throws -> JSONValue {
-        throw BridgeError(.fail, "statistics are not available yet")
+        guard case .string(let path)? = cgroupsPath else { throw BridgeError(.fail, "container has no cgroupsPath") }
+        return try ContainerStatistics().metrics(cgroupsPath: path)
     }
 }
 

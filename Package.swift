@@ -107,6 +107,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "AgentBench",
+            dependencies: ["HostSupport", "Bridge", "EventLoop", "Shims", "CBench", "BenchReport",
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/AgentBench",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "AgentTests",
             dependencies: ["Agent", "Bridge", "EventLoop", "HostSupport", .product(name: "Logging", package: "swift-log")],

@@ -1,0 +1,40 @@
+import Glibc
+
+/// Reads a process's resource figures from /proc (the agent under test is a child process).
+enum Probe {
+    /// VmRSS in bytes.
+    static func rss(_ pid: pid_t) -> Double { Double(statusField(pid, "VmRSS:") ?? 0) * 1024 }
+    /// Number of threads.
+    static func threads(_ pid: pid_t) -> Int { statusField(pid, "Threads:") ?? 0 }
+
+    /// utime + stime in seconds.
+    static func cpuSeconds(_ pid: pid_t) -> Double {
+        guard let text = read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // after "comm)": state is field 3 -> index 0; utime is field 14 -> index 11, stime index 12
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    private static func statusField(_ pid: pid_t, _ key: String) -> Int? {
+        guard let text = read("/proc/\(pid)/status") else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(key) {
+            return Int(line.dropFirst(key.count).filter { $0.isNumber })
+        }
+        return nil
+    }
+
+    private static func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
+    }
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}

@@ -1,0 +1,151 @@
+import BenchReport
+import Bridge
+import CBench
+import EventLoop
+import Glibc
+import HostSupport
+import Shims
+
+/// Reads `conn` to EOF into a reused buffer; a pty's EIO counts as EOF. Returns the byte count.
+func drain(_ conn: AsyncFD) async throws -> Int {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+    defer { buffer.deallocate() }
+    var total = 0
+    while true {
+        let n: Int
+        do { n = try await conn.read(into: buffer) } catch let error as SyscallError where error.errno == EIO { return total }
+        if n == 0 { return total }
+        total += n
+    }
+}
+
+/// Runs a C baseline relay on its own thread (it blocks until done).
+func cRelay(splice: Bool, bytes: UInt64) async -> (gbps: Double, cpuPerGB: Double) {
+    await withCheckedContinuation { continuation in
+        final class Job: @unchecked Sendable {
+            // @unchecked: set before the thread starts and only used by that thread.
+            let run: () -> Void
+            init(_ run: @escaping () -> Void) { self.run = run }
+        }
+        let job = Job {
+            var src: Int32 = -1, dst: Int32 = -1
+            guard let load = cbench_load_create(1, bytes, 1, &src, &dst) else { continuation.resume(returning: (0, 0)); return }
+            _ = cbench_load_start(load)
+            var cpu: Int64 = 0
+            var s = src, d = dst
+            _ = splice ? cbench_relay_splice(1, &s, &d, &cpu) : cbench_relay_rw(1, &s, &d, &cpu)
+            var elapsed: Int64 = 0
+            let total = cbench_load_wait(load, &elapsed)
+            cbench_load_destroy(load)
+            let gb = Double(max(total, 1)) / 1e9
+            continuation.resume(returning: (gb / (Double(elapsed) / 1e9), Double(cpu) / 1e9 / gb))
+        }
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { arg in
+            Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue().run()
+            return nil
+        }, Unmanaged.passRetained(job).toOpaque())
+        pthread_detach(thread)
+    }
+}
+
+enum ContainerRelay {
+    static func measure(guest: LocalGuest, work: String, scale: Int) async throws -> [BenchResult] {
+        var results: [BenchResult] = []
+        let bytes = UInt64(2 << 30) / UInt64(scale)
+        let rootfs = try Busybox.makeRootfs(in: "\(work)/images/busybox")
+        try await guest.createContainer(id: "bench", spec: Busybox.spec(rootfs: rootfs, args: ["sleep", "3600"]))
+        _ = try await guest.start(.containerInit("bench"), stdout: false, stderr: false)
+        var best: (gbps: Double, cpu: Double) = (0, 0)
+        for _ in 0..<3 {
+            let cpuBefore = Probe.cpuSeconds(guest.pid)
+            let start = benchNow()
+            // busybox dd with 64 KiB blocks: busybox head writes 4 KiB at a time (chatty).
+            let producer = getenv("BENCH_PRODUCER").map { String(cString: $0) } == "head"
+                ? ["head", "-c", "\(bytes)", "/dev/zero"] : ["dd", "if=/dev/zero", "bs=65536", "count=\(bytes / 65536)"]
+            let (pid, stdio) = try await guest.start(.exec("bench", Busybox.process(args: producer)), stderr: false)
+            let got = try await drain(stdio.stdout!)
+            let seconds = Double(benchNow() - start) / 1e9
+            stdio.close()
+            _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: "bench"), processId: pid))
+            let cpu = Probe.cpuSeconds(guest.pid) - cpuBefore
+            let gb = Double(got) / 1e9
+            if gb / seconds > best.gbps { best = (gb / seconds, cpu / gb) }
+        }
+        let cSplice = await cRelay(splice: true, bytes: bytes)
+        let cRW = await cRelay(splice: false, bytes: bytes)
+        let bestC = max(cSplice.gbps, cRW.gbps)
+        results.append(BenchResult(benchmark: "container stdout relay", metric: "C splice relay", value: cSplice.gbps, unit: "GB/s"))
+        results.append(BenchResult(benchmark: "container stdout relay", metric: "C read/write relay", value: cRW.gbps, unit: "GB/s"))
+        results.append(BenchResult(benchmark: "container stdout relay", metric: "gcs (vs best C)", value: best.gbps, unit: "GB/s", baseline: bestC))
+        results.append(BenchResult(benchmark: "container stdout relay", metric: "gcs CPU (Go: 0.43)", value: best.cpu, unit: "CPU-s/GB", baseline: 0.43))
+        _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: "bench")))
+        _ = try? await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: "bench")))
+        return results
+    }
+}
+
+enum TerminalRelay {
+    static func measure(guest: LocalGuest, scale: Int) async throws -> [BenchResult] {
+        var results: [BenchResult] = []
+        let bytes = (128 << 20) / scale
+        // Raw pty rate: head writes into a pty slave, we read the master directly.
+        var master: Int32 = -1, slave: Int32 = -1
+        var name = [CChar](repeating: 0, count: 128)
+        guard shim_open_pty(&master, &slave, &name, name.count) == 0 else { throw SyscallError("open pty", errno: errno) }
+        let masterFD = try AsyncFD(OwnedFD(adopting: master))
+        let start = benchNow()
+        let child = try Spawn.start(SpawnRequest(path: "/usr/bin/head", arguments: ["head", "-c", "\(bytes)", "/dev/zero"]), stdio: [nil, slave, nil])
+        close(slave)
+        let raw = try await drain(masterFD)
+        let rawRate = Double(raw) / 1e9 / (Double(benchNow() - start) / 1e9)
+        masterFD.close()
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+        // Through gcs: an external process with a terminal (pty master relayed by gcs).
+        let cpuBefore = Probe.cpuSeconds(guest.pid)
+        let begin = benchNow()
+        let (pid, stdio) = try await guest.start(.utilityVM, args: ["/usr/bin/head", "-c", "\(bytes)", "/dev/zero"], terminal: true)
+        let got = try await drain(stdio.stdout!)
+        let rate = Double(got) / 1e9 / (Double(benchNow() - begin) / 1e9)
+        stdio.close()
+        _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: pid))
+        let cpu = (Probe.cpuSeconds(guest.pid) - cpuBefore) / (Double(max(got, 1)) / 1e9)
+        results.append(BenchResult(benchmark: "tty stdout", metric: "raw pty reader", value: rawRate, unit: "GB/s"))
+        results.append(BenchResult(benchmark: "tty stdout", metric: "gcs (vs raw pty)", value: rate, unit: "GB/s", baseline: rawRate))
+        results.append(BenchResult(benchmark: "tty stdout", metric: "gcs CPU (Go: 5)", value: cpu, unit: "CPU-s/GB", baseline: 5))
+        return results
+    }
+}
+
+enum ManyProcesses {
+    static func measure(guest: LocalGuest, idleRSS: Double) async throws -> [BenchResult] {
+        var results: [BenchResult] = []
+        let count = 1000
+        var running: [(UInt32, HostStdio)] = []
+        for _ in 0..<count {
+            // A terminal each: gcs holds a pty master and two relays per process.
+            running.append(try await guest.start(.utilityVM, args: ["/bin/cat"], stdin: true, terminal: true))
+        }
+        let threads = Probe.threads(guest.pid)
+        let busyRSS = Probe.rss(guest.pid)
+        results.append(BenchResult(benchmark: "1,000 processes with a tty", metric: "gcs threads (Go: 1,005)", value: Double(threads), unit: "threads", baseline: 1005))
+        results.append(BenchResult(benchmark: "1,000 processes with a tty", metric: "gcs RSS (Go: 54 MiB)", value: busyRSS / 1048576, unit: "MiB", baseline: 54))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (pid, stdio) in running {
+                group.addTask {
+                    _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: pid,
+                                                                           options: SignalProcessOptions(signal: SIGKILL)))
+                    _ = try await drain(stdio.stdout!)
+                    stdio.close()
+                    _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: pid))
+                }
+            }
+            try await group.waitForAll()
+        }
+        let afterRSS = Probe.rss(guest.pid)
+        results.append(BenchResult(benchmark: "1,000 processes with a tty", metric: "gcs RSS after exit (vs idle)", value: afterRSS / 1048576,
+                               unit: "MiB", baseline: idleRSS / 1048576))
+        return results
+    }
+}

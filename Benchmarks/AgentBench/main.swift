@@ -1,0 +1,115 @@
+// End-to-end agent benchmarks: the real gcs (release build) driven over the bridge by a local
+// host, against baselines measured in the same run (C posix_spawn+waitpid, C relays, a raw pty
+// reader) or, where no local baseline can exist, the Go agent's figures from the issue.
+// Run pinned: `taskset -c 0 .build/release/AgentBench [--scale N]`.
+import Bridge
+import BenchReport
+import CBench
+import EventLoop
+import Glibc
+import HostSupport
+import Logging
+import Shims
+
+var scale = 1
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let a = arguments.next() { if a == "--scale", let v = arguments.next(), let n = Int(v) { scale = max(1, n) } }
+_ = shim_raise_nofile(20_000)
+signal(SIGPIPE, SIG_IGN)
+
+let me = CommandLine.arguments[0]
+let gcs = me.lastIndex(of: "/").map { String(me[..<$0]) + "/gcs" } ?? "gcs"
+var logger = Logger(label: "agent-bench")
+logger.logLevel = .error
+let work = "/tmp/agent-bench-\(getpid())"
+var report = BenchReport(name: "agent")
+print("agent benchmark: gcs \(gcs), sizes / \(scale)")
+print(BenchReport.header)
+
+let guest = try await LocalGuest.start(gcsBinary: gcs, workDirectory: work, logLevel: "error", logger: logger)
+let pid = guest.pid
+
+// 6. Idle RSS right after negotiation.
+let idleRSS = Probe.rss(pid)
+report.add(BenchResult(benchmark: "idle", metric: "gcs RSS (Go agent: 10.8 MiB)", value: idleRSS / 1048576, unit: "MiB", baseline: 10.8))
+
+// 1. Bridge round trips of a no-op request (Start is a no-op for Linux containers).
+func roundTrips(inFlight: Int, total: Int) async throws -> Double {
+    let start = benchNow()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for lane in 0..<inFlight {
+            group.addTask {
+                for _ in stride(from: lane, to: total, by: inFlight) {
+                    _ = try await guest.client.send(StartContainerRequest(base: RequestBase(containerId: "noop")))
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    return Double(total) / (Double(benchNow() - start) / 1e9)
+}
+_ = try await roundTrips(inFlight: 8, total: 2000)  // warm up
+report.add(BenchResult(benchmark: "bridge no-op round trips", metric: "1 in flight (Go: 5,300/s)",
+                       value: try await roundTrips(inFlight: 1, total: 20_000 / scale), unit: "req/s", baseline: 5300))
+report.add(BenchResult(benchmark: "bridge no-op round trips", metric: "64 in flight (Go: 18,000/s)",
+                       value: try await roundTrips(inFlight: 64, total: 50_000 / scale), unit: "req/s", baseline: 18000))
+
+// 2. exec + wait of /bin/true, against C posix_spawn + waitpid measured now.
+var cSpawn: [Double] = []
+for _ in 0..<(500 / scale) {
+    var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+    cSpawn.append(Double(cbench_spawn_wait_ns("/bin/true", &argv)) / 1000)
+    free(argv[0])
+}
+let cP50 = percentile(cSpawn, 0.5)
+report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "C posix_spawn+waitpid p50", value: cP50, unit: "us"))
+for withStdio in [false, true] {
+    var samples: [Double] = []
+    for _ in 0..<(500 / scale) {
+        let start = benchNow()
+        if withStdio {
+            _ = try await guest.run(.utilityVM, args: ["/bin/true"])
+        } else {
+            let (p, _) = try await guest.start(.utilityVM, args: ["/bin/true"], stdout: false, stderr: false)
+            _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: p))
+        }
+        samples.append(Double(benchNow() - start) / 1000)
+    }
+    let label = withStdio ? "with stdout+stderr" : "no stdio"
+    let goOverhead = withStdio ? 1410.0 - 500 : 1070.0 - 500
+    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label) p50", value: percentile(samples, 0.5), unit: "us"))
+    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label) p99", value: percentile(samples, 0.99), unit: "us"))
+    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label) overhead vs C (Go: \(Int(goOverhead)) us)",
+                           value: percentile(samples, 0.5) - cP50, unit: "us", baseline: goOverhead))
+}
+
+// 3. Processes per second with 50 in flight.
+do {
+    let total = 2000 / scale
+    let start = benchNow()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for lane in 0..<50 {
+            group.addTask {
+                for _ in stride(from: lane, to: total, by: 50) {
+                    let (p, _) = try await guest.start(.utilityVM, args: ["/bin/true"], stdout: false, stderr: false)
+                    _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: p))
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    report.add(BenchResult(benchmark: "process throughput", metric: "50 in flight (Go: 1,200/s)",
+                           value: Double(total) / (Double(benchNow() - start) / 1e9), unit: "proc/s", baseline: 1200))
+}
+
+// 4. Container-path stdout relay (pipe -> our Relay -> host socket) against the C relays.
+for r in try await ContainerRelay.measure(guest: guest, work: work, scale: scale) { report.add(r) }
+
+// 5. TTY stdout against a raw pty reader.
+for r in try await TerminalRelay.measure(guest: guest, scale: scale) { report.add(r) }
+
+// 7. 1,000 running processes with stdio attached.
+for r in try await ManyProcesses.measure(guest: guest, idleRSS: idleRSS) { report.add(r) }
+
+_ = try await guest.stop()
+report.write()

@@ -134,7 +134,7 @@ public actor Container {
         let files = try processFiles(console: terminal)
         let directory = (files.pidFile as NSStringPath).deletingLastComponent
         let processPath = "\(directory)/process.json"
-        try writeFile(processPath, try JSONEncoder().encode(ociProcess).map { $0 })
+        try writeFile(processPath, Array(try ContainerPreparation.specEncoder().encode(ociProcess)))
         let pid: pid_t
         let io: ProcessIO
         if terminal {

@@ -2,20 +2,132 @@ import Bridge
 import FoundationEssentials
 import Glibc
 
-/// Turns the host's OCI spec into the one runc gets, and writes the bundle (guest-behaviour
-/// §7.1). The per-kind rewrite (sandbox, workload, standalone) lives in `Spec/`.
+/// Which of hcsshim's container kinds a Create is for (bridge-protocol §8.2), from the spec's
+/// `io.kubernetes.cri.container-type` annotation.
+public enum ContainerKind: Sendable, Equatable {
+    case sandbox
+    case workload(sandboxID: String)
+    case standalone
+
+    static let typeAnnotation = "io.kubernetes.cri.container-type"
+    static let sandboxAnnotation = "io.kubernetes.cri.sandbox-id"
+
+    init(spec: JSONValue, id: String) throws {
+        let annotations = spec["annotations"]
+        switch annotations?[Self.typeAnnotation] {
+        case nil, .null?: self = .standalone
+        case .string("sandbox")?: self = .sandbox
+        case .string("container")?:
+            guard case .string(let sandbox)? = annotations?[Self.sandboxAnnotation], !sandbox.isEmpty else {
+                throw BridgeError(.fail, "workload container \(id) has no \(Self.sandboxAnnotation) annotation")
+            }
+            self = .workload(sandboxID: sandbox)
+        case let other?:
+            throw BridgeError(.fail, "unsupported \(Self.typeAnnotation) \(other) for container \(id)")
+        }
+    }
+}
+
+/// Turns the host's OCI spec into the one runc gets and writes the bundle, per guest-behaviour
+/// §7.1 for the three kinds: the sandbox root with `hostname`, `hosts` and `resolv.conf`
+/// (sandbox and standalone), their bind mounts into the container (workload and standalone),
+/// `linux.cgroupsPath` under the pod, the `windows` section removed.
 enum ContainerPreparation {
-    static func prepare(spec: JSONValue, id: String, bundle: String, configuration: AgentConfiguration) throws -> JSONValue {
+    struct Prepared {
+        var spec: JSONValue
+        var kind: ContainerKind
+        /// The directory holding hostname/hosts/resolv.conf for the pod (sandbox root).
+        var sandboxRoot: String
+    }
+
+    /// `sandboxRoot(sandboxID)` gives a registered pod's root, or nil if there is no such pod.
+    static func prepare(spec: JSONValue, id: String, bundle: String, configuration: AgentConfiguration,
+                        sandboxRoot: (String) -> String?) throws -> Prepared {
         for section in ["process", "root", "linux"] where spec[section] == nil || spec[section] == .null {
             throw BridgeError(.fail, "container \(id): the OCI spec has no '\(section)' section")
         }
-        try makeDirectory(bundle, mode: 0o700)
+        let kind = try ContainerKind(spec: spec, id: id)
         var rewritten = spec
-        rewritten.setMember(["linux", "cgroupsPath"], .string("\(configuration.cgroupParent)/\(id)"))
+        let hostname: String = { if case .string(let h)? = spec["hostname"] { return h } else { return "" } }()
+        let root: String
+        switch kind {
+        case .sandbox, .standalone:
+            guard hostname.count <= 255, hostname.allSatisfy({ $0.isLetter && $0.isASCII || $0.isNumber && $0.isASCII || "_-.".contains($0) }) else {
+                throw BridgeError(.fail, "invalid hostname '\(hostname)'")
+            }
+            root = bundle
+            try makeDirectory(root, mode: 0o755)
+            let name = hostname.isEmpty ? configuration.hostname : hostname
+            try writeFile("\(root)/hostname", Array("\(name)\n".utf8))
+            try writeFile("\(root)/hosts", Array(hostsFile(for: name).utf8))
+            // No network namespace records exist until network settings are implemented: the
+            // pod gets an empty resolv.conf (no search domains, no servers).
+            try writeFile("\(root)/resolv.conf", [])
+            let path = kind == .sandbox ? "\(configuration.cgroupParent)/\(id)/\(id)" : "\(configuration.cgroupParent)/\(id)"
+            rewritten.setMember(["linux", "cgroupsPath"], .string(path))
+        case .workload(let sandboxID):
+            guard let podRoot = sandboxRoot(sandboxID) else {
+                throw BridgeError(.fail, "pod \(sandboxID) does not exist for workload container \(id)")
+            }
+            guard hostname.isEmpty else { throw BridgeError(.fail, "workload container \(id) must not set a hostname") }
+            root = podRoot
+            rewritten.setMember(["linux", "cgroupsPath"], .string("\(configuration.cgroupParent)/\(sandboxID)/\(id)"))
+        }
+        if kind != .sandbox { addNetworkFileMounts(&rewritten, from: root) }
         rewritten.removeMember("windows")
-        let bytes = try JSONEncoder().encode(rewritten) + [0x0A]
+        try makeDirectory(bundle, mode: 0o700)
+        precreateWorkingDirectory(rewritten, bundle: bundle)
+        let bytes = try specEncoder().encode(rewritten) + [0x0A]
         try writeFile("\(bundle)/config.json", Array(bytes))
-        return rewritten
+        return Prepared(spec: rewritten, kind: kind, sandboxRoot: root)
+    }
+
+    /// guest-behaviour §9.4.
+    static func hostsFile(for hostname: String) -> String {
+        let short = hostname.split(separator: ".").first.map(String.init) ?? hostname
+        let named = hostname.contains(".") ? "127.0.0.1 \(hostname) \(short)" : "127.0.0.1 \(hostname)"
+        return """
+        127.0.0.1 localhost
+        \(named)
+
+        # The following lines are desirable for IPv6 capable hosts
+        ::1     ip6-localhost ip6-loopback
+        fe00::0 ip6-localnet
+        ff00::0 ip6-mcastprefix
+        ff02::1 ip6-allnodes
+        ff02::2 ip6-allrouters
+
+        """
+    }
+
+    /// Bind mounts of the pod's /etc/hostname, /etc/hosts, /etc/resolv.conf unless the spec
+    /// already mounts something there (read-only when the root is).
+    static func addNetworkFileMounts(_ spec: inout JSONValue, from root: String) {
+        var mounts: [JSONValue] = { if case .array(let m)? = spec["mounts"] { return m } else { return [] } }()
+        let existing = Set(mounts.compactMap { mount -> String? in
+            if case .string(let d)? = mount["destination"] { return d } else { return nil }
+        })
+        let readOnly = spec["root"]?["readonly"] == .bool(true)
+        for file in ["hostname", "hosts", "resolv.conf"] where !existing.contains("/etc/\(file)") {
+            let options: [JSONValue] = readOnly ? [.string("bind"), .string("ro")] : [.string("bind")]
+            mounts.append(.object([("destination", .string("/etc/\(file)")), ("type", .string("bind")),
+                                   ("source", .string("\(root)/\(file)")), ("options", .array(options))]))
+        }
+        spec.setMember(["mounts"], .array(mounts))
+    }
+
+    /// runc needs `process.cwd` to exist in the rootfs; create it (errors ignored, §10).
+    static func precreateWorkingDirectory(_ spec: JSONValue, bundle: String) {
+        guard case .string(let cwd)? = spec["process"]?["cwd"], cwd != "/", case .string(var rootfs)? = spec["root"]?["path"] else { return }
+        if !rootfs.hasPrefix("/") { rootfs = "\(bundle)/\(rootfs)" }
+        try? makeDirectory(rootfs + (cwd.hasPrefix("/") ? cwd : "/" + cwd), mode: 0o755)
+    }
+
+    /// JSON for files runc reads (config.json, process.json): no `\/` escapes.
+    static func specEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
     }
 
     static func statistics(cgroupsPath: JSONValue?) throws -> JSONValue {

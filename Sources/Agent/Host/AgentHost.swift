@@ -22,6 +22,8 @@ public actor AgentHost: BridgeHandler {
     /// IDs being created: a second Create for one fails, requests for it see "not found".
     private var creating: Set<String> = []
     private var external: [pid_t: GuestProcess] = [:]
+    /// Pods: sandbox container id -> its root (hostname/hosts/resolv.conf), and its members.
+    private var pods: [String: (root: String, members: Set<String>)] = [:]
 
     public init(configuration: AgentConfiguration, transport: any Transport, reaper: Reaper, loop: EventLoop = .shared,
                 logger: Logger, notify: @escaping @Sendable (ContainerNotification) async -> Void) {
@@ -54,11 +56,19 @@ public actor AgentHost: BridgeHandler {
         defer { creating.remove(id) }
         let bundle = settings.ociBundlePath
         do {
-            let prepared = try ContainerPreparation.prepare(spec: spec, id: id, bundle: bundle, configuration: configuration)
-            let container = Container(id: id, bundle: bundle, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared,
+            let pods = self.pods
+            let prepared = try ContainerPreparation.prepare(spec: spec, id: id, bundle: bundle, configuration: configuration,
+                                                            sandboxRoot: { pods[$0]?.root })
+            if prepared.kind == .sandbox, pods[id] != nil { throw BridgeError(.systemAlreadyExists, "pod \(id) already exists") }
+            let container = Container(id: id, bundle: bundle, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
                                       runc: runc, reaper: reaper, loop: loop, logger: logger, activityID: request.base.activityId)
             try await container.create()
             containers[id] = container
+            switch prepared.kind {
+            case .sandbox: self.pods[id] = (prepared.sandboxRoot, [id])
+            case .workload(let sandbox): self.pods[sandbox]?.members.insert(id)
+            case .standalone: break
+            }
             let initPID = await container.initPID
             logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
         } catch {
@@ -84,7 +94,13 @@ public actor AgentHost: BridgeHandler {
     public func deleteContainerState(_ request: DeleteContainerStateRequest) async throws {
         let id = request.base.containerId
         let container = try container(id)
-        defer { containers.removeValue(forKey: id) }
+        defer {
+            containers.removeValue(forKey: id)
+            // Forget the container in its pod; the pod goes with its sandbox.
+            if pods.removeValue(forKey: id) == nil {
+                for sandbox in pods.keys { pods[sandbox]?.members.remove(id) }
+            }
+        }
         try await container.delete()
     }
 

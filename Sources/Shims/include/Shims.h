@@ -233,8 +233,11 @@ static inline pid_t shim_spawn(const char *path, char *const argv[], char *const
     posix_spawnattr_setflags(&attr, flags);
     sigset_t none; sigemptyset(&none);
     posix_spawnattr_setsigmask(&attr, &none);
-    sigset_t all; sigfillset(&all);
-    posix_spawnattr_setsigdefault(&attr, &all);
+    // Caught signals revert to default at exec by themselves; only ignored ones (SIGPIPE, which
+    // the agent ignores) would stay ignored in the child. Resetting just those saves the child
+    // one sigaction per signal number before exec.
+    sigset_t ignored; sigemptyset(&ignored); sigaddset(&ignored, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &ignored);
     if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
     if (ctty_path) {
         posix_spawn_file_actions_addopen(&fa, 0, ctty_path, O_RDWR, 0);

@@ -4,7 +4,7 @@ APT_PACKAGES := liburing-dev runc busybox-static
 PIN          ?= taskset -c 0
 RELEASE_BIN   = .build/release
 
-.PHONY: all deps build release test test-swift test-init init bench bench-relay bench-bridge demo fuzz clean
+.PHONY: all deps build release test test-swift test-init init bench bench-relay bench-bridge bench-agent demo fuzz clean
 
 all: build
 
@@ -36,10 +36,13 @@ test-init:
 
 # Benchmarks are pinned to one CPU (cross-CPU wake-ups make this machine flip speed by up to 3x);
 # each compares against a baseline measured in the same run and writes Benchmarks/results/*.json.
-bench: bench-relay bench-bridge
+bench: bench-relay bench-bridge bench-agent
 
 bench-relay: release
 	$(PIN) $(RELEASE_BIN)/RelayBench $(BENCH_ARGS)
+
+bench-agent: release
+	$(PIN) $(RELEASE_BIN)/AgentBench $(BENCH_ARGS)
 
 bench-bridge: release
 	@if [ -x $(RELEASE_BIN)/BridgeBench ]; then $(PIN) $(RELEASE_BIN)/BridgeBench $(BENCH_ARGS); \

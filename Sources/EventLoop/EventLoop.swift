@@ -69,9 +69,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         epollFD = ep
         wakeFD = wake
         uring = useUring ? Uring.probe() : nil
-        _ = shim_epoll_ctl(ep, EPOLL_CTL_ADD, wake, UInt32(EPOLLIN.rawValue), Self.wakeToken)
+        _ = shim_epoll_ctl(ep, Int32(SHIM_EPOLL_CTL_ADD), wake, UInt32(SHIM_EPOLLIN), Self.wakeToken)
         if let uring {
-            _ = shim_epoll_ctl(ep, EPOLL_CTL_ADD, uring.ringFD, UInt32(EPOLLIN.rawValue), Self.uringToken)
+            _ = shim_epoll_ctl(ep, Int32(SHIM_EPOLL_CTL_ADD), uring.ringFD, UInt32(SHIM_EPOLLIN), Self.uringToken)
         }
         startThread()
     }
@@ -98,7 +98,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     public var threadID: pid_t { pid_t(truncatingIfNeeded: threadIDValue.load(ordering: .acquiring)) }
 
     /// Whether the caller runs on this loop's thread.
-    public var inLoop: Bool { threadIDValue.load(ordering: .acquiring) == UInt(bitPattern: Int(gettid())) }
+    public var inLoop: Bool { threadIDValue.load(ordering: .acquiring) == UInt(bitPattern: Int(shim_gettid())) }
 
     @inline(__always) func assertOnLoop() {
         assert(inLoop, "must run on the loop thread of \(name)")
@@ -148,8 +148,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     // MARK: The loop
 
     private func run() {
-        threadIDValue.store(UInt(bitPattern: Int(gettid())), ordering: .releasing)
-        name.withCString { _ = pthread_setname_np(pthread_self(), $0) }
+        threadIDValue.store(UInt(bitPattern: Int(shim_gettid())), ordering: .releasing)
+        name.withCString { shim_set_thread_name($0) }
         let capacity = 512
         let events = UnsafeMutableRawPointer.allocate(byteCount: capacity * shim_epoll_event_size(), alignment: 8)
         defer { events.deallocate() }
@@ -177,11 +177,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
                 sleeping.store(true, ordering: .sequentiallyConsistent)
                 if !inbox.withLock({ $0.isEmpty }) { timeout = 0 }
             }
-            let count = shim_epoll_wait(epollFD, events.assumingMemoryBound(to: epoll_event.self), Int32(capacity), timeout)
+            let count = shim_epoll_wait(epollFD, events, Int32(capacity), timeout)
             sleeping.store(false, ordering: .sequentiallyConsistent)
             if count > 0 {
                 for i in 0..<Int(count) {
-                    let ev = (events + i * stride).assumingMemoryBound(to: epoll_event.self)
+                    let ev = events + i * stride
                     dispatch(token: shim_epoll_event_data(ev), events: shim_epoll_event_events(ev))
                 }
             }
@@ -224,10 +224,10 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     /// the registration from then on, so no epoll_ctl is needed per wait.
     func register(_ registration: Registration) throws(SyscallError) {
         let token = UInt64(UInt(bitPattern: Unmanaged.passRetained(registration).toOpaque()))
-        let mask = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        let mask = UInt32(SHIM_EPOLLIN | SHIM_EPOLLOUT | SHIM_EPOLLRDHUP) | SHIM_EPOLLET
         let fd = registration.fd
         do throws(SyscallError) {
-            _ = try sys("epoll_ctl(ADD, \(fd))") { shim_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, mask, token) }
+            _ = try sys("epoll_ctl(ADD, \(fd))") { shim_epoll_ctl(epollFD, Int32(SHIM_EPOLL_CTL_ADD), fd, mask, token) }
         } catch {
             Unmanaged.passUnretained(registration).release()
             throw error
@@ -237,7 +237,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     /// Removes `fd` from epoll. The registration's +1 is dropped on the loop thread after the
     /// current event batch, so an event already read for it can still be dispatched safely.
     func deregister(_ registration: Registration) {
-        _ = shim_epoll_ctl(epollFD, EPOLL_CTL_DEL, registration.fd, 0, 0)
+        _ = shim_epoll_ctl(epollFD, Int32(SHIM_EPOLL_CTL_DEL), registration.fd, 0, 0)
         let unmanaged = Unmanaged.passUnretained(registration)
         execute { [self] in releases.append(unmanaged) }
     }

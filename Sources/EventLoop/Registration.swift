@@ -55,8 +55,8 @@ final class Registration: @unchecked Sendable {
     /// Loop thread: epoll reported `events`.
     @inline(__always)
     func handle(events: UInt32) {
-        let readMask = UInt32(EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue)
-        let writeMask = UInt32(EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue)
+        let readMask = UInt32(SHIM_EPOLLIN | SHIM_EPOLLRDHUP | SHIM_EPOLLHUP | SHIM_EPOLLERR)
+        let writeMask = UInt32(SHIM_EPOLLOUT | SHIM_EPOLLHUP | SHIM_EPOLLERR)
         let readable = events & readMask != 0
         let writable = events & writeMask != 0
         let (r, w) = state.withLock { s -> (Waiter?, Waiter?) in

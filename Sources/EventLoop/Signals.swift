@@ -60,7 +60,7 @@ public final class SignalSource: Sendable {
             try await descriptor.read(into: buffer)
         }
         guard n == size else { throw SyscallError("read(signalfd)", errno: EIO) }
-        return Int32(bitPattern: shim_siginfo_signo(buffer.baseAddress!.assumingMemoryBound(to: signalfd_siginfo.self)))
+        return Int32(bitPattern: shim_siginfo_signo(buffer.baseAddress!))
     }
 
     /// Stops listening (the signals stay blocked).

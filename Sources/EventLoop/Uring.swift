@@ -11,7 +11,7 @@ import Shims
 public final class Uring: @unchecked Sendable {
     // @unchecked: the ring and the handler table are only used on the owning loop's thread.
 
-    private let ring: UnsafeMutablePointer<io_uring>
+    private let ring: OpaquePointer
     /// The ring's descriptor, polled by the loop's epoll.
     let ringFD: Int32
     private var handlers: [UInt64: (Int32) -> Void] = [:]
@@ -21,14 +21,13 @@ public final class Uring: @unchecked Sendable {
     /// Why io_uring is not in use, when `probe` returned nil (for logs and diagnostics).
     nonisolated(unsafe) public private(set) static var unavailableReason: String?
 
-    private init(ring: UnsafeMutablePointer<io_uring>) {
+    private init(ring: OpaquePointer) {
         self.ring = ring
         ringFD = shim_uring_fd(ring)
     }
 
     deinit {
         shim_uring_exit(ring)
-        ring.deallocate()
     }
 
     /// A ring with splice support, or nil (with `unavailableReason` set).
@@ -37,16 +36,13 @@ public final class Uring: @unchecked Sendable {
             unavailableReason = "disabled by GCS_IO_URING=0"
             return nil
         }
-        let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
-        let rc = shim_uring_init(entries, ring)
-        if rc < 0 {
-            ring.deallocate()
+        var rc: Int32 = 0
+        guard let ring = shim_uring_create(entries, &rc) else {
             unavailableReason = "io_uring_queue_init: \(String(cString: strerror(-rc)))"
             return nil
         }
         guard shim_uring_op_supported(ring, shim_ioring_op_splice()) == 1 else {
             shim_uring_exit(ring)
-            ring.deallocate()
             unavailableReason = "kernel lacks IORING_OP_SPLICE"
             return nil
         }
@@ -79,7 +75,7 @@ public final class Uring: @unchecked Sendable {
         return true
     }
 
-    private func nextSQE() -> UnsafeMutablePointer<io_uring_sqe>? {
+    private func nextSQE() -> OpaquePointer? {
         if let sqe = shim_uring_get_sqe(ring) { unsubmitted += 1; return sqe }
         // The submission queue is full: push it to the kernel and try once more.
         submit()
@@ -103,7 +99,7 @@ public final class Uring: @unchecked Sendable {
 
     /// Loop thread: calls the handlers of every completion that has arrived.
     func reap() {
-        var cqe: UnsafeMutablePointer<io_uring_cqe>?
+        var cqe: OpaquePointer?
         while shim_uring_peek_cqe(ring, &cqe) == 0, let entry = cqe {
             let id = shim_uring_cqe_data(entry)
             let result = shim_uring_cqe_res(entry)

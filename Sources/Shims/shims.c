@@ -1,18 +1,82 @@
-// All shims are static inline in include/Shims.h; this file gives the C target a translation unit.
+// Definitions of the pass-throughs declared in include/Shims.h (see there for why they live
+// here rather than inline in the header).
+#define _GNU_SOURCE 1
 #include "Shims.h"
 
-// ---- signal forwarding (the self-pipe trick) ---------------------------------------------------
-// A signal handler that writes the signal number to a pipe: unlike signalfd it does not depend on
-// the signal being blocked in every thread (the Swift runtime's threads may not block it).
-static volatile int forward_fds[65];
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
 
+int shim_fcntl_getfl(int fd) { return fcntl(fd, F_GETFL); }
+int shim_fcntl_setfl(int fd, int flags) { return fcntl(fd, F_SETFL, flags); }
+int shim_fcntl_setpipe_sz(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+int shim_ioctl_fionread(int fd, int *out) { return ioctl(fd, FIONREAD, out); }
+int shim_ioctl_set_winsize(int fd, unsigned short rows, unsigned short cols) {
+    struct winsize ws = { .ws_row = rows, .ws_col = cols };
+    return ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+int shim_gettid(void) { return (int)gettid(); }
+void shim_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+int shim_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+int shim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev = { .events = events, .data.u64 = data };
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+int shim_epoll_wait(int epfd, void *events, int max, int timeout_ms) {
+    return epoll_wait(epfd, (struct epoll_event *)events, max, timeout_ms);
+}
+uint32_t shim_epoll_event_events(const void *event) { return ((const struct epoll_event *)event)->events; }
+uint64_t shim_epoll_event_data(const void *event) { return ((const struct epoll_event *)event)->data.u64; }
+size_t shim_epoll_event_size(void) { return sizeof(struct epoll_event); }
+int shim_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+static void fill_set(sigset_t *set, const int *signals, int count) {
+    sigemptyset(set);
+    for (int i = 0; i < count; i++) sigaddset(set, signals[i]);
+}
+int shim_signalfd_for(const int *signals, int count) {
+    sigset_t set; fill_set(&set, signals, count);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+int shim_block_signals(const int *signals, int count) {
+    sigset_t set; fill_set(&set, signals, count);
+    return pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+size_t shim_signalfd_siginfo_size(void) { return sizeof(struct signalfd_siginfo); }
+uint32_t shim_siginfo_signo(const void *siginfo) { return ((const struct signalfd_siginfo *)siginfo)->ssi_signo; }
+
+// Signal forwarding (the self-pipe trick): unlike signalfd it does not depend on the signal
+// being blocked in every thread (the Swift runtime's threads may not block it).
+static volatile int forward_fds[65];
 static void forward_signal(int signo) {
     int saved = errno;
     unsigned char byte = (unsigned char)signo;
-    if (signo > 0 && signo < 65 && forward_fds[signo] > 0) (void)write(forward_fds[signo], &byte, 1);
+    if (signo > 0 && signo < 65 && forward_fds[signo] > 0) (void)!write(forward_fds[signo], &byte, 1);
     errno = saved;
 }
-
 int shim_signal_forward(int signo, int write_fd) {
     if (signo <= 0 || signo >= 65) { errno = EINVAL; return -1; }
     forward_fds[signo] = write_fd;
@@ -25,3 +89,175 @@ int shim_signal_forward(int signo, int write_fd) {
     sigset_t set; sigemptyset(&set); sigaddset(&set, signo);
     return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
+int shim_tgkill(int tid, int sig) { return (int)syscall(SYS_tgkill, getpid(), tid, sig); }
+
+int shim_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+int shim_pidfd_send_signal(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0); }
+int shim_pidfd_reap(int pidfd, int *code, int *status) {
+    siginfo_t info; memset(&info, 0, sizeof(info));
+    if (waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG) != 0) return -1;
+    if (info.si_pid == 0) return 1;
+    *code = info.si_code; *status = info.si_status;
+    return 0;
+}
+int shim_reap_any(int *pid, int *code, int *status) {
+    siginfo_t info; memset(&info, 0, sizeof(info));
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG) != 0) return -1;
+    if (info.si_pid == 0) return 0;
+    *pid = info.si_pid; *code = info.si_code; *status = info.si_status;
+    return 1;
+}
+int shim_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+int shim_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+               const int *fds, int nfds, int new_session, const char *ctty_path) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (new_session) flags |= POSIX_SPAWN_SETSID;
+    posix_spawnattr_setflags(&attr, flags);
+    sigset_t none; sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    // Caught signals revert to default at exec by themselves; only ignored ones (SIGPIPE, which
+    // the agent ignores) would stay ignored in the child.
+    sigset_t ignored; sigemptyset(&ignored); sigaddset(&ignored, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &ignored);
+    if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    if (ctty_path) {
+        posix_spawn_file_actions_addopen(&fa, 0, ctty_path, O_RDWR, 0);
+        posix_spawn_file_actions_adddup2(&fa, 0, 1);
+        posix_spawn_file_actions_adddup2(&fa, 0, 2);
+    } else {
+        for (int i = 0; i < nfds; i++) {
+            if (fds[i] >= 0) posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+            else posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+        }
+    }
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, path, &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return rc == 0 ? pid : -rc;
+}
+
+int shim_open_pty(int *master_out, int *slave_out, char *name, size_t name_len) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -1;
+    if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, name_len) != 0) {
+        int saved = errno; close(master); errno = saved; return -1;
+    }
+    int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) { int saved = errno; close(master); errno = saved; return -1; }
+    *master_out = master; *slave_out = slave;
+    return 0;
+}
+
+long shim_splice(int in, int out, size_t len, unsigned int flags) { return splice(in, NULL, out, NULL, len, flags); }
+unsigned int shim_splice_f_nonblock(void) { return SPLICE_F_NONBLOCK; }
+unsigned int shim_splice_f_move(void) { return SPLICE_F_MOVE; }
+int shim_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+int shim_socket(int domain, int type) { return socket(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0); }
+int shim_socketpair(int type, int fds[2]) { return socketpair(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds); }
+int shim_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
+static int unix_address(struct sockaddr_un *addr, const char *path) {
+    size_t len = strlen(path);
+    if (len >= sizeof(addr->sun_path)) { errno = ENAMETOOLONG; return -1; }
+    memset(addr, 0, sizeof(*addr));
+    addr->sun_family = AF_UNIX;
+    memcpy(addr->sun_path, path, len);
+    return (int)(offsetof(struct sockaddr_un, sun_path) + len + 1);
+}
+int shim_connect_unix(int fd, const char *path) {
+    struct sockaddr_un addr; int len = unix_address(&addr, path);
+    return len < 0 ? -1 : connect(fd, (struct sockaddr *)&addr, (socklen_t)len);
+}
+int shim_bind_unix(int fd, const char *path) {
+    struct sockaddr_un addr; int len = unix_address(&addr, path);
+    return len < 0 ? -1 : bind(fd, (struct sockaddr *)&addr, (socklen_t)len);
+}
+int shim_connect_vsock(int fd, unsigned int cid, unsigned int port) {
+    struct sockaddr_vm addr; memset(&addr, 0, sizeof(addr));
+    addr.svm_family = AF_VSOCK; addr.svm_cid = cid; addr.svm_port = port;
+    return connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+}
+int shim_so_error(int fd) {
+    int err = 0; socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
+}
+long shim_recv_fd(int sock, void *buf, size_t len, int *fd_out) {
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int) * 4)]; } u;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+    *fd_out = -1;
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            int fds[4]; memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)count);
+            for (int i = 0; i < count; i++) { if (*fd_out < 0) *fd_out = fds[i]; else close(fds[i]); }
+        }
+    }
+    return n;
+}
+
+int shim_raise_nofile(unsigned long want) {
+    struct rlimit rl; if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    if (rl.rlim_cur >= want) return 0;
+    if (rl.rlim_max < want) {
+        struct rlimit raised = { .rlim_cur = want, .rlim_max = want };
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return 0;
+    }
+    rl.rlim_cur = want > rl.rlim_max ? rl.rlim_max : want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    return rl.rlim_cur >= want ? 0 : -1;
+}
+unsigned long shim_nofile_limit(void) {
+    struct rlimit rl; if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+    return (unsigned long)rl.rlim_cur;
+}
+int64_t shim_thread_cpu_ns(void) {
+    struct timespec ts; clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+int64_t shim_monotonic_ns(void) {
+    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+struct io_uring *shim_uring_create(unsigned entries, int *error) {
+    struct io_uring *ring = malloc(sizeof(*ring));
+    if (!ring) { *error = -ENOMEM; return NULL; }
+    int rc = io_uring_queue_init(entries, ring, 0);
+    if (rc < 0) { free(ring); *error = rc; return NULL; }
+    return ring;
+}
+void shim_uring_exit(struct io_uring *ring) { io_uring_queue_exit(ring); free(ring); }
+int shim_uring_fd(const struct io_uring *ring) { return ring->ring_fd; }
+struct io_uring_sqe *shim_uring_get_sqe(struct io_uring *ring) { return io_uring_get_sqe(ring); }
+void shim_uring_prep_read(struct io_uring_sqe *sqe, int fd, void *buf, unsigned len, uint64_t data) {
+    io_uring_prep_read(sqe, fd, buf, len, (__u64)-1); io_uring_sqe_set_data64(sqe, data);
+}
+void shim_uring_prep_write(struct io_uring_sqe *sqe, int fd, const void *buf, unsigned len, uint64_t data) {
+    io_uring_prep_write(sqe, fd, buf, len, (__u64)-1); io_uring_sqe_set_data64(sqe, data);
+}
+void shim_uring_prep_splice(struct io_uring_sqe *sqe, int in, int out, unsigned len, unsigned flags, uint64_t data) {
+    io_uring_prep_splice(sqe, in, -1, out, -1, len, flags); io_uring_sqe_set_data64(sqe, data);
+}
+int shim_uring_submit(struct io_uring *ring) { return io_uring_submit(ring); }
+int shim_uring_peek_cqe(struct io_uring *ring, struct io_uring_cqe **cqe) { return io_uring_peek_cqe(ring, cqe); }
+void shim_uring_cqe_seen(struct io_uring *ring, struct io_uring_cqe *cqe) { io_uring_cqe_seen(ring, cqe); }
+uint64_t shim_uring_cqe_data(const struct io_uring_cqe *cqe) { return io_uring_cqe_get_data64(cqe); }
+int32_t shim_uring_cqe_res(const struct io_uring_cqe *cqe) { return cqe->res; }
+int shim_uring_op_supported(struct io_uring *ring, int op) {
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    if (!probe) return -ENOSYS;
+    int ok = io_uring_opcode_supported(probe, op);
+    io_uring_free_probe(probe);
+    return ok;
+}
+int shim_ioring_op_splice(void) { return IORING_OP_SPLICE; }

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE 1
 #include "CTestSupport.h"
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +28,7 @@ int64_t ts_verify(uint64_t seed, uint64_t offset, const void *buf, size_t len) {
     return -1;
 }
 
-pid_t ts_spawn(char *const argv[], int in, int out, int err) {
+int ts_spawn(char *const argv[], int in, int out, int err) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     if (in >= 0) posix_spawn_file_actions_adddup2(&fa, in, 0);

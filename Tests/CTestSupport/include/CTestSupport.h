@@ -3,10 +3,8 @@
 // chunking, and a spawn helper for child-process tests.
 #ifndef GCS_TEST_SUPPORT_H
 #define GCS_TEST_SUPPORT_H
-#define _GNU_SOURCE 1
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 /// Fills `buf` with the pattern bytes for stream positions [offset, offset+len).
 void ts_fill(uint64_t seed, uint64_t offset, void *buf, size_t len);
@@ -14,7 +12,7 @@ void ts_fill(uint64_t seed, uint64_t offset, void *buf, size_t len);
 int64_t ts_verify(uint64_t seed, uint64_t offset, const void *buf, size_t len);
 /// posix_spawn of argv[0] (a path) with stdin/stdout/stderr set to the given fds (-1: inherit).
 /// Returns the pid, or -errno.
-pid_t ts_spawn(char *const argv[], int in, int out, int err);
+int ts_spawn(char *const argv[], int in, int out, int err);
 /// Number of open descriptors of this process whose /proc/self/fd link names `inode`-based
 /// sockets or pipes among `inodes` (count `n`); used to prove descriptors were really closed.
 int ts_count_open_inodes(const uint64_t *inodes, int n);

@@ -108,7 +108,7 @@ public final class LocalGuest: Sendable {
 
     /// Reads the agent's log (for test failure messages).
     public func log() -> String {
-        (try? String(decoding: readAll("\(workDirectory)/gcs.log"), as: UTF8.self)) ?? ""
+        (try? String(decoding: HostFiles.read("\(workDirectory)/gcs.log"), as: UTF8.self)) ?? ""
     }
 
     static func makeDirectories(_ path: String) throws {
@@ -116,19 +116,6 @@ public final class LocalGuest: Sendable {
         for component in path.split(separator: "/") {
             current += "/" + component
             if mkdir(current, 0o755) != 0 && errno != EEXIST { throw SyscallError("mkdir(\(current))", errno: errno) }
-        }
-    }
-
-    func readAll(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SyscallError("open(\(path))", errno: errno) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { return bytes }
-            bytes += buffer[..<n]
         }
     }
 }
@@ -148,5 +135,23 @@ public struct StdioListeners: Sendable {
         stdin?.listener.close()
         stdout?.listener.close()
         stderr?.listener.close()
+    }
+}
+
+/// Small-file helpers for the host side (logs, generated bundle files).
+public enum HostFiles {
+    /// The whole content of `path`.
+    public static func read(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SyscallError("open(\(path))", errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return bytes }
+            bytes += buffer[..<n]
+        }
     }
 }

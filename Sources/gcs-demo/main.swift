@@ -90,21 +90,8 @@ do {
 } catch {
     say("demo failed: \(error)")
     started?.kill()
-    if let log = try? String(decoding: Array(readFileBytes("\(work)/gcs.log")), as: UTF8.self) { print(log) }
+    if let log = try? String(decoding: HostFiles.read("\(work)/gcs.log"), as: UTF8.self) { print(log) }
     exit(1)
-}
-
-func readFileBytes(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { return bytes }
-        bytes += buffer[..<n]
-    }
 }
 
 extension String {

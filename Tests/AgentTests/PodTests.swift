@@ -31,25 +31,12 @@ struct PodTests {
             _ = try await guest.start(.containerInit(workload), stdout: false, stderr: false)
             let files = try await guest.run(.exec(workload, Busybox.process(args: ["sh", "-c", "cat /etc/hostname; grep my-pod /etc/hosts"])))
             #expect(files.stdoutText == "my-pod\n127.0.0.1 my-pod\n")
-            let config = String(decoding: try readAll("\(guest.workDirectory)/bundles/\(workload)/config.json"), as: UTF8.self)
+            let config = String(decoding: try HostFiles.read("\(guest.workDirectory)/bundles/\(workload)/config.json"), as: UTF8.self)
             #expect(config.contains("\"cgroupsPath\":\"/swift-gcs-\(getpid())/\(sandbox)/\(workload)\""))
             for id in [workload, sandbox] {
                 _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
                 _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
             }
-        }
-    }
-
-    private func readAll(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw SyscallError("open(\(path))", errno: errno) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { return bytes }
-            bytes += buffer[..<n]
         }
     }
 }

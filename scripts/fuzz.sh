@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the bridge libFuzzer target (frame parser + router + decoders, no I/O) and runs it
+# for a bounded time. Usage: scripts/fuzz.sh [seconds=60] [extra libFuzzer flags...]
+# Output: .build/fuzz/bridge-fuzz, corpus in .build/fuzz/corpus, crashes in .build/fuzz/artifacts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+shift || true
+out=.build/fuzz
+mkdir -p "$out/corpus" "$out/artifacts"
+
+sources=(
+  Sources/Bridge/Wire/MessageIdentifier.swift
+  Sources/Bridge/Wire/FrameHeader.swift
+  Sources/Bridge/Wire/FrameReader.swift
+  Sources/Bridge/JSON/*.swift
+  Sources/Bridge/Messages/*.swift
+  Sources/Bridge/Guest/RequestRouter.swift
+  Sources/Bridge/Guest/OutgoingBodies.swift
+  Sources/Bridge/Host/HostChecks.swift
+  Tests/Fuzz/BridgeFuzz.swift
+)
+swiftc -sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 \
+  -module-name BridgeFuzz "${sources[@]}" -o "$out/bridge-fuzz"
+
+# Seed corpus: every fixture, as a body (leading type byte) and as a framed message.
+if command -v python3 >/dev/null; then
+  python3 - "$out/corpus" Tests/BridgeTests/Fixtures <<'PY'
+import os, struct, sys, re
+corpus, fixtures = sys.argv[1], sys.argv[2]
+readme = open(os.path.join(fixtures, "README.md")).read()
+for line in readme.splitlines():
+    m = re.match(r"\| `([^`]+\.json)` \| [^|]+ \| `0x([0-9a-f]+)` \|[^|]+\| (\d+) \|", line)
+    if not m: continue
+    name, typ, ident = m.group(1), int(m.group(2), 16), int(m.group(3))
+    body = open(os.path.join(fixtures, name), "rb").read()
+    open(os.path.join(corpus, "body-" + name), "wb").write(bytes([typ >> 8 & 0xff]) + body)
+    open(os.path.join(corpus, "frame-" + name), "wb").write(bytes([0, 0]) + struct.pack("<IIQ", typ, 16 + len(body), ident) + body)
+PY
+fi
+
+"$out/bridge-fuzz" "$out/corpus" -max_total_time="$seconds" -artifact_prefix="$out/artifacts/" \
+  -max_len=16384 -print_final_stats=1 "$@"

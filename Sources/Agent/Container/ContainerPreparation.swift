@@ -137,11 +137,13 @@ enum ContainerPreparation {
 }
 
 extension JSONValue {
-    /// Sets the member at `path` (creating intermediate objects).
+    /// Sets the member at `path` (creating intermediate objects). Where a key repeats, the
+    /// member changed is the one runc will decode (Go's rule, `JSONValue.memberIndex`), so a
+    /// duplicate cannot hide a rewrite.
     mutating func setMember(_ path: [String], _ value: JSONValue) {
         guard let first = path.first else { self = value; return }
         guard case .object(var members) = self else { return }
-        if let index = members.firstIndex(where: { $0.key == first }) {
+        if let index = JSONValue.memberIndex(first, in: members) {
             members[index].value.setMember(Array(path.dropFirst()), value)
         } else {
             var child = JSONValue.object([])
@@ -151,9 +153,10 @@ extension JSONValue {
         self = .object(members)
     }
 
-    /// Removes the top-level member `key`.
+    /// Removes every top-level member Go would decode as `key` (any case, any repeat).
     mutating func removeMember(_ key: String) {
         guard case .object(let members) = self else { return }
-        self = .object(members.filter { $0.key != key })
+        let lower = key.lowercased()
+        self = .object(members.filter { $0.key.lowercased() != lower })
     }
 }

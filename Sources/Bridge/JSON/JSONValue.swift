@@ -19,10 +19,19 @@ public enum JSONValue: Sendable, Hashable {
     /// Members in document order.
     case object([(key: String, value: JSONValue)])
 
-    /// The member `key` of an object (first match), else nil.
+    /// The member `key` of an object, else nil, matched as Go's `encoding/json` (and so runc)
+    /// matches it: the last exact match, else the last case-insensitive match. Reading the
+    /// same member the runtime will read matters when a document repeats a key.
     public subscript(key: String) -> JSONValue? {
-        guard case .object(let members) = self else { return nil }
-        return members.first(where: { $0.key == key })?.value
+        guard case .object(let members) = self, let index = JSONValue.memberIndex(key, in: members) else { return nil }
+        return members[index].value
+    }
+
+    /// The index of the member Go would decode into field `key` (see the subscript).
+    public static func memberIndex(_ key: String, in members: [(key: String, value: JSONValue)]) -> Int? {
+        if let exact = members.lastIndex(where: { $0.key == key }) { return exact }
+        let lower = key.lowercased()
+        return members.lastIndex(where: { $0.key.lowercased() == lower })
     }
 
     /// Whether this is `null`.
@@ -39,17 +48,31 @@ public enum JSONValue: Sendable, Hashable {
         case (.uint(let a), .uint(let b)): return a == b
         case (.int, .uint), (.uint, .int): return false
         case (.double(let a), .double(let b)): return a == b
-        case (.int(let a), .double(let b)), (.double(let b), .int(let a)): return Double(a) == b
+        case (.int(let a), .double(let b)), (.double(let b), .int(let a)):
+            // Exact: 2^53 + 1 must not equal 2^53 (keeps equality transitive).
+            return Double(a) == b && Int64(exactly: b) == a
         case (.string(let a), .string(let b)): return a == b
         case (.array(let a), .array(let b)): return a == b
-        case (.object(let a), .object(let b)):
-            // JSON object equality ignores member order.
-            guard a.count == b.count else { return false }
-            var lookup: [String: JSONValue] = [:]
-            for member in b { lookup[member.key] = member.value }
-            return a.allSatisfy { lookup[$0.key] == $0.value }
+        case (.object(let a), .object(let b)): return JSONValue.membersEqual(a, b)
         default: return false
         }
+    }
+
+    /// JSON object equality: member order aside. Duplicate keys (which RFC 8259 permits and we
+    /// keep, because we forward documents unchanged) pair up in their relative order, so a
+    /// value with duplicates still equals itself and its round trip.
+    private static func membersEqual(_ a: [(key: String, value: JSONValue)], _ b: [(key: String, value: JSONValue)]) -> Bool {
+        guard a.count == b.count else { return false }
+        if zip(a, b).allSatisfy({ $0.key == $1.key && $0.value == $1.value }) { return true }
+        var candidates: [String: [JSONValue]] = [:]
+        for member in b { candidates[member.key, default: []].append(member.value) }
+        var used: [String: Int] = [:]
+        for member in a {
+            let next = used[member.key, default: 0]
+            guard let values = candidates[member.key], next < values.count, values[next] == member.value else { return false }
+            used[member.key] = next + 1
+        }
+        return true
     }
 
     public func hash(into hasher: inout Hasher) {

@@ -1,0 +1,83 @@
+import Bridge
+import FoundationEssentials
+import Testing
+
+/// The direct JSON parser/serializer carries forwarded documents (the OCI spec, OciProcess)
+/// losslessly; these cases pin what the fuzzer found and the edges around it.
+@Suite("JSONValue parse → serialize → parse")
+struct JSONValueTests {
+    /// Documents that must survive a round trip unchanged, as JSON values.
+    static let roundTrips: [String] = [
+        // Fuzzer finding (scripts/fuzz.sh, crash-7f654e68…): a response body whose mutation
+        // repeated the key "Properties". A value with duplicate keys did not equal itself.
+        #"{"Result":0,"ActivityId":"00000000-0000-0000-0000-000000000000","Properties":"{\"ProcessList\":[{\"ProcessId\"0000","Properties":"{\"ProcessL:187},{\"ProcessId\":213},{\"ProcessId\":214},{\"ProcessId\":241}]}"}"#,
+        // The same defect, minimal.
+        #"{"a":1,"a":2}"#,
+        #"{"a":1,"b":[],"a":{"a":null,"a":true}}"#,
+        // Numbers: exact integers at both ends, doubles, negative zero, exponents.
+        #"[0,-0,1,-1,9223372036854775807,-9223372036854775808,18446744073709551615]"#,
+        #"[-9223372036854775809,18446744073709551616,1e300,-1.5e-300,5e-324,0.1,1E+2,1.0]"#,
+        #"[9007199254740993,9007199254740992.0,123456789012345678901234567890]"#,
+        // Strings: escapes, control characters, surrogate pairs, lone surrogates, slashes.
+        #"["\"\\\/\b\f\n\r\t","\u0000\u001f\u007f","\ud83d\ude00","\ud800","\udc00x","a/b","é€😀"]"#,
+        // Nesting and empties.
+        #"{"":{"":[[],{},[{}]]}}"#,
+    ]
+
+    @Test("round trip is the identity", arguments: roundTrips)
+    func roundTrip(_ document: String) throws {
+        let value = try JSONValueParser.parse(document)
+        #expect(value == value)
+        let again = try JSONValueParser.parse(value.serialized())
+        #expect(again == value, "\(value.serialized())")
+        #expect(again.serialized() == value.serialized())
+    }
+
+    @Test("duplicate keys pair up in their relative order, member order aside")
+    func duplicateKeys() throws {
+        let a = try JSONValueParser.parse(#"{"k":1,"x":0,"k":2}"#)
+        #expect(a == (try JSONValueParser.parse(#"{"x":0,"k":1,"k":2}"#)))
+        #expect(a != (try JSONValueParser.parse(#"{"x":0,"k":2,"k":1}"#)))
+        #expect(a != (try JSONValueParser.parse(#"{"k":1,"x":0,"x":0}"#)))
+        #expect(a != (try JSONValueParser.parse(#"{"k":1,"x":0}"#)))
+        // Serialization keeps both members, in order: nothing the host sent is dropped.
+        #expect(a.serialized() == #"{"k":1,"x":0,"k":2}"#)
+    }
+
+    @Test("member lookup reads what Go's decoder (runc) would: last exact match, else case-insensitive")
+    func goMemberLookup() throws {
+        let spec = try JSONValueParser.parse(#"{"linux":{"a":1},"Process":{"b":2},"linux":{"a":3},"PROCESS":{"b":4}}"#)
+        #expect(spec["linux"] == (try JSONValueParser.parse(#"{"a":3}"#)))
+        #expect(spec["Process"] == (try JSONValueParser.parse(#"{"b":2}"#)))
+        #expect(spec["process"] == (try JSONValueParser.parse(#"{"b":4}"#)))
+        #expect(spec["root"] == nil)
+    }
+
+    @Test("integer and double compare exactly, so equality stays transitive")
+    func exactNumbers() {
+        let big = Int64(1) << 53
+        #expect(JSONValue.int(big) == .double(Double(big)))
+        #expect(JSONValue.int(big + 1) != .double(Double(big)))
+        #expect(JSONValue.int(3) != .double(3.5))
+        #expect(JSONValue.uint(UInt64.max) != .int(-1))
+        var seen = Set<JSONValue>()
+        seen.insert(.int(2))
+        #expect(seen.contains(.double(2)))
+    }
+
+    @Test("malformed documents are rejected with an offset", arguments: [
+        "", "{", "[1,]", #"{"a"}"#, #"{"a":1,}"#, "01", "-", "1.", "1e", "nul", #""\x""#, #""\u12""#,
+        "\"a\u{01}\"", "[1] 2", "1e400", #"{"a":1"#, String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
+    ])
+    func rejects(_ document: String) {
+        #expect(throws: JSONValueParser.Error.self) { try JSONValueParser.parse(document) }
+    }
+
+    @Test("invalid UTF-8 inside a string is rejected")
+    func invalidUTF8() {
+        let bytes: [UInt8] = [0x22, 0xC3, 0x28, 0x22]
+        #expect(throws: JSONValueParser.Error.self) {
+            try bytes.withUnsafeBytes { try JSONValueParser.parse($0) }
+        }
+    }
+}

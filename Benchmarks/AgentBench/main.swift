@@ -12,13 +12,22 @@ import Logging
 import Shims
 
 var scale = 1
+/// Sections to run (`--only rtt,exec,rate,relay,tty,many`); all when empty.
+var only: Set<String> = []
+/// Another gcs binary to measure (A/B runs); default: the one built next to this tool.
+var gcsOverride: String?
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
-while let a = arguments.next() { if a == "--scale", let v = arguments.next(), let n = Int(v) { scale = max(1, n) } }
+while let a = arguments.next() {
+    if a == "--scale", let v = arguments.next(), let n = Int(v) { scale = max(1, n) }
+    if a == "--only", let v = arguments.next() { only = Set(v.split(separator: ",").map(String.init)) }
+    if a == "--gcs", let v = arguments.next() { gcsOverride = v }
+}
+@MainActor func runs(_ section: String) -> Bool { only.isEmpty || only.contains(section) }
 _ = shim_raise_nofile(20_000)
 signal(SIGPIPE, SIG_IGN)
 
 let me = CommandLine.arguments[0]
-let gcs = me.lastIndex(of: "/").map { String(me[..<$0]) + "/gcs" } ?? "gcs"
+let gcs = gcsOverride ?? me.lastIndex(of: "/").map { String(me[..<$0]) + "/gcs" } ?? "gcs"
 var logger = Logger(label: "agent-bench")
 logger.logLevel = .error
 let work = "/tmp/agent-bench-\(getpid())"
@@ -49,12 +58,15 @@ func roundTrips(inFlight: Int, total: Int) async throws -> Double {
     return Double(total) / (Double(benchNow() - start) / 1e9)
 }
 _ = try await roundTrips(inFlight: 8, total: 2000)  // warm up
+if runs("rtt") {
 report.add(BenchResult(benchmark: "bridge no-op round trips", metric: "1 in flight (Go: 5,300/s)",
                        value: try await roundTrips(inFlight: 1, total: 20_000 / scale), unit: "req/s", baseline: 5300))
 report.add(BenchResult(benchmark: "bridge no-op round trips", metric: "64 in flight (Go: 18,000/s)",
                        value: try await roundTrips(inFlight: 64, total: 50_000 / scale), unit: "req/s", baseline: 18000))
+}
 
 // 2. exec + wait of /bin/true, against C posix_spawn + waitpid measured now.
+if runs("exec") {
 var cSpawn: [Double] = []
 for _ in 0..<(500 / scale) {
     var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
@@ -65,26 +77,37 @@ let cP50 = percentile(cSpawn, 0.5)
 report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "C posix_spawn+waitpid p50", value: cP50, unit: "us"))
 for withStdio in [false, true] {
     var samples: [Double] = []
+    var startedAfter: [Double] = []
+    let gcsCPU = Probe.cpuSeconds(pid), hostCPU = Probe.cpuSeconds(getpid())
     for _ in 0..<(500 / scale) {
         let start = benchNow()
         if withStdio {
             _ = try await guest.run(.utilityVM, args: ["/bin/true"])
         } else {
             let (p, _) = try await guest.start(.utilityVM, args: ["/bin/true"], stdout: false, stderr: false)
+            startedAfter.append(Double(benchNow() - start) / 1000)
             _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: p))
         }
         samples.append(Double(benchNow() - start) / 1000)
     }
     let label = withStdio ? "with stdout+stderr" : "no stdio"
+    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label): gcs CPU per process",
+                           value: (Probe.cpuSeconds(pid) - gcsCPU) / Double(samples.count) * 1e6, unit: "us"))
+    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label): host CPU per process",
+                           value: (Probe.cpuSeconds(getpid()) - hostCPU) / Double(samples.count) * 1e6, unit: "us"))
+    if !startedAfter.isEmpty {
+        report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "ExecuteProcess response p50", value: percentile(startedAfter, 0.5), unit: "us"))
+    }
     let goOverhead = withStdio ? 1410.0 - 500 : 1070.0 - 500
     report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label) p50", value: percentile(samples, 0.5), unit: "us"))
     report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label) p99", value: percentile(samples, 0.99), unit: "us"))
     report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label) overhead vs C (Go: \(Int(goOverhead)) us)",
                            value: percentile(samples, 0.5) - cP50, unit: "us", baseline: goOverhead))
 }
+}
 
 // 3. Processes per second with 50 in flight.
-do {
+if runs("rate") {
     let total = 2000 / scale
     let start = benchNow()
     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -103,13 +126,13 @@ do {
 }
 
 // 4. Container-path stdout relay (pipe -> our Relay -> host socket) against the C relays.
-for r in try await ContainerRelay.measure(guest: guest, work: work, scale: scale) { report.add(r) }
+if runs("relay") { for r in try await ContainerRelay.measure(guest: guest, work: work, scale: scale) { report.add(r) } }
 
 // 5. TTY stdout against a raw pty reader.
-for r in try await TerminalRelay.measure(guest: guest, scale: scale) { report.add(r) }
+if runs("tty") { for r in try await TerminalRelay.measure(guest: guest, scale: scale) { report.add(r) } }
 
 // 7. 1,000 running processes with stdio attached.
-for r in try await ManyProcesses.measure(guest: guest, idleRSS: idleRSS) { report.add(r) }
+if runs("many") { for r in try await ManyProcesses.measure(guest: guest, idleRSS: idleRSS) { report.add(r) } }
 
 _ = try await guest.stop()
 report.write()

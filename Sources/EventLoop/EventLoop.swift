@@ -147,6 +147,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     // MARK: The loop
 
+    /// How many rounds of queued work one loop turn runs before polling epoll again.
+    static let workRoundsPerTurn = 8
+
     private func run() {
         threadIDValue.store(UInt(bitPattern: Int(shim_gettid())), ordering: .releasing)
         name.withCString { shim_set_thread_name($0) }
@@ -157,9 +160,14 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         var batch = Deque<Work>()
 
         while !stopping.load(ordering: .relaxed) {
-            // 1. Run the work queued so far (jobs resumed by the previous dispatch run here).
-            inbox.withLock { swap(&batch, &$0) }
-            while let work = batch.popFirst() { run(work) }
+            // 1. Run the work queued so far (jobs resumed by the previous dispatch run here),
+            //    including what that work queues in turn (a task hopping to an actor and back),
+            //    for a bounded number of rounds so I/O readiness is still polled regularly.
+            for _ in 0..<Self.workRoundsPerTurn {
+                inbox.withLock { swap(&batch, &$0) }
+                if batch.isEmpty { break }
+                while let work = batch.popFirst() { run(work) }
+            }
 
             // 2. Drivers that used their budget get another turn before we block.
             if !ready.isEmpty {

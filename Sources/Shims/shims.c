@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -261,3 +262,5 @@ int shim_uring_op_supported(struct io_uring *ring, int op) {
     return ok;
 }
 int shim_ioring_op_splice(void) { return IORING_OP_SPLICE; }
+
+int shim_malloc_trim(size_t pad) { return malloc_trim(pad); }

@@ -69,7 +69,7 @@ struct GCS: AsyncParsableCommand {
             }
         }
         logger.info("gcs starting", metadata: ["transport": "\(self.transport)", "pid": "\(getpid())"])
-        await connections.run(host: host)
+        await withTaskExecutorPreference(loop) { await connections.run(host: host) }
         stopper.cancel()
         logger.info("gcs stopped")
     }

@@ -103,7 +103,7 @@ public actor Container {
         let process = GuestProcess(pid: initPID, arguments: Self.arguments(of: spec["process"]), io: io,
                                    signalledCode: { 128 + UInt32($0) })
         initProcess = process
-        await process.start(reaper: reaper) { [weak self] _ in
+        await process.start(reaper: reaper, loop: loop) { [weak self] _ in
             guard let self else { return }
             await onExit(await self.initExited())
         }
@@ -169,7 +169,7 @@ public actor Container {
         try finishProcessFiles(files, pid: pid)
         let process = GuestProcess(pid: pid, arguments: Self.arguments(of: ociProcess), io: io, signalledCode: { 128 + UInt32($0) })
         processes[pid] = process
-        await process.start(reaper: reaper)
+        await process.start(reaper: reaper, loop: loop)
         return pid
     }
 

@@ -17,6 +17,8 @@ public actor AgentHost: BridgeHandler {
     let logger: Logger
     /// Where exit notifications go (the connection manager queues them while disconnected).
     let notify: @Sendable (ContainerNotification) async -> Void
+    /// Returns freed heap to the kernel after processes and containers go away.
+    let reclaimer: HeapReclaimer
 
     private var containers: [String: Container] = [:]
     /// IDs being created: a second Create for one fails, requests for it see "not found".
@@ -33,6 +35,7 @@ public actor AgentHost: BridgeHandler {
         self.loop = loop
         self.logger = logger
         self.notify = notify
+        reclaimer = HeapReclaimer(loop: loop)
         runc = Runc(binary: configuration.runcBinary, root: configuration.runcRoot, reaper: reaper, loop: loop)
     }
 
@@ -96,6 +99,7 @@ public actor AgentHost: BridgeHandler {
         let container = try container(id)
         defer {
             containers.removeValue(forKey: id)
+            reclaimer.noteRelease()
             // Forget the container in its pod; the pod goes with its sandbox.
             if pods.removeValue(forKey: id) == nil {
                 for sandbox in pods.keys { pods[sandbox]?.members.remove(id) }
@@ -130,7 +134,9 @@ public actor AgentHost: BridgeHandler {
         let timeout = request.timeoutInMs == WaitForProcessRequest.infinite ? nil : request.timeoutInMs
         let process = try await process(request.base.containerId, request.processId)
         let code = try await process.wait(timeoutMs: timeout, loop: loop)
-        if request.base.containerId == uvmContainerID { external.removeValue(forKey: pid_t(request.processId)) }
+        if request.base.containerId == uvmContainerID, external.removeValue(forKey: pid_t(request.processId)) != nil {
+            reclaimer.noteRelease()
+        }
         return code
     }
 
@@ -174,7 +180,7 @@ public actor AgentHost: BridgeHandler {
     }
 
     public func dumpStacks(_ request: DumpStacksRequest) async throws -> String {
-        var text = "swift-gcs state: \(containers.count) containers, \(external.count) external processes, \(reaper.reapedCount) children reaped\n"
+        var text = "swift-gcs state: \(containers.count) containers, \(external.count) external processes, \(reaper.reapedCount) children reaped, \(reclaimer.trimCount) heap trims\n"
         for id in containers.keys.sorted() { text += await containers[id]!.describe() + "\n" }
         for pid in external.keys.sorted() { text += external[pid]!.describe() + "\n" }
         return text

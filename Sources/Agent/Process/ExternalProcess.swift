@@ -47,7 +47,7 @@ enum ExternalProcess {
         }
         // hcsshim reports -1 (4294967295) for a signalled external process.
         let process = GuestProcess(pid: pid, arguments: argv, io: io, signalledCode: { _ in UInt32.max })
-        await process.start(reaper: reaper)
+        await process.start(reaper: reaper, loop: loop)
         return process
     }
 

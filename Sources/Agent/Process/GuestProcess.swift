@@ -23,11 +23,12 @@ public actor GuestProcess {
         self.signalledCode = signalledCode
     }
 
-    /// Starts the relays and the exit monitor. `onExit` runs after the exit is published.
-    func start(reaper: Reaper, onExit: @escaping @Sendable (UInt32) async -> Void = { _ in }) {
+    /// Starts the relays and the exit monitor (on `loop`, where the exit wake-up arrives, so
+    /// publishing it costs no thread hop). `onExit` runs after the exit is published.
+    func start(reaper: Reaper, loop: EventLoop, onExit: @escaping @Sendable (UInt32) async -> Void = { _ in }) {
         io.start()
         let latch = self.latch, io = self.io, pid = self.pid, mapSignal = signalledCode
-        monitor = Task {
+        monitor = Task(executorPreference: loop) {
             let status = await reaper.wait(pid: pid)
             await io.finish()
             let code: UInt32

@@ -87,7 +87,7 @@ public enum RequestRouter {
             do {
                 // Go's json.Unmarshal treats a literal `null` body as "leave everything zero".
                 if isNullLiteral(raw) { return try BridgeJSON.decode(T.self, fromEmbedded: "{}") }
-                return try BridgeJSON.decode(T.self, from: raw)
+                return try BridgeJSON.decodeMessage(T.self, from: raw)
             } catch {
                 throw .invalidJSON("message", error)
             }

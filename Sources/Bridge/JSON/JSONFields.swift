@@ -43,20 +43,20 @@ public struct JSONFields {
         return b
     }
 
-    public func uint32(_ key: String) throws -> UInt32 {
-        guard let v = value(key) else { return 0 }
-        switch v {
-        case .int(let i) where i >= 0 && i <= Int64(UInt32.max): return UInt32(i)
-        default: throw TypeError(key: key, expected: "uint32")
-        }
-    }
+    public func uint32(_ key: String) throws -> UInt32 { try integer(key) }
 
-    public func int32(_ key: String) throws -> Int32 {
+    public func int32(_ key: String) throws -> Int32 { try integer(key) }
+
+    /// An integer field of type `T`: an integral JSON number in `T`'s range (Go rejects
+    /// fractions, exponents and out-of-range values for integer fields).
+    public func integer<T: FixedWidthInteger>(_ key: String, as type: T.Type = T.self) throws -> T {
         guard let v = value(key) else { return 0 }
         switch v {
-        case .int(let i) where i >= Int64(Int32.min) && i <= Int64(Int32.max): return Int32(i)
-        default: throw TypeError(key: key, expected: "int32")
+        case .int(let i): if let exact = T(exactly: i) { return exact }
+        case .uint(let u): if let exact = T(exactly: u) { return exact }
+        default: break
         }
+        throw TypeError(key: key, expected: "\(T.self)".lowercased())
     }
 
     public func strings(_ key: String) throws -> [String] {

@@ -89,6 +89,8 @@ long shim_recv_fd(int sock, void *buf, size_t len, int *fd_out);
 // ---- limits and clocks --------------------------------------------------------------------------
 /// Raises RLIMIT_NOFILE to at least `want` (the hard limit too when privileged). 0 on success.
 int shim_raise_nofile(unsigned long want);
+/// malloc_trim(pad): returns free heap pages of every arena to the kernel; 1 if any were.
+int shim_malloc_trim(size_t pad);
 unsigned long shim_nofile_limit(void);
 int64_t shim_thread_cpu_ns(void);
 int64_t shim_monotonic_ns(void);

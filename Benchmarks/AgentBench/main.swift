@@ -65,46 +65,8 @@ report.add(BenchResult(benchmark: "bridge no-op round trips", metric: "64 in fli
                        value: try await roundTrips(inFlight: 64, total: 50_000 / scale), unit: "req/s", baseline: 18000))
 }
 
-// 2. exec + wait of /bin/true, against C posix_spawn + waitpid measured now.
-if runs("exec") {
-var cSpawn: [Double] = []
-for _ in 0..<(500 / scale) {
-    var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
-    cSpawn.append(Double(cbench_spawn_wait_ns("/bin/true", &argv)) / 1000)
-    free(argv[0])
-}
-let cP50 = percentile(cSpawn, 0.5)
-report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "C posix_spawn+waitpid p50", value: cP50, unit: "us"))
-for withStdio in [false, true] {
-    var samples: [Double] = []
-    var startedAfter: [Double] = []
-    let gcsCPU = Probe.cpuSeconds(pid), hostCPU = Probe.cpuSeconds(getpid())
-    for _ in 0..<(500 / scale) {
-        let start = benchNow()
-        if withStdio {
-            _ = try await guest.run(.utilityVM, args: ["/bin/true"])
-        } else {
-            let (p, _) = try await guest.start(.utilityVM, args: ["/bin/true"], stdout: false, stderr: false)
-            startedAfter.append(Double(benchNow() - start) / 1000)
-            _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: p))
-        }
-        samples.append(Double(benchNow() - start) / 1000)
-    }
-    let label = withStdio ? "with stdout+stderr" : "no stdio"
-    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label): gcs CPU per process",
-                           value: (Probe.cpuSeconds(pid) - gcsCPU) / Double(samples.count) * 1e6, unit: "us"))
-    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label): host CPU per process",
-                           value: (Probe.cpuSeconds(getpid()) - hostCPU) / Double(samples.count) * 1e6, unit: "us"))
-    if !startedAfter.isEmpty {
-        report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "ExecuteProcess response p50", value: percentile(startedAfter, 0.5), unit: "us"))
-    }
-    let goOverhead = withStdio ? 1410.0 - 500 : 1070.0 - 500
-    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label) p50", value: percentile(samples, 0.5), unit: "us"))
-    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label) p99", value: percentile(samples, 0.99), unit: "us"))
-    report.add(BenchResult(benchmark: "exec+wait /bin/true", metric: "\(label) overhead vs C (Go: \(Int(goOverhead)) us)",
-                           value: percentile(samples, 0.5) - cP50, unit: "us", baseline: goOverhead))
-}
-}
+// 2. exec + wait of /bin/true, against C posix_spawn + waitpid measured now (interleaved).
+if runs("exec") { for r in try await ExecLatency.measure(guest: guest, scale: scale) { report.add(r) } }
 
 // 3. Processes per second with 50 in flight.
 if runs("rate") {

@@ -3,7 +3,7 @@ import Shims
 import Synchronization
 
 /// The one place that reaps child processes in a daemon that is PID 1's helper or a child
-/// subreaper (the agent): SIGCHLD arrives through a signalfd on the loop, every exited child is
+/// subreaper (the agent): SIGCHLD arrives through a handler and a self-pipe on the loop, every exited child is
 /// reaped with `waitid(P_ALL)`, and its status goes to whoever waits for that pid. Exits of pids
 /// nobody waits for yet (a container's init re-parented to us after `runc create` exits, or a
 /// process that exits before its owner registered) are kept, up to `unclaimedLimit`, so a later
@@ -34,7 +34,7 @@ public final class Reaper: Sendable {
         signals = try await SignalSource(signals: [SIGCHLD], mechanism: .handler, loop: loop)
         let signals = self.signals
         task.withLock { slot in
-            slot = Task { [weak self] in
+            slot = Task(executorPreference: loop) { [weak self] in
                 while true {
                     self?.reapAll()
                     guard (try? await signals.next()) != nil else { return }

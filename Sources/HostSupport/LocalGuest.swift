@@ -23,7 +23,7 @@ public final class LocalGuest: Sendable {
     public static func start(gcsBinary: String, workDirectory: String, logLevel: String = "info",
                              loop: EventLoop = .shared, logger: Logger) async throws -> LocalGuest {
         try makeDirectories(workDirectory)
-        let prefix = "\(workDirectory)/vsock"
+        let prefix = try socketDirectory(for: workDirectory) + "/vsock"
         let listener = try UnixListener(path: "\(prefix)_\(0x4000_0000)", loop: loop)
         defer { listener.close() }
         let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4",
@@ -87,8 +87,24 @@ public final class LocalGuest: Sendable {
         let status = try await child.wait()
         await reader.value
         removeCgroupParents()
+        let sockets = String(prefix.dropLast("/vsock".count))
+        if sockets != workDirectory { _ = rmdir(sockets) }
         return status
     }
+
+    /// Where the port sockets live: a fresh directory on tmpfs (/dev/shm) when there is one,
+    /// since binding and unlinking a socket per stdio stream on a disk filesystem costs an
+    /// inode allocation each (the host side of the transport is then as cheap as vsock's);
+    /// else `workDirectory`.
+    static func socketDirectory(for workDirectory: String) throws -> String {
+        var info = stat()
+        guard stat("/dev/shm", &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return workDirectory }
+        let directory = "/dev/shm/gcs-host-\(getpid())-\(socketDirectories.add(1, ordering: .relaxed).newValue)"
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST { return workDirectory }
+        return directory
+    }
+
+    private static let socketDirectories = Atomic<Int>(0)
 
     /// The agent was given `--cgroup-parent /swift-gcs-<our pid>`: remove those (now empty)
     /// directories from every hierarchy so runs leave no trace.

@@ -62,7 +62,7 @@ struct GCS: AsyncParsableCommand {
             await connections.send($0)
         }
         let stopSignals = try await SignalSource(signals: [SIGTERM, SIGINT], mechanism: .handler, loop: loop)
-        let stopper = Task {
+        let stopper = Task(executorPreference: loop) {
             if let signal = try? await stopSignals.next() {
                 logger.notice("stopping on signal \(signal); containers are left running")
                 connections.stop()

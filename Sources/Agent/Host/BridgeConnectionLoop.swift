@@ -49,7 +49,7 @@ public final class BridgeConnectionLoop: Sendable {
             logger.info("bridge connected")
             let server = BridgeServer(connection: connection, handler: host, logger: logger)
             state.withLock { $0.server = server }
-            let flusher = Task { [self] in
+            let flusher = Task(executorPreference: loop) { [self] in
                 // Deliver what queued while disconnected once the host has negotiated.
                 while !server.isNegotiated {
                     guard (try? await loop.sleep(for: .milliseconds(5))) != nil else { return }

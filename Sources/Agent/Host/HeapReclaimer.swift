@@ -33,7 +33,7 @@ final class HeapReclaimer: Sendable {
             return true
         }
         guard schedule else { return }
-        Task { await settle() }
+        Task(executorPreference: loop) { await self.settle() }
     }
 
     /// Waits until no release arrived for `delay`, then trims once.

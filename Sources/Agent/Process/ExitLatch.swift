@@ -36,7 +36,7 @@ final class ExitLatch: Sendable {
     func wait(timeoutMs: UInt32?, loop: EventLoop) async throws -> UInt32 {
         let id = state.withLock { s -> Int in s.nextID += 1; return s.nextID }
         let timer: Task<Void, Never>? = timeoutMs.map { ms in
-            Task { [self] in
+            Task(executorPreference: loop) { [self] in
                 guard (try? await loop.sleep(for: .milliseconds(Int64(ms)))) != nil else { return }
                 fail(id, BridgeError(.timeout, "timed out waiting for the process to exit after \(ms) ms"))
             }

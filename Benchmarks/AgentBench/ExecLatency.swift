@@ -1,0 +1,62 @@
+import BenchReport
+import Bridge
+import CBench
+import Glibc
+import HostSupport
+
+/// exec + wait of /bin/true through the agent against C posix_spawn + waitpid of the same
+/// binary. The three kinds run interleaved in small blocks, so the machine's slow drifts
+/// (this kind of VM changes speed by up to 3x every few seconds) hit all of them alike.
+enum ExecLatency {
+    enum Kind: CaseIterable { case c, noStdio, withStdio }
+
+    static func measure(guest: LocalGuest, scale: Int) async throws -> [BenchResult] {
+        var samples: [Kind: [Double]] = [:]
+        var executeResponse: [Double] = []
+        var gcsCPU: [Kind: Double] = [:], hostCPU: [Kind: Double] = [:]
+        let blocks = max(1, 20 / scale), perBlock = 25
+        for _ in 0..<blocks {
+            for kind in Kind.allCases {
+                let gcsBefore = Probe.cpuSeconds(guest.pid), hostBefore = Probe.cpuSeconds(getpid())
+                for _ in 0..<perBlock {
+                    let start = benchNow()
+                    switch kind {
+                    case .c:
+                        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+                        samples[kind, default: []].append(Double(cbench_spawn_wait_ns("/bin/true", &argv)) / 1000)
+                        free(argv[0])
+                        continue
+                    case .noStdio:
+                        let (p, _) = try await guest.start(.utilityVM, args: ["/bin/true"], stdout: false, stderr: false)
+                        executeResponse.append(Double(benchNow() - start) / 1000)
+                        _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: p))
+                    case .withStdio:
+                        _ = try await guest.run(.utilityVM, args: ["/bin/true"])
+                    }
+                    samples[kind, default: []].append(Double(benchNow() - start) / 1000)
+                }
+                gcsCPU[kind, default: 0] += Probe.cpuSeconds(guest.pid) - gcsBefore
+                hostCPU[kind, default: 0] += Probe.cpuSeconds(getpid()) - hostBefore
+            }
+        }
+        let name = "exec+wait /bin/true"
+        let cP50 = percentile(samples[.c]!, 0.5)
+        var results = [BenchResult(benchmark: name, metric: "C posix_spawn+waitpid p50", value: cP50, unit: "us")]
+        results.append(BenchResult(benchmark: name, metric: "ExecuteProcess response p50", value: percentile(executeResponse, 0.5), unit: "us"))
+        for kind in [Kind.noStdio, .withStdio] {
+            let label = kind == .noStdio ? "no stdio" : "with stdout+stderr"
+            let values = samples[kind]!
+            let count = Double(values.count)
+            let goOverhead = kind == .withStdio ? 1410.0 - 500 : 1070.0 - 500
+            results += [
+                BenchResult(benchmark: name, metric: "\(label) p50", value: percentile(values, 0.5), unit: "us"),
+                BenchResult(benchmark: name, metric: "\(label) p99", value: percentile(values, 0.99), unit: "us"),
+                BenchResult(benchmark: name, metric: "\(label) overhead vs C (Go: \(Int(goOverhead)) us)",
+                            value: percentile(values, 0.5) - cP50, unit: "us", baseline: goOverhead),
+                BenchResult(benchmark: name, metric: "\(label): gcs CPU per process", value: gcsCPU[kind]! / count * 1e6, unit: "us"),
+                BenchResult(benchmark: name, metric: "\(label): host CPU per process", value: hostCPU[kind]! / count * 1e6, unit: "us"),
+            ]
+        }
+        return results
+    }
+}

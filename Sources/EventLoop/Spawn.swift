@@ -21,7 +21,9 @@ public struct SpawnRequest: Sendable {
     }
 }
 
-/// Starts child processes with posix_spawn: never fork in a multithreaded program.
+/// Starts child processes with vfork + execve (the way posix_spawn does, minus its per-call
+/// child stack): never fork in a multithreaded program. The calling thread waits only until
+/// the child has exec'd.
 public enum Spawn {
     /// Spawns `request` with `stdio[i]` as the child's fd i (nil: /dev/null). The descriptors
     /// are borrowed: the caller keeps owning (and closes) them. Returns the child's pid.
@@ -45,7 +47,7 @@ public enum Spawn {
                 }
             }
         }
-        if pid < 0 { throw SyscallError("posix_spawn(\(request.path))", errno: -pid) }
+        if pid < 0 { throw SyscallError("spawn(\(request.path))", errno: -pid) }
         return pid
     }
 

@@ -112,35 +112,77 @@ int shim_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 
 
 int shim_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
                const int *fds, int nfds, int new_session, const char *ctty_path) {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (new_session) flags |= POSIX_SPAWN_SETSID;
-    posix_spawnattr_setflags(&attr, flags);
-    sigset_t none; sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    // Caught signals revert to default at exec by themselves; only ignored ones (SIGPIPE, which
-    // the agent ignores) would stay ignored in the child.
-    sigset_t ignored; sigemptyset(&ignored); sigaddset(&ignored, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attr, &ignored);
-    if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
-    if (ctty_path) {
-        posix_spawn_file_actions_addopen(&fa, 0, ctty_path, O_RDWR, 0);
-        posix_spawn_file_actions_adddup2(&fa, 0, 1);
-        posix_spawn_file_actions_adddup2(&fa, 0, 2);
-    } else {
-        for (int i = 0; i < nfds; i++) {
-            if (fds[i] >= 0) posix_spawn_file_actions_adddup2(&fa, fds[i], i);
-            else posix_spawn_file_actions_addopen(&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+    // vfork + execve, as glibc's posix_spawn does internally (CLONE_VM|CLONE_VFORK), but on
+    // this thread's stack: no child stack to mmap and munmap (a TLB shootdown each) and no
+    // file-action list to build. The child shares our memory until execve, so it only makes
+    // async-signal-safe calls and reports failure through `child_error`.
+    if (nfds < 0 || nfds > 16) return -EINVAL;
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    volatile int child_error = 0;
+    pid_t pid = vfork();
+    if (pid == 0) {
+        // Our handlers must never run in the child: it has its own copy of the handler table
+        // (no CLONE_SIGHAND), so reset every caught signal, and SIGPIPE which the agent ignores.
+        for (int sig = 1; sig < NSIG; sig++) {
+            struct sigaction sa;
+            if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0) continue;
+            if (sa.sa_handler == SIG_DFL || (sa.sa_handler == SIG_IGN && sig != SIGPIPE)) continue;
+            memset(&sa, 0, sizeof(sa));
+            sa.sa_handler = SIG_DFL;
+            sigaction(sig, &sa, NULL);
         }
+        if (new_session && setsid() < 0) goto fail;
+        if (ctty_path) {
+            int tty = open(ctty_path, O_RDWR);  // a session leader's first tty: the controlling one
+            if (tty < 0) goto fail;
+            for (int i = 0; i < 3; i++) if (tty != i && dup2(tty, i) < 0) goto fail;
+            if (tty > 2) close(tty);
+        } else {
+            // Lift sources out of 0..nfds-1 first so no dup2 below overwrites a later source.
+            int source[16];
+            for (int i = 0; i < nfds; i++) {
+                source[i] = fds[i];
+                if (source[i] >= 0 && source[i] < nfds && source[i] != i) {
+                    source[i] = fcntl(source[i], F_DUPFD_CLOEXEC, nfds);
+                    if (source[i] < 0) goto fail;
+                }
+            }
+            for (int i = 0; i < nfds; i++) {
+                if (source[i] < 0) {
+                    source[i] = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
+                    if (source[i] < 0) goto fail;
+                    if (source[i] == i) continue;
+                    if (dup2(source[i], i) < 0) goto fail;
+                    close(source[i]);
+                } else if (source[i] == i) {
+                    if (fcntl(i, F_SETFD, 0) < 0) goto fail;  // keep it across exec
+                } else if (dup2(source[i], i) < 0) {
+                    goto fail;
+                }
+            }
+        }
+        if (cwd && chdir(cwd) != 0) goto fail;
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(path, argv, envp);
+    fail:
+        child_error = errno ? errno : EINVAL;
+        _exit(127);
     }
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, path, &fa, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    return rc == 0 ? pid : -rc;
+    int spawn_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (pid < 0) return -spawn_errno;
+    if (child_error != 0) {
+        // The child has exited (or is exiting); reap it unless a reaper got there first
+        // (ECHILD then), so a failed spawn leaves no zombie.
+        int error = child_error;
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        return -error;
+    }
+    return pid;
 }
 
 int shim_open_pty(int *master_out, int *slave_out, char *name, size_t name_len) {

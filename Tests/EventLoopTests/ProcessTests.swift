@@ -57,8 +57,35 @@ struct ProcessTests {
 
     @Test("Spawn reports a missing program as an error with its path")
     func spawnMissing() throws {
-        #expect(throws: SyscallError("posix_spawn(/nonexistent/program)", errno: ENOENT)) {
+        #expect(throws: SyscallError("spawn(/nonexistent/program)", errno: ENOENT)) {
             try Spawn.start(SpawnRequest(path: "/nonexistent/program", arguments: ["x"]), stdio: [])
+        }
+        // A failure in the child before exec (here chdir) is reported the same way.
+        #expect(throws: SyscallError("spawn(/bin/true)", errno: ENOENT)) {
+            try Spawn.start(SpawnRequest(path: "/bin/true", arguments: ["true"], workingDirectory: "/nonexistent/dir"), stdio: [])
+        }
+    }
+
+    @Test("children start with no blocked signals and SIGPIPE back at its default")
+    func spawnSignalState() async throws {
+        signal(SIGPIPE, SIG_IGN)  // as the agent does
+        try await withLoop("spawn-signals") { loop in
+            let pipe = try Pipes.make()
+            let request = SpawnRequest(path: "/bin/sh", arguments: ["sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status"])
+            let pid = try Spawn.start(request, stdio: [nil, pipe.second.rawValue, nil])
+            let output = try AsyncFD(pipe.first, loop: loop)
+            pipe.second.close()
+            let child = try ChildProcess(pid: pid, loop: loop)
+            let text = String(decoding: try await output.readToEnd(), as: UTF8.self)
+            #expect(try await child.wait() == .exited(0))
+            var masks: [String: UInt64] = [:]
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: ":")
+                masks[String(parts[0])] = UInt64(parts[1].filter { !$0.isWhitespace }, radix: 16)
+            }
+            #expect(masks["SigBlk"] == 0, "\(text)")
+            let pipeBit = UInt64(1) << (UInt64(SIGPIPE) - 1)
+            #expect(masks["SigIgn"].map { $0 & pipeBit } == 0, "\(text)")
         }
     }
 

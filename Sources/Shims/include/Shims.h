@@ -59,7 +59,7 @@ int shim_pidfd_reap(int pidfd, int *code, int *status);
 /// is ready, -1 with errno (ECHILD: no children).
 int shim_reap_any(int *pid, int *code, int *status);
 int shim_set_child_subreaper(void);
-/// posix_spawn with stdio mapping: child fd i (0..n-1) is `fds[i]` (-1: /dev/null). With
+/// vfork + execve (posix_spawn's mechanism without its per-call child stack) with stdio mapping: child fd i (0..n-1) is `fds[i]` (-1: /dev/null). With
 /// `new_session` the child is a session leader; with `ctty_path` it then opens that tty as fds
 /// 0-2, which makes it the controlling terminal. `cwd` may be NULL. Returns the pid or -errno.
 int shim_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,

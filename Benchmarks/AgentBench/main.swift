@@ -88,7 +88,13 @@ if runs("rate") {
 }
 
 // 4. Container-path stdout relay (pipe -> our Relay -> host socket) against the C relays.
-if runs("relay") { for r in try await ContainerRelay.measure(guest: guest, work: work, scale: scale) { report.add(r) } }
+if runs("relay") {
+    // The default agent passes the connections through; a second one relays, as hcsshim does.
+    let relaying = try await LocalGuest.start(gcsBinary: gcs, workDirectory: "\(work)/relay", logLevel: "error",
+                                              extraArguments: ["--exec-stdio", "relay"], logger: logger)
+    for r in try await ContainerRelay.measure(guest: relaying, passThrough: guest, work: work, scale: scale) { report.add(r) }
+    _ = try await relaying.stop()
+}
 
 // 5. TTY stdout against a raw pty reader.
 if runs("tty") { for r in try await TerminalRelay.measure(guest: guest, scale: scale) { report.add(r) } }

@@ -20,7 +20,7 @@ public final class LocalGuest: Sendable {
     private let child: ChildProcess
 
     /// Starts `gcsBinary` with its state under `workDirectory` and negotiates protocol v4.
-    public static func start(gcsBinary: String, workDirectory: String, logLevel: String = "info",
+    public static func start(gcsBinary: String, workDirectory: String, logLevel: String = "info", extraArguments: [String] = [],
                              loop: EventLoop = .shared, logger: Logger) async throws -> LocalGuest {
         try makeDirectories(workDirectory)
         let prefix = try socketDirectory(for: workDirectory) + "/vsock"
@@ -28,7 +28,7 @@ public final class LocalGuest: Sendable {
         defer { listener.close() }
         let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4",
                          "--transport", "unix:\(prefix)", "--run-directory", "\(workDirectory)/gcsrunc",
-                         "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", "/swift-gcs-\(getpid())"]
+                         "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", "/swift-gcs-\(getpid())"] + extraArguments
         var request = SpawnRequest(path: gcsBinary, arguments: arguments, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
         request.newSession = true
         let pid = try Spawn.start(request, stdio: [nil, nil, nil])

@@ -37,6 +37,9 @@ struct GCS: AsyncParsableCommand {
     @Option(name: .long, help: "cgroup parent for containers.")
     var cgroupParent = "/pods"
 
+    @Option(name: .long, help: "stdio of processes exec'd into containers without a tty: relay (pipes + relay) or pass-through (the host's connections as fds 0-2).")
+    var execStdio = "pass-through"
+
     mutating func run() async throws {
         let logger = try makeLogger()
         let loop = EventLoop.shared
@@ -53,6 +56,10 @@ struct GCS: AsyncParsableCommand {
         configuration.runcRoot = runcRoot
         configuration.runcBinary = runc
         configuration.cgroupParent = cgroupParent
+        guard let mode = AgentConfiguration.ExecStdio(rawValue: execStdio) else {
+            throw ValidationError("--exec-stdio must be relay or pass-through")
+        }
+        configuration.execStdio = mode
         var name = [CChar](repeating: 0, count: 256)
         if gethostname(&name, name.count) == 0 { configuration.hostname = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } }
 

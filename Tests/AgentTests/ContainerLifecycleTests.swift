@@ -6,10 +6,10 @@ import Testing
 
 @Suite("End to end: containers")
 struct ContainerLifecycleTests {
-    @Test("create, start, exec, wait, exit codes 0/1/137, delete; state cleaned")
-    func lifecycle() async throws {
-        try await withGuest("lifecycle") { guest in
-            let id = "lifecycle"
+    @Test("create, start, exec, wait, exit codes 0/1/137, delete; state cleaned", arguments: ["pass-through", "relay"])
+    func lifecycle(execStdio: String) async throws {
+        try await withGuest("lifecycle-\(execStdio)", arguments: ["--exec-stdio", execStdio]) { guest in
+            let id = "lifecycle-\(execStdio)"  // unique: parallel guests share the cgroup parent
             let initPID = try await startContainer(guest, id: id)
             #expect(initPID > 0)
             let ok = try await guest.run(.exec(id, Busybox.process(args: ["sh", "-c", "echo hello; echo oops >&2"])))
@@ -20,6 +20,9 @@ struct ContainerLifecycleTests {
             #expect(fail.exitCode == 1)
             let stdin = try await guest.run(.exec(id, Busybox.process(args: ["cat"])), input: Array("echo through cat\n".utf8))
             #expect(stdin.stdoutText == "echo through cat\n")
+            let big = try await guest.run(.exec(id, Busybox.process(args: ["sh", "-c", "dd if=/dev/zero bs=4096 count=256 2>/dev/null; echo tail >&2"])))
+            #expect(big.stdout.count == 1 << 20 && big.stdout.allSatisfy { $0 == 0 })
+            #expect(big.stderrText == "tail\n")
             // GetProperties: process list and cgroup statistics of the running container.
             let properties = try await guest.client.send(try GetPropertiesRequest(base: RequestBase(containerId: id),
                                                                                    propertyTypes: ["ProcessList", "Statistics"]))

@@ -17,11 +17,11 @@ func gcsBinary() -> String {
 }
 
 /// Starts a private gcs for one test, runs `body`, stops gcs and removes its state.
-func withGuest<T>(_ name: String, _ body: (LocalGuest) async throws -> T) async throws -> T {
+func withGuest<T>(_ name: String, arguments: [String] = [], _ body: (LocalGuest) async throws -> T) async throws -> T {
     var logger = Logger(label: "e2e-\(name)")
     logger.logLevel = .warning
     let work = "/tmp/gcs-e2e-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let guest = try await LocalGuest.start(gcsBinary: gcsBinary(), workDirectory: work, logger: logger)
+    let guest = try await LocalGuest.start(gcsBinary: gcsBinary(), workDirectory: work, extraArguments: arguments, logger: logger)
     do {
         let result = try await body(guest)
         _ = try await guest.stop()

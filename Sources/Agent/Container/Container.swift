@@ -43,7 +43,8 @@ public actor Container {
     }
 
     init(id: String, bundle: String, runDirectory: String, spec: JSONValue, runc: Runc, reaper: Reaper,
-         loop: EventLoop, logger: Logger, activityID: String) {
+         loop: EventLoop, logger: Logger, activityID: String, execStdio: AgentConfiguration.ExecStdio = .relay) {
+        self.execStdio = execStdio
         self.id = id
         self.bundle = bundle
         self.runDirectory = runDirectory
@@ -54,6 +55,9 @@ public actor Container {
         self.logger = logger
         self.activityID = activityID
     }
+
+    /// How exec'd processes without a terminal get their stdio (AgentConfiguration.execStdio).
+    let execStdio: AgentConfiguration.ExecStdio
 
     var usesTerminal: Bool { spec["process"]?["terminal"] == .bool(true) }
 
@@ -149,6 +153,18 @@ public actor Container {
                 throw error
             }
             io = try ProcessIO.terminal(connections, master: try await master.take(), loop: loop)
+        } else if execStdio == .passThrough {
+            // The process holds the host's connections itself; streams not asked for are /dev/null.
+            do {
+                for conn in [connections.stdin, connections.stdout, connections.stderr].compactMap({ $0 }) { try conn.prepareForHandOff() }
+                pid = try await runc.exec(id: id, processJSON: processPath, files: files,
+                                          stdio: [connections.stdin?.rawValue, connections.stdout?.rawValue, connections.stderr?.rawValue])
+            } catch {
+                connections.closeAll()
+                throw error
+            }
+            connections.closeAll()
+            io = ProcessIO.direct(StdioConnections())
         } else {
             // Streams the host did not ask for are /dev/null for exec'd processes.
             let stdin = connections.stdin != nil ? try BoxedPipe() : nil

@@ -64,7 +64,8 @@ public actor AgentHost: BridgeHandler {
                                                             sandboxRoot: { pods[$0]?.root })
             if prepared.kind == .sandbox, pods[id] != nil { throw BridgeError(.systemAlreadyExists, "pod \(id) already exists") }
             let container = Container(id: id, bundle: bundle, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
-                                      runc: runc, reaper: reaper, loop: loop, logger: logger, activityID: request.base.activityId)
+                                      runc: runc, reaper: reaper, loop: loop, logger: logger, activityID: request.base.activityId,
+                                      execStdio: configuration.execStdio)
             try await container.create()
             containers[id] = container
             switch prepared.kind {

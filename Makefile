@@ -3,8 +3,12 @@ SWIFT        ?= swift
 APT_PACKAGES := liburing-dev runc busybox-static
 PIN          ?= taskset -c 0
 RELEASE_BIN   = .build/release
+# The shipping gcs: one fully static executable (no Swift runtime or glibc shared objects in
+# the VM image), which is also what AgentBench measures.
+STATIC_FLAGS  = --static-swift-stdlib -Xswiftc -static-executable -Xlinker --gc-sections
+STATIC_GCS    = .build-static/release/gcs
 
-.PHONY: all deps build release test test-swift test-init init bench bench-relay bench-bridge bench-agent demo fuzz clean
+.PHONY: all deps build release static test test-swift test-init init bench bench-relay bench-bridge bench-agent demo fuzz clean
 
 all: build
 
@@ -21,6 +25,9 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release
+
+static: deps
+	$(SWIFT) build -c release --product gcs --scratch-path .build-static $(STATIC_FLAGS)
 
 init:
 	$(MAKE) -C init
@@ -41,8 +48,8 @@ bench: bench-relay bench-bridge bench-agent
 bench-relay: release
 	$(PIN) $(RELEASE_BIN)/RelayBench $(BENCH_ARGS)
 
-bench-agent: release
-	$(PIN) $(RELEASE_BIN)/AgentBench $(BENCH_ARGS)
+bench-agent: release static
+	$(PIN) $(RELEASE_BIN)/AgentBench --gcs $(STATIC_GCS) $(BENCH_ARGS)
 
 bench-bridge: release
 	@if [ -x $(RELEASE_BIN)/BridgeBench ]; then $(PIN) $(RELEASE_BIN)/BridgeBench $(BENCH_ARGS); \

@@ -35,7 +35,7 @@ public final class LocalGuest: Sendable {
         let child = try ChildProcess(pid: pid, loop: loop)
         let connection = try await listener.accept()
         let client = BridgeClient(connection: connection, logger: logger)
-        let reader = Task { _ = await client.run() }
+        let reader = Task(executorPreference: loop) { _ = await client.run() }
         let guest = LocalGuest(client: client, workDirectory: workDirectory, prefix: prefix, pid: pid, loop: loop, reader: reader, child: child)
         _ = try await client.send(NegotiateProtocolRequest())
         return guest
@@ -64,7 +64,7 @@ public final class LocalGuest: Sendable {
         var configuration = BridgeClient.Configuration()
         configuration.adoptedContainers = old.trackedContainers
         let client = BridgeClient(connection: socket, configuration: configuration, logger: logger)
-        let reader = Task { _ = await client.run() }
+        let reader = Task(executorPreference: loop) { _ = await client.run() }
         connection.withLock { $0 = (client, reader) }
         _ = try await client.send(NegotiateProtocolRequest())
     }

@@ -148,7 +148,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     // MARK: The loop
 
     /// How many rounds of queued work one loop turn runs before polling epoll again.
-    static let workRoundsPerTurn = 8
+    static let workRoundsPerTurn = 64
 
     private func run() {
         threadIDValue.store(UInt(bitPattern: Int(shim_gettid())), ordering: .releasing)

@@ -42,6 +42,12 @@ public final class SignalSource: Sendable {
             for signal in signals {
                 _ = try sys("sigaction(\(signal))") { shim_signal_forward(signal, writeEnd) }
             }
+            // Let the loop thread take them: a signal aimed at it (SIGCHLD goes to the thread
+            // that forked the child) then runs the handler in place, interrupting epoll_wait,
+            // rather than waking another thread. The loop thread inherits the mask of the
+            // thread that started it, which on the Swift runtime blocks nearly everything.
+            let set = signals
+            await loop.run { _ = set.withUnsafeBufferPointer { shim_unblock_signals($0.baseAddress, Int32($0.count)) } }
         }
     }
 

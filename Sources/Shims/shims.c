@@ -66,6 +66,10 @@ int shim_block_signals(const int *signals, int count) {
     sigset_t set; fill_set(&set, signals, count);
     return pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
+int shim_unblock_signals(const int *signals, int count) {
+    sigset_t set; fill_set(&set, signals, count);
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
 size_t shim_signalfd_siginfo_size(void) { return sizeof(struct signalfd_siginfo); }
 uint32_t shim_siginfo_signo(const void *siginfo) { return ((const struct signalfd_siginfo *)siginfo)->ssi_signo; }
 

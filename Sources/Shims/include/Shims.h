@@ -42,6 +42,7 @@ int shim_eventfd(void);
 /// Blocks `signals` for the calling thread and returns a signalfd for them.
 int shim_signalfd_for(const int *signals, int count);
 int shim_block_signals(const int *signals, int count);
+int shim_unblock_signals(const int *signals, int count);
 size_t shim_signalfd_siginfo_size(void);
 uint32_t shim_siginfo_signo(const void *siginfo);
 /// Installs a handler for `signo` that writes the signal number (one byte) to `write_fd` (a

@@ -11,10 +11,12 @@ struct ScaleTests {
     func tenThousandEchoes() async throws {
         // 10,000 pairs need 20,000 descriptors; where the hard limit is lower and cannot be
         // raised (no CAP_SYS_RESOURCE), use as many pairs as fit and say so.
-        _ = shim_raise_nofile(20_000 + 1_000)
-        let count = min(10_000, (Int(shim_nofile_limit()) - 1_000) / 2)
+        // The other suites run in this process at the same time (the end-to-end ones hold up to
+        // ~1,500 descriptors at once), so leave them 3,000.
+        _ = shim_raise_nofile(20_000 + 3_000)
+        let count = min(10_000, (Int(shim_nofile_limit()) - 3_000) / 2)
         if count < 10_000 { print("scale: RLIMIT_NOFILE \(shim_nofile_limit()) allows \(count) socket pairs") }
-        #expect(count >= 9_000)
+        #expect(count >= 8_500)
         try await withLoop("echo") { loop in
             var pairs: [(AsyncFD, AsyncFD)] = []
             pairs.reserveCapacity(count)

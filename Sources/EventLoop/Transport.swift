@@ -81,11 +81,13 @@ public enum UnixSocket {
             let (result, _, _) = try socket.registration.withOp { fd throws(SyscallError) in
                 try sysNonBlocking(what) { () -> Int32 in
                     let rc = path.withCString { shim_connect_unix(fd, $0) }
-                    return rc < 0 && Glibc.errno == EINPROGRESS ? 0 : rc
+                    return rc < 0 && Glibc.errno == EINPROGRESS ? 1 : rc
                 }
             }
-            if case .done = result {
-                try await socket.finishConnect(what)
+            if case .done(let inProgress) = result {
+                // A Unix stream connect normally completes at once (0); only EINPROGRESS (1
+                // here) needs the wait for writability.
+                if inProgress == 1 { try await socket.finishConnect(what) }
                 return socket
             }
             socket.close()

@@ -50,6 +50,9 @@ extension LocalGuest {
         let settings = ExecuteProcessSettings(processParameters: try BridgeJSON.embed(parameters),
                                               vsockStdioRelaySettings: listeners.settings)
         let request = ExecuteProcessRequest(base: RequestBase(containerId: containerID), settings: settings)
+        if listeners.stdin == nil && listeners.stdout == nil && listeners.stderr == nil {
+            return (try await client.send(request).processId, HostStdio(stdin: nil, stdout: nil, stderr: nil))
+        }
         async let inConn = listeners.stdin?.listener.accept()
         async let outConn = listeners.stdout?.listener.accept()
         async let errConn = listeners.stderr?.listener.accept()

@@ -14,6 +14,8 @@ public final class LocalGuest: Sendable {
     private let connection: Mutex<(client: BridgeClient, reader: Task<Void, Never>)>
     public let workDirectory: String
     public let prefix: String
+    /// The agent's `--cgroup-parent` (`/swift-gcs-<our pid>-<instance>`).
+    public let cgroupParent: String
     public let pid: pid_t
     let loop: EventLoop
     private let nextPort = Atomic<UInt32>(0x4000_0001)
@@ -23,12 +25,14 @@ public final class LocalGuest: Sendable {
     public static func start(gcsBinary: String, workDirectory: String, logLevel: String = "info", extraArguments: [String] = [],
                              loop: EventLoop = .shared, logger: Logger) async throws -> LocalGuest {
         try makeDirectories(workDirectory)
-        let prefix = try socketDirectory(for: workDirectory) + "/vsock"
+        let instance = instances.add(1, ordering: .relaxed).newValue
+        let prefix = try socketDirectory(for: workDirectory, instance: instance) + "/vsock"
+        let cgroupParent = "/swift-gcs-\(getpid())-\(instance)"
         let listener = try UnixListener(path: "\(prefix)_\(0x4000_0000)", loop: loop)
         defer { listener.close() }
         let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4",
                          "--transport", "unix:\(prefix)", "--run-directory", "\(workDirectory)/gcsrunc",
-                         "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", "/swift-gcs-\(getpid())"] + extraArguments
+                         "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", cgroupParent] + extraArguments
         var request = SpawnRequest(path: gcsBinary, arguments: arguments, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
         request.newSession = true
         let pid = try Spawn.start(request, stdio: [nil, nil, nil])
@@ -36,14 +40,15 @@ public final class LocalGuest: Sendable {
         let connection = try await listener.accept()
         let client = BridgeClient(connection: connection, logger: logger)
         let reader = Task(executorPreference: loop) { _ = await client.run() }
-        let guest = LocalGuest(client: client, workDirectory: workDirectory, prefix: prefix, pid: pid, loop: loop, reader: reader, child: child)
+        let guest = LocalGuest(client: client, workDirectory: workDirectory, prefix: prefix, cgroupParent: cgroupParent, pid: pid, loop: loop, reader: reader, child: child)
         _ = try await client.send(NegotiateProtocolRequest())
         return guest
     }
 
-    private init(client: BridgeClient, workDirectory: String, prefix: String, pid: pid_t, loop: EventLoop,
+    private init(client: BridgeClient, workDirectory: String, prefix: String, cgroupParent: String, pid: pid_t, loop: EventLoop,
                  reader: Task<Void, Never>, child: ChildProcess) {
         self.connection = Mutex((client, reader))
+        self.cgroupParent = cgroupParent
         self.workDirectory = workDirectory
         self.prefix = prefix
         self.pid = pid
@@ -96,27 +101,59 @@ public final class LocalGuest: Sendable {
     /// since binding and unlinking a socket per stdio stream on a disk filesystem costs an
     /// inode allocation each (the host side of the transport is then as cheap as vsock's);
     /// else `workDirectory`.
-    static func socketDirectory(for workDirectory: String) throws -> String {
+    static func socketDirectory(for workDirectory: String, instance: Int) throws -> String {
         var info = stat()
         guard stat("/dev/shm", &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { return workDirectory }
-        let directory = "/dev/shm/gcs-host-\(getpid())-\(socketDirectories.add(1, ordering: .relaxed).newValue)"
+        let directory = "/dev/shm/gcs-host-\(getpid())-\(instance)"
         if mkdir(directory, 0o700) != 0 && errno != EEXIST { return workDirectory }
         return directory
     }
 
-    private static let socketDirectories = Atomic<Int>(0)
+    /// Numbers the guests this process starts: each gets its own socket directory and cgroup
+    /// parent, so guests running side by side (parallel tests) never share or remove each
+    /// other's containers.
+    private static let instances = Atomic<Int>(0)
 
-    /// The agent was given `--cgroup-parent /swift-gcs-<our pid>`: remove those (now empty)
-    /// directories from every hierarchy so runs leave no trace.
+    /// The agent was given `--cgroup-parent /swift-gcs-<our pid>-<instance>`: kill what is
+    /// still running in it (containers outlive gcs by design, and a failed test may leave some)
+    /// and remove the directories from every hierarchy, so runs leave no trace.
     func removeCgroupParents() {
-        let name = "swift-gcs-\(getpid())"
-        if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 { _ = rmdir("/sys/fs/cgroup/\(name)"); return }
-        guard let dir = opendir("/sys/fs/cgroup") else { return }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let controller = withUnsafePointer(to: entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
-            if !controller.hasPrefix(".") { _ = rmdir("/sys/fs/cgroup/\(controller)/\(name)") }
+        let name = String(cgroupParent.dropFirst())
+        if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 { Self.killAndRemove("/sys/fs/cgroup/\(name)"); return }
+        for controller in Self.entries("/sys/fs/cgroup") where !controller.hasPrefix(".") {
+            Self.killAndRemove("/sys/fs/cgroup/\(controller)/\(name)")
         }
+    }
+
+    /// SIGKILLs every process in the cgroup tree at `path`, then removes the tree, children
+    /// first (a cgroup can go once its processes have exited; they are given up to a second).
+    static func killAndRemove(_ path: String) {
+        guard access(path, F_OK) == 0 else { return }
+        for child in entries(path) {
+            var info = stat()
+            if stat("\(path)/\(child)", &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { killAndRemove("\(path)/\(child)") }
+        }
+        if let procs = try? HostFiles.read("\(path)/cgroup.procs") {
+            for line in String(decoding: procs, as: UTF8.self).split(separator: "\n") {
+                if let pid = pid_t(line) { Glibc.kill(pid, SIGKILL) }
+            }
+        }
+        var attempts = 0
+        while rmdir(path) != 0 && errno == EBUSY && attempts < 100 {
+            attempts += 1
+            usleep(10_000)
+        }
+    }
+
+    static func entries(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 
     /// Kills gcs at once (tests of an agent that goes away).

@@ -9,7 +9,7 @@ struct ContainerLifecycleTests {
     @Test("create, start, exec, wait, exit codes 0/1/137, delete; state cleaned", arguments: ["pass-through", "relay"])
     func lifecycle(execStdio: String) async throws {
         try await withGuest("lifecycle-\(execStdio)", arguments: ["--exec-stdio", execStdio]) { guest in
-            let id = "lifecycle-\(execStdio)"  // unique: parallel guests share the cgroup parent
+            let id = "lifecycle-\(execStdio)"  // distinct per mode, for readable logs
             let initPID = try await startContainer(guest, id: id)
             #expect(initPID > 0)
             let ok = try await guest.run(.exec(id, Busybox.process(args: ["sh", "-c", "echo hello; echo oops >&2"])))

@@ -32,7 +32,7 @@ struct PodTests {
             let files = try await guest.run(.exec(workload, Busybox.process(args: ["sh", "-c", "cat /etc/hostname; grep my-pod /etc/hosts"])))
             #expect(files.stdoutText == "my-pod\n127.0.0.1 my-pod\n")
             let config = String(decoding: try HostFiles.read("\(guest.workDirectory)/bundles/\(workload)/config.json"), as: UTF8.self)
-            #expect(config.contains("\"cgroupsPath\":\"/swift-gcs-\(getpid())/\(sandbox)/\(workload)\""))
+            #expect(config.contains("\"cgroupsPath\":\"\(guest.cgroupParent)/\(sandbox)/\(workload)\""))
             for id in [workload, sandbox] {
                 _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
                 _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))

@@ -48,6 +48,17 @@ struct DirectCodingTests {
         }
     }
 
+    @Test("the wire path of each hot message is the direct one (Go's case-insensitive keys tell)")
+    func witnesses() throws {
+        func body(_ text: String) -> [UInt8] { Array(text.utf8) }
+        let wait = try body(#"{"processid":7,"timeoutinms":5}"#).withUnsafeBytes { try WaitForProcessRequest.fromMessageBody($0) }
+        #expect(wait.processId == 7 && wait.timeoutInMs == 5)
+        let exec = try body(#"{"result":0,"processid":9}"#).withUnsafeBytes { try ExecuteProcessResponse.fromMessageBody($0) }
+        #expect(exec.processId == 9)
+        let written = String(decoding: try WaitForProcessResponse(exitCode: 3).messageBody(), as: UTF8.self)
+        #expect(written == #"{"Result":0,"ExitCode":3}"#)
+    }
+
     @Test("integer fields keep their full range")
     func ranges() throws {
         let wait = try decode(WaitForProcessRequest.self, #"{"ProcessId":4294967295,"TimeoutInMs":0}"#)

@@ -83,11 +83,10 @@ public enum RequestRouter {
                 throw .invalidJSON("message", error)
             }
         }
-        func body<T: Decodable>(_ t: T.Type) throws(BridgeError) -> T {
+        func body<T: BridgeMessageCoding>(_ t: T.Type) throws(BridgeError) -> T {
             do {
                 // Go's json.Unmarshal treats a literal `null` body as "leave everything zero".
-                if isNullLiteral(raw) { return try BridgeJSON.decode(T.self, fromEmbedded: "{}") }
-                return try BridgeJSON.decodeMessage(T.self, from: raw)
+                return try T.fromMessageBody(raw)
             } catch {
                 throw .invalidJSON("message", error)
             }

@@ -82,7 +82,7 @@ public final class BridgeClient: Sendable {
         if let baseOnly = request as? any BaseOnlyRequest {
             body = Data(baseOnly.base.jsonValue.serialized().utf8)
         } else {
-            body = try BridgeJSON.encodeMessage(request)
+            body = try request.messageBody()
         }
         let slot = ResponseSlot<R.Response>()
         let timeout: Duration? = R.identifier == .waitForProcess ? nil : configuration.requestTimeout
@@ -93,7 +93,7 @@ public final class BridgeClient: Sendable {
                     if R.Response.self == EmptyResponse.self {
                         response = EmptyResponse(base: try ResponseBase(json: JSONValueParser.parse(bytes))) as! R.Response
                     } else {
-                        response = try BridgeJSON.decodeMessage(R.Response.self, from: bytes)
+                        response = try R.Response.fromMessageBody(bytes)
                     }
                     try HostChecks.validate(response.base)
                     slot.resolve(.success(response))

@@ -17,6 +17,56 @@ public protocol DirectJSONEncodable {
     var jsonValue: JSONValue { get }
 }
 
+/// How a message type is put on and taken off the wire. Every bridge message gets the
+/// `Codable` path by default and the direct path when it is `DirectJSONDecodable` /
+/// `DirectJSONEncodable`; the choice is made per type at compile time (protocol witnesses), so
+/// the hot path pays no dynamic cast.
+public protocol BridgeMessageCoding: Codable {
+    /// The JSON body of this message.
+    func messageBody() throws -> Data
+    /// Decodes a body (the literal `null` counts as `{}`, as in Go).
+    static func fromMessageBody(_ body: UnsafeRawBufferPointer) throws -> Self
+}
+
+extension BridgeMessageCoding {
+    public func messageBody() throws -> Data { try BridgeJSON.encode(self) }
+    public static func fromMessageBody(_ body: UnsafeRawBufferPointer) throws -> Self {
+        if RequestRouter.isNullLiteral(body) { return try BridgeJSON.decode(Self.self, fromEmbedded: "{}") }
+        return try BridgeJSON.decode(Self.self, from: body)
+    }
+}
+
+extension BridgeMessageCoding where Self: DirectJSONEncodable {
+    public func messageBody() throws -> Data {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        jsonValue.write(to: &out)
+        return Data(out)
+    }
+}
+
+extension BridgeMessageCoding where Self: DirectJSONDecodable {
+    public static func fromMessageBody(_ body: UnsafeRawBufferPointer) throws -> Self {
+        let document = try JSONValueParser.parse(body)
+        return try Self(json: document.isNull ? .emptyObject : document)
+    }
+}
+
+extension BridgeMessageCoding where Self: DirectJSONEncodable & DirectJSONDecodable {
+    // Both defaults above apply; restate them so the witnesses are unambiguous.
+    public func messageBody() throws -> Data {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        jsonValue.write(to: &out)
+        return Data(out)
+    }
+
+    public static func fromMessageBody(_ body: UnsafeRawBufferPointer) throws -> Self {
+        let document = try JSONValueParser.parse(body)
+        return try Self(json: document.isNull ? .emptyObject : document)
+    }
+}
+
 extension BridgeJSON {
     /// Encodes a message body: directly when the type can, else with `JSONEncoder`.
     public static func encodeMessage<T: Encodable>(_ value: T) throws -> Data {

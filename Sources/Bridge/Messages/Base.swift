@@ -195,14 +195,14 @@ public struct ErrorRecord: Codable, Sendable, Hashable {
 }
 
 /// A request body: knows its message identifier and the response body it gets.
-public protocol BridgeRequest: Codable, Sendable {
+public protocol BridgeRequest: BridgeMessageCoding, Sendable {
     associatedtype Response: BridgeResponse
     static var identifier: MessageIdentifier { get }
     var base: RequestBase { get set }
 }
 
 /// A response body: the base plus type-specific fields (absent on failure).
-public protocol BridgeResponse: Codable, Sendable {
+public protocol BridgeResponse: BridgeMessageCoding, Sendable {
     var base: ResponseBase { get set }
     /// This response with its growable text cut by at least `excess` encoded bytes (to fit the
     /// host's 64 KiB limit). Default: unchanged (most responses are a few dozen bytes).

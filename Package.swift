@@ -18,7 +18,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         .target(
@@ -83,7 +82,7 @@ let package = Package(
             dependencies: [
                 "Agent",
                 "EventLoop",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Shims",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

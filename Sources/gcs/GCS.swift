@@ -1,71 +1,75 @@
 // gcs: the guest compute service daemon. Dials the host's bridge, serves hcsshim's protocol v4,
-// runs containers with runc. Flags follow hcsshim's gcs where they make sense.
+// runs containers with runc. Flags follow hcsshim's gcs where they make sense (DaemonOptions).
 import Agent
-import ArgumentParser
 import EventLoop
 import Glibc
 import Logging
+import Shims
 
 @main
-struct GCS: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "gcs", abstract: "Linux guest agent for Hyper-V utility VMs (hcsshim bridge protocol v4).")
-
-    @Option(name: .customLong("loglevel", withSingleDash: true), help: "trace, debug, info, warning, error")
-    var logLevel = "info"
-
-    @Option(name: .customLong("logfile", withSingleDash: true), help: "Log file (default: stderr).")
-    var logFile: String?
-
-    @Option(name: .customLong("log-format", withSingleDash: true), help: "text or json.")
-    var logFormat = "text"
-
-    @Flag(name: .customLong("v4", withSingleDash: true), help: "Accepted for hcsshim compatibility: protocol v4 is always on.")
-    var v4 = false
-
-    @Option(name: .long, help: "vsock (to the host, CID 2) or unix:<prefix> (port P is the socket <prefix>_<P>).")
-    var transport = "vsock"
-
-    @Option(name: .long, help: "Agent state directory (per-container runc files).")
-    var runDirectory = "/var/run/gcsrunc"
-
-    @Option(name: .long, help: "runc --root (default: runc's own).")
-    var runcRoot: String?
-
-    @Option(name: .long, help: "runc binary.")
-    var runc = "/usr/sbin/runc"
-
-    @Option(name: .long, help: "cgroup parent for containers.")
-    var cgroupParent = "/pods"
-
-    @Option(name: .long, help: "stdio of processes exec'd into containers without a tty: relay (pipes + relay) or pass-through (the host's connections as fds 0-2).")
-    var execStdio = "pass-through"
-
-    mutating func run() async throws {
-        let logger = try makeLogger()
-        let loop = EventLoop.shared
-        let hostTransport: any Transport
-        if transport == "vsock" {
-            hostTransport = VsockTransport(loop: loop)
-        } else if transport.hasPrefix("unix:") {
-            hostTransport = UnixSocketTransport(prefix: String(transport.dropFirst(5)), loop: loop)
-        } else {
-            throw ValidationError("--transport must be vsock or unix:<prefix>")
+enum GCS {
+    static func main() {
+        let options: DaemonOptions
+        do {
+            options = try DaemonOptions(arguments: Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            printError("gcs: \(error)\n\(DaemonOptions.usage)\n")
+            exit(2)
         }
-        var configuration = AgentConfiguration()
-        configuration.runDirectory = runDirectory
-        configuration.runcRoot = runcRoot
-        configuration.runcBinary = runc
-        configuration.cgroupParent = cgroupParent
-        guard let mode = AgentConfiguration.ExecStdio(rawValue: execStdio) else {
-            throw ValidationError("--exec-stdio must be relay or pass-through")
+        if options.helpRequested {
+            print(DaemonOptions.usage)
+            return
         }
-        configuration.execStdio = mode
+        let logger: Logger
+        do {
+            logger = try makeLogger(options)
+        } catch {
+            printError("gcs: \(error)\n")
+            exit(2)
+        }
         var name = [CChar](repeating: 0, count: 256)
-        if gethostname(&name, name.count) == 0 { configuration.hostname = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } }
+        let hostname = gethostname(&name, name.count) == 0 ? name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } : "localhost"
+        let configuration = options.configuration(hostname: hostname)
+        let loop = EventLoop.shared
+        let transport: any Transport = options.transport == "vsock"
+            ? VsockTransport(loop: loop)
+            : UnixSocketTransport(prefix: String(options.transport.dropFirst(5)), loop: loop)
 
+        // The main thread only waits for the agent to finish. It is not an async main: that
+        // parks the main thread with dispatch_main, whose pthread_exit unwinds the stack, and in
+        // a static binary the first unwind sorts every unwind entry of the program (~2 MiB of
+        // resident memory, for nothing). It blocks the signals the agent handles, so they are
+        // delivered to the loop thread, which takes them in place (SignalSource unblocks them
+        // there).
+        SignalSource.blockInThisThread([SIGCHLD, SIGTERM, SIGINT])
+        var finished: [Int32] = [-1, -1]
+        guard shim_pipe2(&finished, O_CLOEXEC) == 0 else {
+            logger.critical("pipe: errno \(errno)")
+            exit(1)
+        }
+        let notifyEnd = finished[1]
+        logger.info("gcs starting", metadata: ["transport": "\(options.transport)", "pid": "\(getpid())"])
+        Task(executorPreference: loop) {
+            var status: UInt8 = 0
+            do {
+                try await serve(configuration: configuration, transport: transport, loop: loop, logger: logger)
+            } catch {
+                logger.critical("gcs failed: \(error)")
+                status = 1
+            }
+            _ = write(notifyEnd, &status, 1)
+        }
+        var status: UInt8 = 1
+        while read(finished[0], &status, 1) < 0 && errno == EINTR {}
+        exit(Int32(status))
+    }
+
+    /// Runs the agent until SIGTERM/SIGINT: the reaper, the host registry, the bridge
+    /// connection loop (which re-dials after disconnects). Containers are left running.
+    static func serve(configuration: AgentConfiguration, transport: any Transport, loop: EventLoop, logger: Logger) async throws {
         let reaper = try await Reaper(loop: loop)
-        let connections = BridgeConnectionLoop(transport: hostTransport, loop: loop, logger: logger)
-        let host = AgentHost(configuration: configuration, transport: hostTransport, reaper: reaper, loop: loop, logger: logger) {
+        let connections = BridgeConnectionLoop(transport: transport, loop: loop, logger: logger)
+        let host = AgentHost(configuration: configuration, transport: transport, reaper: reaper, loop: loop, logger: logger) {
             await connections.send($0)
         }
         let stopSignals = try await SignalSource(signals: [SIGTERM, SIGINT], mechanism: .handler, loop: loop)
@@ -75,34 +79,40 @@ struct GCS: AsyncParsableCommand {
                 connections.stop()
             }
         }
-        logger.info("gcs starting", metadata: ["transport": "\(self.transport)", "pid": "\(getpid())"])
-        await withTaskExecutorPreference(loop) { await connections.run(host: host) }
+        await connections.run(host: host)
         stopper.cancel()
         logger.info("gcs stopped")
     }
 
-    private func makeLogger() throws -> Logger {
-        guard let level = Logger.Level(rawValue: logLevel == "fatal" || logLevel == "panic" ? "critical" : logLevel) else {
-            throw ValidationError("unknown log level \(logLevel)")
-        }
-        if let logFile {
+    /// Writes `text` to standard error (fd 2).
+    static func printError(_ text: String) {
+        var text = text
+        text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    }
+
+    /// What can be wrong with the logging flags.
+    struct LoggingError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func makeLogger(_ options: DaemonOptions) throws(LoggingError) -> Logger {
+        let text = options.logLevel == "fatal" || options.logLevel == "panic" ? "critical" : options.logLevel
+        guard let level = Logger.Level(rawValue: text) else { throw LoggingError(description: "unknown log level \(options.logLevel)") }
+        if let logFile = options.logFile {
             // Like hcsshim's gcs: the log file replaces stderr (truncated, mode 0600).
             let fd = open(logFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw ValidationError("cannot open log file \(logFile)") }
+            guard fd >= 0 else { throw LoggingError(description: "cannot open log file \(logFile): errno \(errno)") }
             _ = dup2(fd, 2)
             close(fd)
         }
-        switch logFormat {
-        case "json":
+        if options.logFormat == "json" {
             LoggingSystem.bootstrap { label in JSONLogHandler(logLevel: level, label: label) }
-        case "text":
+        } else {
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = level
                 return handler
             }
-        default:
-            throw ValidationError("-log-format must be text or json")
         }
         return Logger(label: "gcs")
     }

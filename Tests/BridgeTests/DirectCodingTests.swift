@@ -12,6 +12,7 @@ struct DirectCodingTests {
         ("signal-process.", { try agree(SignalProcessRequest.self, EmptyResponse.self, $0) }),
         ("resize-console.", { try agree(ResizeConsoleRequest.self, EmptyResponse.self, $0) }),
         ("error.", { try agree(EmptyResponse.self, EmptyResponse.self, $0) }),
+        ("negotiate-protocol.", { try agree(NegotiateProtocolRequest.self, NegotiateProtocolResponse.self, $0) }),
     ]
 
     static var fixtureNames: [String] {

@@ -1,0 +1,101 @@
+/// The `gcs` command line, parsed the way hcsshim's gcs (Go's `flag` package) parses its own:
+/// `-name value`, `-name=value`, one or two dashes alike, booleans as `-v4` or `-v4=true`.
+///
+/// Hand-written rather than swift-argument-parser: the daemon's whole command line is ten
+/// flags, and the reflection-driven parser touched ~2 MiB of the static binary's pages at
+/// start-up that then stayed resident for the agent's life (idle RSS is a target).
+public struct DaemonOptions: Sendable, Equatable {
+    public var logLevel = "info"
+    public var logFile: String?
+    public var logFormat = "text"
+    public var transport = "vsock"
+    public var runDirectory = "/var/run/gcsrunc"
+    public var runcRoot: String?
+    public var runc = "/usr/sbin/runc"
+    public var cgroupParent = "/pods"
+    public var execStdio = AgentConfiguration.ExecStdio.passThrough
+    /// `-h`/`--help` was given: print `usage` and exit.
+    public var helpRequested = false
+
+    /// What is wrong with a command line, for the user.
+    public struct UsageError: Error, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static let usage = """
+        usage: gcs [flags]
+          -loglevel LEVEL        trace, debug, info, warning, error (default info)
+          -logfile PATH          log here instead of stderr
+          -log-format FORMAT     text or json (default text)
+          -v4                    accepted for hcsshim compatibility: protocol v4 is always on
+          --transport T          vsock (the host, CID 2) or unix:<prefix> (port P is <prefix>_<P>)
+          --run-directory PATH   agent state (default /var/run/gcsrunc)
+          --runc-root PATH       runc --root (default: runc's own)
+          --runc PATH            runc binary (default /usr/sbin/runc)
+          --cgroup-parent PATH   cgroup parent of containers (default /pods)
+          --exec-stdio MODE      pass-through (default) or relay, for processes exec'd into
+                                 containers without a terminal
+        """
+
+    public init() {}
+
+    /// Parses `arguments` (without the program name).
+    public init(arguments: [String]) throws(UsageError) {
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            guard argument.hasPrefix("-"), argument != "-", argument != "--" else {
+                throw UsageError(description: "unexpected argument \(argument)")
+            }
+            var name = Substring(argument.dropFirst(argument.hasPrefix("--") ? 2 : 1))
+            var inline: String?
+            if let equals = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: equals)...])
+                name = name[..<equals]
+            }
+            func value() throws(UsageError) -> String {
+                if let inline { return inline }
+                guard let next = rest.popFirst() else { throw UsageError(description: "flag needs an argument: -\(name)") }
+                return next
+            }
+            switch name {
+            case "h", "help": helpRequested = true
+            case "v4":
+                guard inline == nil || inline == "true" || inline == "false" else {
+                    throw UsageError(description: "invalid boolean value \(inline!) for -v4")
+                }
+            case "loglevel": logLevel = try value()
+            case "logfile": logFile = try value()
+            case "log-format": logFormat = try value()
+            case "transport": transport = try value()
+            case "run-directory": runDirectory = try value()
+            case "runc-root": runcRoot = try value()
+            case "runc": runc = try value()
+            case "cgroup-parent": cgroupParent = try value()
+            case "exec-stdio":
+                let text = try value()
+                guard let mode = AgentConfiguration.ExecStdio(rawValue: text) else {
+                    throw UsageError(description: "--exec-stdio must be relay or pass-through, not \(text)")
+                }
+                execStdio = mode
+            default:
+                throw UsageError(description: "flag provided but not defined: -\(name)")
+            }
+        }
+        guard ["text", "json"].contains(logFormat) else { throw UsageError(description: "-log-format must be text or json") }
+        guard transport == "vsock" || (transport.hasPrefix("unix:") && transport.count > 5) else {
+            throw UsageError(description: "--transport must be vsock or unix:<prefix>")
+        }
+    }
+
+    /// The agent's configuration from these options (the hostname is the machine's).
+    public func configuration(hostname: String) -> AgentConfiguration {
+        var configuration = AgentConfiguration()
+        configuration.runDirectory = runDirectory
+        configuration.runcRoot = runcRoot
+        configuration.runcBinary = runc
+        configuration.cgroupParent = cgroupParent
+        configuration.execStdio = execStdio
+        configuration.hostname = hostname
+        return configuration
+    }
+}

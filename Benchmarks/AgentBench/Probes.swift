@@ -4,6 +4,9 @@ import Glibc
 enum Probe {
     /// VmRSS in bytes.
     static func rss(_ pid: pid_t) -> Double { Double(statusField(pid, "VmRSS:") ?? 0) * 1024 }
+    /// RssAnon in bytes: the part of the RSS that is the process's own memory (heap, stacks),
+    /// as opposed to pages of its binary.
+    static func rssAnon(_ pid: pid_t) -> Double { Double(statusField(pid, "RssAnon:") ?? 0) * 1024 }
     /// Number of threads.
     static func threads(_ pid: pid_t) -> Int { statusField(pid, "Threads:") ?? 0 }
 

@@ -40,7 +40,9 @@ let pid = guest.pid
 
 // 6. Idle RSS right after negotiation.
 let idleRSS = Probe.rss(pid)
+let idleAnon = Probe.rssAnon(pid)
 report.add(BenchResult(benchmark: "idle", metric: "gcs RSS (Go agent: 10.8 MiB)", value: idleRSS / 1048576, unit: "MiB", baseline: 10.8))
+report.add(BenchResult(benchmark: "idle", metric: "gcs anonymous RSS", value: idleAnon / 1048576, unit: "MiB"))
 
 // The host side runs on its event loop as gcs does (no thread hop per request); the C spawn
 // baseline then also runs on that thread, which is otherwise idle while it does.
@@ -106,7 +108,7 @@ if runs("relay") {
 if runs("tty") { for r in try await TerminalRelay.measure(guest: guest, scale: scale) { report.add(r) } }
 
 // 7. 1,000 running processes with stdio attached.
-if runs("many") { for r in try await ManyProcesses.measure(guest: guest, idleRSS: idleRSS) { report.add(r) } }
+if runs("many") { for r in try await ManyProcesses.measure(guest: guest, idleRSS: idleRSS, idleAnon: idleAnon) { report.add(r) } }
 
 _ = try await guest.stop()
 report.write()

@@ -78,7 +78,11 @@ public final class Reaper: Sendable {
             let status: ExitStatus = code == CLD_EXITED ? .exited(value) : .signaled(value)
             let waiters = state.withLock { s -> [UnsafeContinuation<ExitStatus, Never>] in
                 s.reaped += 1
-                if let waiting = s.waiters.removeValue(forKey: pid) { return waiting }
+                if let waiting = s.waiters.removeValue(forKey: pid) {
+                    // Dictionaries keep their capacity; do not keep a burst's.
+                    if s.waiters.isEmpty && s.waiters.capacity > 64 { s.waiters = [:] }
+                    return waiting
+                }
                 s.unclaimed[pid] = status
                 s.unclaimedOrder.append(pid)
                 if s.unclaimedOrder.count > Self.unclaimedLimit {

@@ -27,6 +27,17 @@ struct WireTests {
         #expect(reader.capacity <= 1024)
     }
 
+    @Test("a buffer grown for one large message shrinks back once it is consumed")
+    func readerShrinks() throws {
+        let reader = FrameReader(maxMessageSize: 1 << 20, initialCapacity: 4096)
+        let big = frame(0x1010_0101, id: 1, "{\"ContainerId\":\"" + String(repeating: "x", count: 200_000) + "\"}")
+        big.withUnsafeBytes { reader.append($0) }
+        #expect(reader.capacity >= big.count)
+        #expect(try reader.nextFrame()?.header.id == 1)
+        #expect(try reader.nextFrame() == nil)
+        #expect(reader.capacity == 4096)
+    }
+
     @Test("a huge announced size allocates nothing until the bytes arrive")
     func noAllocationFromUntrustedLength() throws {
         let reader = FrameReader(maxMessageSize: 16 << 20, initialCapacity: 64 << 10)

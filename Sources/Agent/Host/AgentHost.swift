@@ -136,6 +136,7 @@ public actor AgentHost: BridgeHandler {
         let process = try await process(request.base.containerId, request.processId)
         let code = try await process.wait(timeoutMs: timeout, loop: loop)
         if request.base.containerId == uvmContainerID, external.removeValue(forKey: pid_t(request.processId)) != nil {
+            if external.isEmpty && external.capacity > 64 { external = [:] }  // do not keep a burst's capacity
             reclaimer.noteRelease()
         }
         return code
@@ -181,7 +182,8 @@ public actor AgentHost: BridgeHandler {
     }
 
     public func dumpStacks(_ request: DumpStacksRequest) async throws -> String {
-        var text = "swift-gcs state: \(containers.count) containers, \(external.count) external processes, \(reaper.reapedCount) children reaped, \(reclaimer.trimCount) heap trims\n"
+        var text = "swift-gcs state: \(containers.count) containers, \(external.count) external processes, \(reaper.reapedCount) children reaped\n"
+        text += "heap: \(reclaimer.statistics), \(reclaimer.trimCount) trims\n"
         for id in containers.keys.sorted() { text += await containers[id]!.describe() + "\n" }
         for pid in external.keys.sorted() { text += external[pid]!.describe() + "\n" }
         return text

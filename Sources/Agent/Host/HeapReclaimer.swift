@@ -24,6 +24,13 @@ final class HeapReclaimer: Sendable {
     /// How many trims ran (DumpStacks).
     var trimCount: Int { trims.load(ordering: .relaxed) }
 
+    /// The malloc heap in KiB (DumpStacks).
+    var statistics: String {
+        var inUse = 0, free = 0, mmapped = 0
+        shim_heap_stats(&inUse, &free, &mmapped)
+        return "\(inUse >> 10) KiB in use, \(free >> 10) KiB free in arenas, \(mmapped >> 10) KiB mmapped"
+    }
+
     /// Notes that memory was released (a process waited for, a container deleted).
     func noteRelease() {
         let schedule = state.withLock { state -> Bool in

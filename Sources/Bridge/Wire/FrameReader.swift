@@ -18,6 +18,8 @@ public final class FrameReader {
     /// Largest accepted `Size` (header included).
     public let maxMessageSize: Int
     private var storage: UnsafeMutableRawBufferPointer
+    /// The size the buffer returns to once a large message has been consumed.
+    private let initialCapacity: Int
     /// Start of unconsumed bytes.
     private var readIndex = 0
     /// End of received bytes.
@@ -30,6 +32,7 @@ public final class FrameReader {
         precondition(maxMessageSize >= FrameHeader.byteCount)
         self.maxMessageSize = maxMessageSize
         let capacity = max(FrameHeader.byteCount, min(initialCapacity, maxMessageSize))
+        self.initialCapacity = capacity
         storage = .allocate(byteCount: capacity, alignment: 16)
     }
 
@@ -78,7 +81,15 @@ public final class FrameReader {
     public func nextFrame() throws(FramingError) -> Frame? {
         let available = writeIndex - readIndex
         if available < FrameHeader.byteCount {
-            if available == 0 { readIndex = 0; writeIndex = 0 }
+            if available == 0 {
+                readIndex = 0
+                writeIndex = 0
+                // A large message grew the buffer; give it back once it has been consumed.
+                if storage.count > initialCapacity {
+                    storage.deallocate()
+                    storage = .allocate(byteCount: initialCapacity, alignment: 16)
+                }
+            }
             return nil
         }
         let front = UnsafeRawBufferPointer(rebasing: storage[readIndex..<writeIndex])

@@ -20,6 +20,8 @@ public final class FrameWriter: Sendable {
 
     private let connection: AsyncFD
     private let state = Mutex(State())
+    /// The buffers' size between bursts.
+    static let defaultCapacity = 64 << 10
 
     public init(connection: AsyncFD) {
         self.connection = connection
@@ -77,8 +79,11 @@ public final class FrameWriter: Sendable {
             }
             batch.clear()
         }
+        // A burst (many responses at once) grows the buffers; do not keep its high-water mark.
+        batch.shrinkIfEmpty(to: Self.defaultCapacity)
         var parked: ByteBuffer? = consume batch
         state.withLock { s in
+            if s.pending.count == 0 { s.pending.shrinkIfEmpty(to: Self.defaultCapacity) }
             swap(&s.spare, &parked)
         }
     }
@@ -103,6 +108,13 @@ public struct ByteBuffer: ~Copyable, @unchecked Sendable {
     }
 
     public mutating func clear() { count = 0 }
+
+    /// Replaces storage larger than `capacity` with `capacity` bytes, when empty.
+    public mutating func shrinkIfEmpty(to capacity: Int) {
+        guard count == 0, storage.count > capacity else { return }
+        storage.deallocate()
+        storage = .allocate(byteCount: max(capacity, 16), alignment: 16)
+    }
 
     /// Makes room for `extra` more bytes.
     public mutating func reserve(_ extra: Int) {

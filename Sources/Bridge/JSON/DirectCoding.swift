@@ -52,21 +52,6 @@ extension BridgeMessageCoding where Self: DirectJSONDecodable {
     }
 }
 
-extension BridgeMessageCoding where Self: DirectJSONEncodable & DirectJSONDecodable {
-    // Both defaults above apply; restate them so the witnesses are unambiguous.
-    public func messageBody() throws -> Data {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        jsonValue.write(to: &out)
-        return Data(out)
-    }
-
-    public static func fromMessageBody(_ body: UnsafeRawBufferPointer) throws -> Self {
-        let document = try JSONValueParser.parse(body)
-        return try Self(json: document.isNull ? .emptyObject : document)
-    }
-}
-
 extension BridgeJSON {
     /// Encodes a message body: directly when the type can, else with `JSONEncoder`.
     public static func encodeMessage<T: Encodable>(_ value: T) throws -> Data {

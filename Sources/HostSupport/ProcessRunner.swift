@@ -47,7 +47,7 @@ extension LocalGuest {
             containerID = id
             parameters.ociProcess = process
         }
-        let settings = ExecuteProcessSettings(processParameters: try BridgeJSON.embed(parameters),
+        let settings = ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
                                               vsockStdioRelaySettings: listeners.settings)
         let request = ExecuteProcessRequest(base: RequestBase(containerId: containerID), settings: settings)
         if listeners.stdin == nil && listeners.stdout == nil && listeners.stderr == nil {

@@ -13,6 +13,11 @@ struct DirectCodingTests {
         ("resize-console.", { try agree(ResizeConsoleRequest.self, EmptyResponse.self, $0) }),
         ("error.", { try agree(EmptyResponse.self, EmptyResponse.self, $0) }),
         ("negotiate-protocol.", { try agree(NegotiateProtocolRequest.self, NegotiateProtocolResponse.self, $0) }),
+        ("start-container.", { try agree(StartContainerRequest.self, EmptyResponse.self, $0) }),
+        ("delete-container-state.", { try agree(DeleteContainerStateRequest.self, EmptyResponse.self, $0) }),
+        ("dump-stacks.", { try agree(DumpStacksRequest.self, DumpStacksResponse.self, $0) }),
+        ("shutdown-graceful.request", { try agree(ShutdownGracefulRequest.self, EmptyResponse.self, $0) }),
+        ("shutdown-forced.request", { try agree(ShutdownForcedRequest.self, EmptyResponse.self, $0) }),
     ]
 
     static var fixtureNames: [String] {
@@ -73,9 +78,9 @@ struct DirectCodingTests {
     }
 }
 
-private func decode<T: Decodable>(_ type: T.Type, _ body: String) throws -> T {
+private func decode<T: BridgeMessageCoding>(_ type: T.Type, _ body: String) throws -> T {
     let bytes = Array(body.utf8)
-    return try bytes.withUnsafeBytes { try BridgeJSON.decodeMessage(T.self, from: $0) }
+    return try bytes.withUnsafeBytes { try T.fromMessageBody($0) }
 }
 
 private let decodeWait: @Sendable (String, Bool) throws -> Void = { body, direct in
@@ -88,7 +93,7 @@ private let decodeExec: @Sendable (String, Bool) throws -> Void = { body, direct
 
 /// Decodes `data` as the request or response type (by trying the request first, as the file
 /// name says which one it is only loosely) both ways and compares values and encodings.
-private func agree<Request: Codable & Equatable, Response: Codable & Equatable>(_ request: Request.Type, _ response: Response.Type, _ data: Data) throws {
+private func agree<Request: BridgeMessageCoding & Equatable, Response: BridgeMessageCoding & Equatable>(_ request: Request.Type, _ response: Response.Type, _ data: Data) throws {
     let text = String(decoding: data, as: UTF8.self)
     if text.contains("\"Result\"") {
         try agreeOne(Response.self, data)
@@ -97,10 +102,10 @@ private func agree<Request: Codable & Equatable, Response: Codable & Equatable>(
     }
 }
 
-private func agreeOne<T: Codable & Equatable>(_ type: T.Type, _ data: Data) throws {
+private func agreeOne<T: BridgeMessageCoding & Equatable>(_ type: T.Type, _ data: Data) throws {
     let reference = try BridgeJSON.decoder.decode(T.self, from: data)
-    let direct = try data.withUnsafeBytes { try BridgeJSON.decodeMessage(T.self, from: $0) }
+    let direct = try data.withUnsafeBytes { try T.fromMessageBody($0) }
     #expect(direct == reference, "\(T.self)")
-    let written = try BridgeJSON.encodeMessage(direct)
+    let written = try direct.messageBody()
     #expect(try jsonValue(written) == jsonValue(BridgeJSON.encode(reference)), "\(T.self): \(String(decoding: written, as: UTF8.self))")
 }

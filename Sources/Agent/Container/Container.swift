@@ -156,9 +156,7 @@ public actor Container {
         } else if execStdio == .passThrough {
             // The process holds the host's connections itself; streams not asked for are /dev/null.
             do {
-                for conn in [connections.stdin, connections.stdout, connections.stderr].compactMap({ $0 }) { try conn.prepareForHandOff() }
-                pid = try await runc.exec(id: id, processJSON: processPath, files: files,
-                                          stdio: [connections.stdin?.rawValue, connections.stdout?.rawValue, connections.stderr?.rawValue])
+                pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: try connections.handOff())
             } catch {
                 connections.closeAll()
                 throw error

@@ -34,10 +34,7 @@ enum ExternalProcess {
                 slaveFD.close()
                 io = try ProcessIO.terminal(connections, master: masterFD, loop: loop)
             } else {
-                for conn in [connections.stdin, connections.stdout, connections.stderr].compactMap({ $0 }) {
-                    try conn.prepareForHandOff()
-                }
-                pid = try Spawn.start(request, stdio: [connections.stdin?.rawValue, connections.stdout?.rawValue, connections.stderr?.rawValue])
+                pid = try Spawn.start(request, stdio: try connections.handOff())
                 connections.closeAll()  // the child holds them now: the agent is out of the data path
                 io = ProcessIO.direct(StdioConnections())
             }

@@ -32,6 +32,15 @@ public struct StdioConnections: Sendable {
         return result
     }
 
+    /// Readies the connections to become a child's fds 0-2 (blocking mode, as a process
+    /// expects of its stdio) and returns them in that order (nil: not connected, /dev/null).
+    /// The caller spawns with them, then `closeAll()`s its own copies: the agent leaves the
+    /// data path.
+    public func handOff() throws -> [Int32?] {
+        for conn in [stdin, stdout, stderr].compactMap({ $0 }) { try conn.prepareForHandOff() }
+        return [stdin?.rawValue, stdout?.rawValue, stderr?.rawValue]
+    }
+
     public func closeAll() {
         stdin?.close()
         stdout?.close()

@@ -7,26 +7,8 @@ public enum OutgoingBodies {
     /// Longest error text we put in `ErrorMessage` (it is repeated in the error record).
     public static let maxErrorText = 16 << 10
 
-    /// `{"Result":0,"ActivityId":"…"}`: the body of most successful responses, written
-    /// directly (byte-identical to what the Go guest sends).
-    public static func success(activityId: String) -> Data {
-        var out: [UInt8] = []
-        out.reserveCapacity(32 + activityId.utf8.count)
-        out.append(contentsOf: #"{"Result":0"#.utf8)
-        if !activityId.isEmpty {
-            out.append(contentsOf: #","ActivityId":"#.utf8)
-            JSONValue.writeString(activityId, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
-        return Data(out)
-    }
-
     /// The body of `response` within `limit` bytes (limit = max frame size − 16).
     public static func response<R: BridgeResponse>(_ response: R, limit: Int = FrameHeader.hostMaxMessageSize - FrameHeader.byteCount) -> Data {
-        if R.self == EmptyResponse.self, response.base == ResponseBase(activityId: response.base.activityId),
-           response.base.activityId.utf8.count < limit - 64 {
-            return success(activityId: response.base.activityId)
-        }
         var response = response
         for _ in 0..<4 {
             guard let data = try? response.wireBody() else { break }

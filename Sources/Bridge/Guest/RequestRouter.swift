@@ -75,14 +75,6 @@ public enum RequestRouter {
     }
 
     static func decode(type: MessageIdentifier, body raw: UnsafeRawBufferPointer) throws(BridgeError) -> RoutedRequest {
-        func base<T: BaseOnlyRequest>(_ t: T.Type) throws(BridgeError) -> T {
-            do {
-                if isNullLiteral(raw) { return T(base: RequestBase(containerId: "", activityId: "")) }
-                return try T.decodeFast(raw)
-            } catch {
-                throw .invalidJSON("message", error)
-            }
-        }
         func body<T: BridgeMessageCoding>(_ t: T.Type) throws(BridgeError) -> T {
             do {
                 // Go's json.Unmarshal treats a literal `null` body as "leave everything zero".
@@ -96,9 +88,9 @@ public enum RequestRouter {
         case .create:
             let request = try body(CreateContainerRequest.self)
             return .create(request, try request.settings())
-        case .start: return .start(try base(StartContainerRequest.self))
-        case .shutdownGraceful: return .shutdownGraceful(try base(ShutdownGracefulRequest.self))
-        case .shutdownForced: return .shutdownForced(try base(ShutdownForcedRequest.self))
+        case .start: return .start(try body(StartContainerRequest.self))
+        case .shutdownGraceful: return .shutdownGraceful(try body(ShutdownGracefulRequest.self))
+        case .shutdownForced: return .shutdownForced(try body(ShutdownForcedRequest.self))
         case .executeProcess:
             let request = try body(ExecuteProcessRequest.self)
             return .executeProcess(request, try request.parameters())
@@ -112,8 +104,8 @@ public enum RequestRouter {
             let request = try body(ModifySettingsRequest.self)
             try request.validate()
             return .modifySettings(request)
-        case .dumpStacks: return .dumpStacks(try base(DumpStacksRequest.self))
-        case .deleteContainerState: return .deleteContainerState(try base(DeleteContainerStateRequest.self))
+        case .dumpStacks: return .dumpStacks(try body(DumpStacksRequest.self))
+        case .deleteContainerState: return .deleteContainerState(try body(DeleteContainerStateRequest.self))
         default: throw .notSupported(type)
         }
     }

@@ -78,23 +78,13 @@ public final class BridgeClient: Sendable {
     /// `CancellationError` when the calling task is cancelled (the late answer is then
     /// discarded without error, as hcsshim does for cancellable requests).
     public func send<R: BridgeRequest>(_ request: R, checkResult: Bool = true) async throws -> R.Response {
-        let body: Data
-        if let baseOnly = request as? any BaseOnlyRequest {
-            body = Data(baseOnly.base.jsonValue.serialized().utf8)
-        } else {
-            body = try request.messageBody()
-        }
+        let body = try request.messageBody()
         let slot = ResponseSlot<R.Response>()
         let timeout: Duration? = R.identifier == .waitForProcess ? nil : configuration.requestTimeout
         let pending = Pending(
             deliver: { bytes in
                 do {
-                    let response: R.Response
-                    if R.Response.self == EmptyResponse.self {
-                        response = EmptyResponse(base: try ResponseBase(json: JSONValueParser.parse(bytes))) as! R.Response
-                    } else {
-                        response = try R.Response.fromMessageBody(bytes)
-                    }
+                    let response = try R.Response.fromMessageBody(bytes)
                     try HostChecks.validate(response.base)
                     slot.resolve(.success(response))
                     return .success(response.base)

@@ -36,8 +36,9 @@ extension BridgeMessageCoding {
     }
 }
 
-extension BridgeMessageCoding where Self: DirectJSONEncodable {
-    public func messageBody() throws -> Data {
+extension DirectJSONEncodable {
+    /// The compact JSON text of `jsonValue`.
+    public var jsonData: Data {
         var out: [UInt8] = []
         out.reserveCapacity(256)
         jsonValue.write(to: &out)
@@ -45,33 +46,13 @@ extension BridgeMessageCoding where Self: DirectJSONEncodable {
     }
 }
 
+extension BridgeMessageCoding where Self: DirectJSONEncodable {
+    public func messageBody() throws -> Data { jsonData }
+}
+
 extension BridgeMessageCoding where Self: DirectJSONDecodable {
     public static func fromMessageBody(_ body: UnsafeRawBufferPointer) throws -> Self {
         let document = try JSONValueParser.parse(body)
         return try Self(json: document.isNull ? .emptyObject : document)
-    }
-}
-
-extension BridgeJSON {
-    /// Encodes a message body: directly when the type can, else with `JSONEncoder`.
-    public static func encodeMessage<T: Encodable>(_ value: T) throws -> Data {
-        if let direct = value as? any DirectJSONEncodable {
-            var out: [UInt8] = []
-            out.reserveCapacity(256)
-            direct.jsonValue.write(to: &out)
-            return Data(out)
-        }
-        return try encode(value)
-    }
-
-    /// Decodes a message body: through the direct parser when the type can, else with
-    /// `JSONDecoder`. A body that is the literal `null` decodes as `{}` (Go leaves the value
-    /// zeroed).
-    public static func decodeMessage<T: Decodable>(_ type: T.Type, from body: UnsafeRawBufferPointer) throws -> T {
-        if let direct = T.self as? any DirectJSONDecodable.Type {
-            let document = try JSONValueParser.parse(body)
-            return try direct.init(json: document.isNull ? .emptyObject : document) as! T
-        }
-        return try decode(type, from: body)
     }
 }

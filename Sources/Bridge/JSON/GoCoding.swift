@@ -103,6 +103,11 @@ public enum BridgeJSON {
     /// Encodes `value` as an embedded JSON document (a string).
     @inlinable
     public static func embed<T: Encodable>(_ value: T) throws -> String {
-        String(decoding: try encodeMessage(value), as: UTF8.self)
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// Embeds a document that writes itself (`ProcessParameters`): no JSONEncoder involved.
+    public static func embed<T: Encodable & DirectJSONEncodable>(_ value: T) -> String {
+        value.jsonValue.serialized()
     }
 }

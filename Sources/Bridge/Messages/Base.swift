@@ -223,16 +223,13 @@ public struct EmptyResponse: BridgeResponse, Hashable {
 
 /// Requests whose body is the request base only (Start, Shutdown*, DumpStacks,
 /// DeleteContainerState, and unimplemented ones such as UpdateContainer).
-public protocol BaseOnlyRequest: BridgeRequest {
+public protocol BaseOnlyRequest: BridgeRequest, DirectJSONDecodable, DirectJSONEncodable {
     init(base: RequestBase)
 }
 
 extension BaseOnlyRequest {
     public init(from decoder: any Decoder) throws { self.init(base: try RequestBase(from: decoder)) }
-
-    /// Decodes the body with the direct parser (cheaper than a `Decoder` for these tiny bodies).
-    public static func decodeFast(_ body: UnsafeRawBufferPointer) throws -> Self {
-        Self(base: try RequestBase(json: JSONValueParser.parse(body)))
-    }
     public func encode(to encoder: any Encoder) throws { try base.encode(to: encoder) }
+    public init(json: JSONValue) throws { self.init(base: try RequestBase(json: json)) }
+    public var jsonValue: JSONValue { base.jsonValue }
 }

@@ -11,9 +11,9 @@ import Synchronization
 public final class FrameWriter: Sendable {
     struct State: ~Copyable {
         /// Frames waiting for the next write.
-        var pending = ByteBuffer(capacity: 64 << 10)
+        var pending = ByteBuffer(capacity: FrameWriter.defaultCapacity)
         /// The drainer's buffer, parked here between drains so its capacity is reused.
-        var spare: ByteBuffer? = ByteBuffer(capacity: 64 << 10)
+        var spare: ByteBuffer? = ByteBuffer(capacity: FrameWriter.defaultCapacity)
         var draining = false
         var failure: (any Error)?
     }
@@ -58,7 +58,7 @@ public final class FrameWriter: Sendable {
 
     /// Writes until the queue is empty. Only the task `append` elected may call it.
     public func drain() async throws {
-        var batch = state.withLock { $0.spare.take() } ?? ByteBuffer(capacity: 64 << 10)
+        var batch = state.withLock { $0.spare.take() } ?? ByteBuffer(capacity: Self.defaultCapacity)
         while true {
             let more = state.withLock { s -> Bool in
                 if s.pending.count == 0 || s.failure != nil {
@@ -83,7 +83,7 @@ public final class FrameWriter: Sendable {
         batch.shrinkIfEmpty(to: Self.defaultCapacity)
         var parked: ByteBuffer? = consume batch
         state.withLock { s in
-            if s.pending.count == 0 { s.pending.shrinkIfEmpty(to: Self.defaultCapacity) }
+            s.pending.shrinkIfEmpty(to: Self.defaultCapacity)
             swap(&s.spare, &parked)
         }
     }

@@ -27,7 +27,10 @@ func show(_ conn: AsyncFD?, prefix: String) async throws {
     if !pending.isEmpty { print("\(prefix) \(pending)") }
 }
 
+/// The gcs to drive: `$GCS_BINARY` when set (the static build, or a wrapper that profiles it),
+/// else the one built next to this tool.
 func gcsPath() -> String {
+    if let override = getenv("GCS_BINARY") { return String(cString: override) }
     let me = CommandLine.arguments[0]
     guard let slash = me.lastIndex(of: "/") else { return "gcs" }
     return String(me[..<slash]) + "/gcs"

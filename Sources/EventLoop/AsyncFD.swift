@@ -71,6 +71,26 @@ public final class AsyncFD: Sendable {
         }
     }
 
+    /// `read(into:)` for a stream socket or a pipe, where a read that returns less than asked
+    /// means the receive queue is empty: the next call then waits for the next readiness edge
+    /// instead of first trying a read that would only say EAGAIN (one syscall per message saved
+    /// on the bridge). Once the peer has hung up (an edge with RDHUP/HUP/ERR) every read is
+    /// tried, since EOF or the error comes with no further edge. Never for a tty, which returns at
+    /// most 4 KiB per read however much waits.
+    public func readStream(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        if let epoch = registration.drainedEpoch() { try await registration.waitReadable(after: epoch) }
+        while true {
+            let (result, epoch, _) = try registration.withOp { (fd) throws(SyscallError) in
+                try sysNonBlocking("read(\(fd))") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+            }
+            if case .done(let n) = result {
+                if n > 0 && n < buffer.count { registration.noteDrained(atReadEpoch: epoch) }
+                return n
+            }
+            try await registration.waitReadable(after: epoch)
+        }
+    }
+
     /// Reads at most `maxBytes` into a new array; empty at end of file. For control paths and
     /// tests; the data path reads into caller buffers.
     public func read(upTo maxBytes: Int) async throws -> [UInt8] {

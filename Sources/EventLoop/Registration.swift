@@ -35,6 +35,12 @@ final class Registration: @unchecked Sendable {
         var writeEpoch: UInt64 = 0
         var readWaiter: Waiter?
         var writeWaiter: Waiter?
+        /// The read epoch at which a stream read came back short: the receive queue was empty
+        /// then, so until the epoch moves another read would only say EAGAIN.
+        var drainedAtReadEpoch: UInt64?
+        /// The peer hung up or the socket is in error: a read returns 0 or the error without any
+        /// further edge, so a short read no longer means the next read would block.
+        var hangupSeen = false
         /// Syscalls in progress on `fd`; the real close waits for them to end.
         var activeOps = 0
         var closeRequested = false
@@ -57,11 +63,13 @@ final class Registration: @unchecked Sendable {
     func handle(events: UInt32) {
         let readMask = UInt32(SHIM_EPOLLIN | SHIM_EPOLLRDHUP | SHIM_EPOLLHUP | SHIM_EPOLLERR)
         let writeMask = UInt32(SHIM_EPOLLOUT | SHIM_EPOLLHUP | SHIM_EPOLLERR)
+        let hangupMask = UInt32(SHIM_EPOLLRDHUP | SHIM_EPOLLHUP | SHIM_EPOLLERR)
         let readable = events & readMask != 0
         let writable = events & writeMask != 0
         let (r, w) = state.withLock { s -> (Waiter?, Waiter?) in
             var r: Waiter?, w: Waiter?
             if readable { s.readEpoch &+= 1; r = s.readWaiter; s.readWaiter = nil }
+            if events & hangupMask != 0 { s.hangupSeen = true }
             if writable { s.writeEpoch &+= 1; w = s.writeWaiter; s.writeWaiter = nil }
             return (r, w)
         }
@@ -101,6 +109,17 @@ final class Registration: @unchecked Sendable {
         let epochs = try beginOp()
         defer { endOp() }
         return (try body(fd), epochs.read, epochs.write)
+    }
+
+    /// Notes that a stream read started at `epoch` emptied the receive queue.
+    func noteDrained(atReadEpoch epoch: UInt64) {
+        state.withLock { $0.drainedAtReadEpoch = epoch }
+    }
+
+    /// The epoch to wait past before reading again, when the last stream read drained the queue
+    /// and no readiness edge has come since.
+    func drainedEpoch() -> UInt64? {
+        state.withLock { s in !s.hangupSeen && s.drainedAtReadEpoch == s.readEpoch ? s.readEpoch : nil }
     }
 
     /// Suspends until the read epoch moves past `epoch`. Cancellation resumes with

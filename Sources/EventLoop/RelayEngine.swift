@@ -165,8 +165,9 @@ struct RelayEngine {
     private mutating func copyFromSource(scratch: UnsafeMutableRawBufferPointer, used: inout Int) throws -> Step? {
         let src = source
         let readResult = try Self.read(src, into: scratch, eioIsEOF: sourceIsTTY)
-        guard case .done(let n) = readResult else { return .waiting(backpressured: false) }
+        guard case .done(var n) = readResult else { return .waiting(backpressured: false) }
         if n == 0 { sourceEOF = true; return nil }
+        if sourceIsTTY { n = try coalesceTTYReads(into: scratch, after: n) }
         adapt(transferred: n, full: n >= Self.bulkAbove)
         let data = UnsafeRawBufferPointer(rebasing: scratch[..<n])
         var written = 0
@@ -176,6 +177,26 @@ struct RelayEngine {
         if written < n { stash(UnsafeRawBufferPointer(rebasing: data[written...])) }
         return nil
     }
+
+    /// A pty hands over at most its 4 KiB line-discipline buffer per read, however large the
+    /// buffer passed. Sending each piece on its own costs a socket send (and a wake-up of the
+    /// host's reader) per 4 KiB, about a quarter of the relay's CPU; so keep reading into the
+    /// scratch buffer while the pty has more, and send once. A read that finds the buffer empty
+    /// returns at once (the kernel first waits for a queued refill, then says EAGAIN), so an
+    /// interactive session pays no delay, only the read that ends the batch, as before.
+    private mutating func coalesceTTYReads(into scratch: UnsafeMutableRawBufferPointer, after first: Int) throws -> Int {
+        var filled = first
+        while scratch.count - filled >= Self.ttyChunk {
+            let rest = UnsafeMutableRawBufferPointer(rebasing: scratch[filled...])
+            guard case .done(let n) = try Self.read(source, into: rest, eioIsEOF: true) else { break }
+            if n == 0 { sourceEOF = true; break }  // delivered below, then reported as EOF
+            filled += n
+        }
+        return filled
+    }
+
+    /// The n_tty line discipline's read buffer: the most one read of a pty returns.
+    static let ttyChunk = 4 << 10
 
     /// Adapts the mechanism to the stream (automatic policy only).
     private mutating func adapt(transferred: Int, full: Bool) {

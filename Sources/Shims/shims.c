@@ -91,6 +91,7 @@ int shim_signal_forward(int signo, int write_fd) {
     action.sa_flags = SA_RESTART | (signo == SIGCHLD ? SA_NOCLDSTOP : 0);
     sigemptyset(&action.sa_mask);
     if (sigaction(signo, &action, NULL) != 0) return -1;
+    shim_spawn_dispositions_changed();
     sigset_t set; sigemptyset(&set); sigaddset(&set, signo);
     return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
@@ -114,6 +115,41 @@ int shim_reap_any(int *pid, int *code, int *status) {
 }
 int shim_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 
+// What a spawned child must not inherit, worked out once (not per spawn: that was 64 sigaction
+// calls in every child, ~60 of them for signals left at their default) and again after this
+// file's code changes a disposition (shim_signal_forward; SIGPIPE is always reset). A handler
+// installed behind our back after the first spawn must call shim_spawn_dispositions_changed().
+static pthread_mutex_t spawn_state_lock = PTHREAD_MUTEX_INITIALIZER;
+static int spawn_reset_valid;
+static sigset_t spawn_reset;   // caught signals, and SIGPIPE (the agent ignores it)
+static int spawn_dev_null = -1; // O_RDWR|O_CLOEXEC, kept open: stdio the caller leaves unset
+
+void shim_spawn_dispositions_changed(void) {
+    pthread_mutex_lock(&spawn_state_lock);
+    spawn_reset_valid = 0;
+    pthread_mutex_unlock(&spawn_state_lock);
+}
+
+static int spawn_state(sigset_t *reset, int *dev_null) {
+    pthread_mutex_lock(&spawn_state_lock);
+    if (!spawn_reset_valid) {
+        sigemptyset(&spawn_reset);
+        for (int sig = 1; sig < NSIG; sig++) {
+            struct sigaction sa;
+            if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0) continue;
+            if (sa.sa_handler == SIG_DFL || (sa.sa_handler == SIG_IGN && sig != SIGPIPE)) continue;
+            sigaddset(&spawn_reset, sig);
+        }
+        sigaddset(&spawn_reset, SIGPIPE);
+        spawn_reset_valid = 1;
+    }
+    if (spawn_dev_null < 0) spawn_dev_null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    *reset = spawn_reset;
+    *dev_null = spawn_dev_null;
+    pthread_mutex_unlock(&spawn_state_lock);
+    return *dev_null < 0 ? -errno : 0;
+}
+
 int shim_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
                const int *fds, int nfds, int new_session, const char *ctty_path) {
     // vfork + execve, as glibc's posix_spawn does internally (CLONE_VM|CLONE_VFORK), but on
@@ -121,6 +157,10 @@ int shim_spawn(const char *path, char *const argv[], char *const envp[], const c
     // file-action list to build. The child shares our memory until execve, so it only makes
     // async-signal-safe calls and reports failure through `child_error`.
     if (nfds < 0 || nfds > 16) return -EINVAL;
+    sigset_t reset;
+    int dev_null;
+    int state_error = spawn_state(&reset, &dev_null);
+    if (state_error != 0) return state_error;
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
@@ -129,14 +169,11 @@ int shim_spawn(const char *path, char *const argv[], char *const envp[], const c
     if (pid == 0) {
         // Our handlers must never run in the child: it has its own copy of the handler table
         // (no CLONE_SIGHAND), so reset every caught signal, and SIGPIPE which the agent ignores.
-        for (int sig = 1; sig < NSIG; sig++) {
-            struct sigaction sa;
-            if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0) continue;
-            if (sa.sa_handler == SIG_DFL || (sa.sa_handler == SIG_IGN && sig != SIGPIPE)) continue;
-            memset(&sa, 0, sizeof(sa));
-            sa.sa_handler = SIG_DFL;
-            sigaction(sig, &sa, NULL);
-        }
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sigismember(&reset, sig) == 1) sigaction(sig, &dfl, NULL);
         if (new_session && setsid() < 0) goto fail;
         if (ctty_path) {
             int tty = open(ctty_path, O_RDWR);  // a session leader's first tty: the controlling one
@@ -144,23 +181,18 @@ int shim_spawn(const char *path, char *const argv[], char *const envp[], const c
             for (int i = 0; i < 3; i++) if (tty != i && dup2(tty, i) < 0) goto fail;
             if (tty > 2) close(tty);
         } else {
-            // Lift sources out of 0..nfds-1 first so no dup2 below overwrites a later source.
+            // Unset stdio is /dev/null. Lift sources out of 0..nfds-1 first so no dup2 below
+            // overwrites a later source.
             int source[16];
             for (int i = 0; i < nfds; i++) {
-                source[i] = fds[i];
-                if (source[i] >= 0 && source[i] < nfds && source[i] != i) {
+                source[i] = fds[i] < 0 ? dev_null : fds[i];
+                if (source[i] < nfds && source[i] != i) {
                     source[i] = fcntl(source[i], F_DUPFD_CLOEXEC, nfds);
                     if (source[i] < 0) goto fail;
                 }
             }
             for (int i = 0; i < nfds; i++) {
-                if (source[i] < 0) {
-                    source[i] = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
-                    if (source[i] < 0) goto fail;
-                    if (source[i] == i) continue;
-                    if (dup2(source[i], i) < 0) goto fail;
-                    close(source[i]);
-                } else if (source[i] == i) {
+                if (source[i] == i) {
                     if (fcntl(i, F_SETFD, 0) < 0) goto fail;  // keep it across exec
                 } else if (dup2(source[i], i) < 0) {
                     goto fail;

@@ -20,6 +20,37 @@ struct ReactorTests {
         }
     }
 
+    @Test("stream reads: after a short read the next waits for data; EOF and hang-up still arrive",
+          .timeLimit(.minutes(1)))
+    func streamReads() async throws {
+        try await withLoop("stream-reads") { loop in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
+            defer { buffer.deallocate() }
+            let (a, b) = try AsyncFD.socketPair(loop: loop)
+            try await b.writeAll(Array("abc".utf8))
+            #expect(try await a.readStream(into: buffer) == 3)  // short: the queue is empty now
+            try await b.writeAll(Array("de".utf8))
+            #expect(try await a.readStream(into: buffer) == 2)  // the new data's edge wakes it
+            #expect(Array(buffer[..<2]) == Array("de".utf8))
+
+            // Data then EOF, both seen by the loop before the first read: the EOF comes with no
+            // further edge, and must still be read.
+            try await b.writeAll(Array("xyz".utf8))
+            try b.shutdownWrite()
+            await loop.run {}  // the loop has handled the edges by the time this runs
+            #expect(try await a.readStream(into: buffer) == 3)
+            #expect(try await a.readStream(into: buffer) == 0)
+
+            // The peer closing after a short read.
+            let (c, d) = try AsyncFD.socketPair(loop: loop)
+            try await d.writeAll(Array("q".utf8))
+            #expect(try await c.readStream(into: buffer) == 1)
+            d.close()
+            #expect(try await c.readStream(into: buffer) == 0)
+            a.close(); b.close(); c.close()
+        }
+    }
+
     @Test("a cancelled write wait (socket full) resumes promptly and the fd stays usable")
     func cancelWrite() async throws {
         try await withLoop("cancel-write") { loop in

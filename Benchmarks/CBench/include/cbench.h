@@ -92,6 +92,12 @@ int cbench_pin_self(int cpu);
 // -ECHILD).
 int64_t cbench_spawn_wait_ns(const char *path, char *const argv[]);
 
+// The raw pty baseline: opens a pty, runs argv (e.g. head -c N /dev/zero) with the slave as its
+// stdout (default termios, as gcs's ptys), and reads the master with blocking 64 KiB reads until
+// the slave closes.
+// Returns the bytes read (or -errno); *elapsed_ns and *cpu_ns (this thread's CPU) as measured.
+int64_t cbench_pty_read(const char *path, char *const argv[], int64_t *elapsed_ns, int64_t *cpu_ns);
+
 #ifdef __cplusplus
 }
 #endif

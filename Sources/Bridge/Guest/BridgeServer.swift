@@ -88,7 +88,7 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
         while true {
             let n: Int
             do {
-                n = try await connection.read(into: reader.writableBytes())
+                n = try await connection.readStream(into: reader.writableBytes())
             } catch {
                 logger.debug("bridge read ended", metadata: ["error": "\(error)"])
                 return .readError(String(describing: error))

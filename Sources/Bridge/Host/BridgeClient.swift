@@ -150,7 +150,7 @@ public final class BridgeClient: Sendable {
         while true {
             let n: Int
             do {
-                n = try await connection.read(into: reader.writableBytes())
+                n = try await connection.readStream(into: reader.writableBytes())
             } catch {
                 return closeReason ?? .closed(reason: "bridge read failed: \(error)")
             }

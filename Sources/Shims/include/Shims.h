@@ -65,6 +65,9 @@ int shim_set_child_subreaper(void);
 /// 0-2, which makes it the controlling terminal. `cwd` may be NULL. Returns the pid or -errno.
 int shim_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
                const int *fds, int nfds, int new_session, const char *ctty_path);
+/// shim_spawn works out once which signal handlers a child must not inherit; code that installs
+/// a handler (other than through shim_signal_forward) after the first spawn calls this.
+void shim_spawn_dispositions_changed(void);
 /// Opens a pty: master O_RDWR|O_NOCTTY|O_CLOEXEC, slave unlocked and opened the same way;
 /// `name` receives the slave path. 0, or -1 with errno (nothing leaked).
 int shim_open_pty(int *master_out, int *slave_out, char *name, size_t name_len);

@@ -51,6 +51,14 @@ struct JSONValueTests {
         #expect(spec["Process"] == (try JSONValueParser.parse(#"{"b":2}"#)))
         #expect(spec["process"] == (try JSONValueParser.parse(#"{"b":4}"#)))
         #expect(spec["root"] == nil)
+        // Only letters fold: '[' (0x5b) and '{' (0x7b) differ by the case bit, yet are not a pair.
+        let odd = try JSONValueParser.parse(#"{"a[":1,"Ünïcode":2}"#)
+        #expect(odd["A{"] == nil)
+        #expect(odd["A["] == .int(1))
+        #expect(odd["a"] == nil)
+        #expect(odd["üNÏCODE"] == .int(2))  // beyond ASCII: compared lowercased
+        #expect(try JSONFields(odd).value("A[") == .int(1))
+        #expect(try JSONFields(odd).value("a[x") == nil)
     }
 
     @Test("integer and double compare exactly, so equality stays transitive")

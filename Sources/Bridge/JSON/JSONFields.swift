@@ -24,8 +24,7 @@ public struct JSONFields {
         var found: JSONValue?
         for m in members where m.key == key { found = m.value }
         if found == nil {
-            let lower = key.lowercased()
-            for m in members where m.key.lowercased() == lower { found = m.value }
+            for m in members where JSONValue.keysMatchIgnoringCase(m.key, key) { found = m.value }
         }
         if case .null = found { return nil }
         return found

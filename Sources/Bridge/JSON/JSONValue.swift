@@ -30,8 +30,29 @@ public enum JSONValue: Sendable, Hashable {
     /// The index of the member Go would decode into field `key` (see the subscript).
     public static func memberIndex(_ key: String, in members: [(key: String, value: JSONValue)]) -> Int? {
         if let exact = members.lastIndex(where: { $0.key == key }) { return exact }
-        let lower = key.lowercased()
-        return members.lastIndex(where: { $0.key.lowercased() == lower })
+        return members.lastIndex(where: { keysMatchIgnoringCase($0.key, key) })
+    }
+
+    /// Go's case-insensitive key match. Keys are ASCII in practice: those compare byte by byte
+    /// with ASCII folding and allocate nothing (an absent optional field costs a scan of the
+    /// keys, not a lowercased copy of each); other keys compare lowercased.
+    static func keysMatchIgnoringCase(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        let ascii = a.withUTF8 { x in
+            b.withUTF8 { y -> Bool? in
+                guard x.count == y.count else {
+                    return x.allSatisfy({ $0 < 0x80 }) && y.allSatisfy({ $0 < 0x80 }) ? false : nil
+                }
+                for i in 0..<x.count {
+                    let p = x[i], q = y[i]
+                    if p >= 0x80 || q >= 0x80 { return nil }
+                    if p == q { continue }
+                    if p | 0x20 != q | 0x20 || !(0x61...0x7a).contains(p | 0x20) { return false }
+                }
+                return true
+            }
+        }
+        return ascii ?? (a.lowercased() == b.lowercased())
     }
 
     /// Whether this is `null`.

@@ -89,6 +89,24 @@ struct ProcessTests {
         }
     }
 
+    @Test("stdio left unset is /dev/null: reads see EOF, writes are taken")
+    func spawnUnsetStdio() async throws {
+        try await withLoop("spawn-dev-null") { loop in
+            let script = "readlink /proc/self/fd/0 /proc/self/fd/2; cat; echo x >&2 && echo wrote"
+            for _ in 0..<2 {  // the second spawn reuses the kept /dev/null descriptor
+                let pipe = try Pipes.make()
+                let pid = try Spawn.start(SpawnRequest(path: "/bin/sh", arguments: ["sh", "-c", script]),
+                                          stdio: [nil, pipe.second.rawValue, nil])
+                let output = try AsyncFD(pipe.first, loop: loop)
+                pipe.second.close()
+                let child = try ChildProcess(pid: pid, loop: loop)
+                let text = String(decoding: try await output.readToEnd(), as: UTF8.self)
+                #expect(try await child.wait() == .exited(0))
+                #expect(text == "/dev/null\n/dev/null\nwrote\n")
+            }
+        }
+    }
+
     private func spawn(_ args: [String]) -> pid_t {
         var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
         cArgs.append(nil)

@@ -3,10 +3,12 @@ import Synchronization
 /// A one-shot result that one task awaits and another delivers, in either order. Exists so a
 /// request can be registered (and its frame queued) before its sender suspends, and so a
 /// cancelled sender can walk away while the late response is still delivered harmlessly.
+/// The continuation is an unsafe one (a checked one allocates a canary per request): `resolved`
+/// and the lock guarantee it is resumed exactly once, by whichever of the two calls comes second.
 final class ResponseSlot<Value: Sendable>: Sendable {
     private struct State {
         var result: Result<Value, any Error>?
-        var continuation: CheckedContinuation<Value, any Error>?
+        var continuation: UnsafeContinuation<Value, any Error>?
         var resolved = false
     }
 
@@ -14,7 +16,7 @@ final class ResponseSlot<Value: Sendable>: Sendable {
 
     /// Delivers `result`; later calls are ignored.
     func resolve(_ result: Result<Value, any Error>) {
-        let waiter = state.withLock { s -> CheckedContinuation<Value, any Error>? in
+        let waiter = state.withLock { s -> UnsafeContinuation<Value, any Error>? in
             if s.resolved { return nil }
             s.resolved = true
             if let c = s.continuation {
@@ -29,7 +31,7 @@ final class ResponseSlot<Value: Sendable>: Sendable {
 
     /// The result, waiting for it if needed.
     func value() async throws -> Value {
-        try await withCheckedThrowingContinuation { continuation in
+        try await withUnsafeThrowingContinuation { continuation in
             let ready = state.withLock { s -> Result<Value, any Error>? in
                 if let r = s.result { return r }
                 s.continuation = continuation

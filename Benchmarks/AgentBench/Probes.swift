@@ -10,13 +10,13 @@ enum Probe {
     /// Number of threads.
     static func threads(_ pid: pid_t) -> Int { statusField(pid, "Threads:") ?? 0 }
 
-    /// utime + stime in seconds.
+    /// CPU time of all the process's threads, in seconds, to the nanosecond (the process CPU
+    /// clock; /proc's utime + stime count 10 ms ticks, too coarse for a per-exec figure).
     static func cpuSeconds(_ pid: pid_t) -> Double {
-        guard let text = read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // after "comm)": state is field 3 -> index 0; utime is field 14 -> index 11, stime index 12
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        var clock = clockid_t()
+        var now = timespec()
+        guard clock_getcpuclockid(pid, &clock) == 0, clock_gettime(clock, &now) == 0 else { return 0 }
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     private static func statusField(_ pid: pid_t, _ key: String) -> Int? {

@@ -71,6 +71,44 @@ struct ContainerLifecycleTests {
         }
     }
 
+    @Test("a graceful shutdown reports GracefulExit even when the init is gone before runc kill returns")
+    func shutdownRace() async throws {
+        // A runc whose `kill` returns only once the container's init has been reaped (by gcs):
+        // the init's exit, and its notification, then always come while ShutdownGraceful is
+        // still waiting for runc kill, the order in which the exit type was once reported as
+        // UnexpectedExit.
+        let directory = "/tmp/gcs-e2e-slow-runc-\(getpid())"
+        mkdir(directory, 0o755)
+        defer { removeAll(directory) }
+        let wrapper = "\(directory)/runc"
+        let script = #"""
+            #!/bin/sh
+            /usr/sbin/runc "$@" || exit $?
+            case " $* " in *" kill "*) ;; *) exit 0 ;; esac
+            globals=""; for a in "$@"; do [ "$a" = kill ] && break; globals="$globals $a"; done
+            eval "id=\${$(($# - 1))}"
+            pid=$(/usr/sbin/runc $globals state "$id" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+            i=0
+            while [ -n "$pid" ] && [ "$pid" != 0 ] && [ -e "/proc/$pid" ] && [ $i -lt 1000 ]; do i=$((i + 1)); sleep 0.01; done
+            exit 0
+
+            """#
+        let file = try #require(fopen(wrapper, "w"))
+        fputs(script, file)
+        fclose(file)
+        chmod(wrapper, 0o755)
+        try await withGuest("shutdown-race", arguments: ["--runc", wrapper]) { guest in
+            let id = "race"
+            let initPID = try await startContainer(guest, id: id, args: ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"])
+            _ = try await guest.client.send(ShutdownGracefulRequest(base: RequestBase(containerId: id)))
+            #expect(try await wait(guest, id, initPID) == 42)
+            var notification: ContainerNotification?
+            for await n in guest.client.notifications { notification = n; break }
+            #expect(notification?.type == "GracefulExit")
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
     @Test("a TTY exec: output through the pty, resize visible to stty")
     func terminal() async throws {
         try await withGuest("tty") { guest in

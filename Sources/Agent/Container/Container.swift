@@ -204,9 +204,18 @@ public actor Container {
     }
 
     /// ShutdownGraceful / ShutdownForced: `runc kill` with SIGTERM or SIGKILL; does not wait.
+    /// The exit type is set before the kill: the init can exit, and its notification go out,
+    /// while `runc kill` is still running (this actor is free during the await). A kill that
+    /// fails puts the previous type back.
     func shutdown(forced: Bool) async throws {
-        try await runc.kill(id: id, signal: forced ? SIGKILL : SIGTERM)
-        exitType = forced ? .forced : .graceful
+        let previous = exitType, requested: ContainerExitType = forced ? .forced : .graceful
+        exitType = requested
+        do {
+            try await runc.kill(id: id, signal: forced ? SIGKILL : SIGTERM)
+        } catch {
+            if exitType == requested && status != .stopped { exitType = previous }
+            throw error
+        }
     }
 
     /// DeleteContainerState: `runc delete`, then the agent's run directory and the bundle.

@@ -73,21 +73,56 @@ struct ContainerLifecycleTests {
 
     @Test("a graceful shutdown reports GracefulExit even when the init is gone before runc kill returns")
     func shutdownRace() async throws {
-        // A runc whose `kill` returns only once the container's init has been reaped (by gcs):
-        // the init's exit, and its notification, then always come while ShutdownGraceful is
-        // still waiting for runc kill, the order in which the exit type was once reported as
-        // UnexpectedExit.
-        let directory = "/tmp/gcs-e2e-slow-runc-\(getpid())"
+        // The init's exit, and its notification, come while ShutdownGraceful still waits for runc
+        // kill: the order in which the exit type was once reported as UnexpectedExit.
+        try await withSlowRunc(command: "kill") { runc in
+            try await withGuest("shutdown-race", arguments: ["--runc", runc]) { guest in
+                let id = "race"
+                let initPID = try await startContainer(guest, id: id, args: ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"])
+                _ = try await guest.client.send(ShutdownGracefulRequest(base: RequestBase(containerId: id)))
+                #expect(try await wait(guest, id, initPID) == 42)
+                var notification: ContainerNotification?
+                for await n in guest.client.notifications { notification = n; break }
+                #expect(notification?.type == "GracefulExit")
+                _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+            }
+        }
+    }
+
+    @Test("an init that exits while runc start runs leaves the container stopped, not running")
+    func startRace() async throws {
+        try await withSlowRunc(command: "start") { runc in
+            try await withGuest("start-race", arguments: ["--runc", runc]) { guest in
+                let id = "quick"
+                let initPID = try await startContainer(guest, id: id, args: ["true"])
+                #expect(try await wait(guest, id, initPID) == 0)
+                let exec = await hresult {
+                    _ = try await guest.start(.exec(id, Busybox.process(args: ["true"])), stdout: false, stderr: false)
+                }
+                #expect(exec == .invalidState)
+                let dump = try await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
+                #expect(dump.guestStacks.contains("container \(id) stopped"), "\(dump.guestStacks.prefix(400))")
+                _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+            }
+        }
+    }
+
+    /// Runs `body` with the path of a runc whose `command` (`start` or `kill`) returns only once
+    /// the container's init has exited and been reaped (by gcs): the init's exit then always
+    /// reaches the agent while it still waits for runc, the order that races are made of.
+    private func withSlowRunc(command: String, _ body: (String) async throws -> Void) async throws {
+        let directory = "/tmp/gcs-e2e-slow-runc-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         mkdir(directory, 0o755)
         defer { removeAll(directory) }
         let wrapper = "\(directory)/runc"
         let script = #"""
             #!/bin/sh
             /usr/sbin/runc "$@" || exit $?
-            case " $* " in *" kill "*) ;; *) exit 0 ;; esac
-            globals=""; for a in "$@"; do [ "$a" = kill ] && break; globals="$globals $a"; done
-            eval "id=\${$(($# - 1))}"
-            pid=$(/usr/sbin/runc $globals state "$id" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+            slow=\#(command)
+            case " $* " in *" $slow "*) ;; *) exit 0 ;; esac
+            globals=""; for a in "$@"; do [ "$a" = "$slow" ] && break; globals="$globals $a"; done
+            case "$slow" in kill) eval "id=\${$(($# - 1))}" ;; *) eval "id=\${$#}" ;; esac
+            pid=$(/usr/sbin/runc $globals state "$id" 2>/dev/null | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
             i=0
             while [ -n "$pid" ] && [ "$pid" != 0 ] && [ -e "/proc/$pid" ] && [ $i -lt 1000 ]; do i=$((i + 1)); sleep 0.01; done
             exit 0
@@ -97,16 +132,7 @@ struct ContainerLifecycleTests {
         fputs(script, file)
         fclose(file)
         chmod(wrapper, 0o755)
-        try await withGuest("shutdown-race", arguments: ["--runc", wrapper]) { guest in
-            let id = "race"
-            let initPID = try await startContainer(guest, id: id, args: ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"])
-            _ = try await guest.client.send(ShutdownGracefulRequest(base: RequestBase(containerId: id)))
-            #expect(try await wait(guest, id, initPID) == 42)
-            var notification: ContainerNotification?
-            for await n in guest.client.notifications { notification = n; break }
-            #expect(notification?.type == "GracefulExit")
-            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
-        }
+        try await body(wrapper)
     }
 
     @Test("a TTY exec: output through the pty, resize visible to stty")

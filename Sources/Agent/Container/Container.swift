@@ -117,7 +117,8 @@ public actor Container {
             _ = try? await runc.kill(id: id, signal: SIGKILL)
             throw error
         }
-        status = .running
+        // The init may already have exited and been reported while `runc start` ran.
+        if status == .created { status = .running }
         return initPID
     }
 

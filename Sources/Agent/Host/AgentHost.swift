@@ -184,7 +184,8 @@ public actor AgentHost: BridgeHandler {
     public func dumpStacks(_ request: DumpStacksRequest) async throws -> String {
         var text = "swift-gcs state: \(containers.count) containers, \(external.count) external processes, \(reaper.reapedCount) children reaped\n"
         text += "heap: \(reclaimer.statistics), \(reclaimer.trimCount) trims\n"
-        for id in containers.keys.sorted() { text += await containers[id]!.describe() + "\n" }
+        // The containers are taken first: a delete may remove one while this awaits another.
+        for (_, container) in containers.sorted(by: { $0.key < $1.key }) { text += await container.describe() + "\n" }
         for pid in external.keys.sorted() { text += external[pid]!.describe() + "\n" }
         return text
     }

@@ -107,8 +107,9 @@ public actor Container {
         let process = GuestProcess(pid: initPID, arguments: Self.arguments(of: spec["process"]), io: io,
                                    signalledCode: { 128 + UInt32($0) })
         initProcess = process
-        await process.start(reaper: reaper, loop: loop) { [weak self] _ in
-            guard let self else { return }
+        // Strong: the exit notification must go out even if the container was deleted from the
+        // registry while the init's output drained (the monitor ends, and the cycle with it).
+        await process.start(reaper: reaper, loop: loop) { _ in
             await onExit(await self.initExited())
         }
         do {

@@ -135,7 +135,9 @@ public actor AgentHost: BridgeHandler {
         let timeout = request.timeoutInMs == WaitForProcessRequest.infinite ? nil : request.timeoutInMs
         let process = try await process(request.base.containerId, request.processId)
         let code = try await process.wait(timeoutMs: timeout, loop: loop)
-        if request.base.containerId == uvmContainerID, external.removeValue(forKey: pid_t(request.processId)) != nil {
+        // Only the process waited for: its pid may have been reused by a newer one meanwhile.
+        if request.base.containerId == uvmContainerID, let known = external[pid_t(request.processId)], known === process {
+            external.removeValue(forKey: pid_t(request.processId))
             if external.isEmpty && external.capacity > 64 { external = [:] }  // do not keep a burst's capacity
             reclaimer.noteRelease()
         }

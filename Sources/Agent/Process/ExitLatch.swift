@@ -9,6 +9,11 @@ final class ExitLatch: Sendable {
     private struct State {
         var code: UInt32?
         var waiters: [Int: UnsafeContinuation<UInt32, any Error>] = [:]
+        /// Waits begun and not yet answered (registered or about to register).
+        var pending: Set<Int> = []
+        /// Failures (timeout, cancellation) that came before their wait registered: the
+        /// registration finds them here instead of waiting for an exit that may never come.
+        var failedEarly: [Int: any Error] = [:]
         var nextID = 0
         /// Waiters that received the code (the exit notification needs at least one).
         var delivered = 0
@@ -25,6 +30,7 @@ final class ExitLatch: Sendable {
             guard s.code == nil else { return [] }
             s.code = code
             s.delivered += s.waiters.count
+            for id in s.waiters.keys { s.pending.remove(id) }
             defer { s.waiters.removeAll() }
             return Array(s.waiters.values)
         }
@@ -32,9 +38,15 @@ final class ExitLatch: Sendable {
     }
 
     /// Waits for the exit code; `timeoutMs` nil waits forever. Throws the VMCOMPUTE timeout
-    /// HRESULT when the time runs out first.
+    /// HRESULT when the time runs out first, CancellationError when the task is cancelled, even
+    /// when either happens before the wait has registered (a request cancelled at a host
+    /// disconnect must not wait for the process's exit, which holds up the reconnection).
     func wait(timeoutMs: UInt32?, loop: EventLoop) async throws -> UInt32 {
-        let id = state.withLock { s -> Int in s.nextID += 1; return s.nextID }
+        let id = state.withLock { s -> Int in
+            s.nextID += 1
+            s.pending.insert(s.nextID)
+            return s.nextID
+        }
         let timer: Task<Void, Never>? = timeoutMs.map { ms in
             Task(executorPreference: loop) { [self] in
                 guard (try? await loop.sleep(for: .milliseconds(Int64(ms)))) != nil else { return }
@@ -44,20 +56,30 @@ final class ExitLatch: Sendable {
         defer { timer?.cancel() }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<UInt32, any Error>) in
-                let ready = state.withLock { s -> UInt32? in
-                    if let code = s.code { s.delivered += 1; return code }
+                let ready = state.withLock { s -> Result<UInt32, any Error>? in
+                    if let code = s.code { s.pending.remove(id); s.failedEarly[id] = nil; s.delivered += 1; return .success(code) }
+                    if let error = s.failedEarly.removeValue(forKey: id) { s.pending.remove(id); return .failure(error) }
                     s.waiters[id] = continuation
                     return nil
                 }
-                if let ready { continuation.resume(returning: ready) }
+                if let ready { continuation.resume(with: ready) }
             }
         } onCancel: {
             fail(id, CancellationError())
         }
     }
 
+    /// Ends wait `id` with `error`: now if it is waiting, at its registration if it has not
+    /// registered yet, not at all if it has already been answered or the code is known. The
+    /// first failure wins.
     private func fail(_ id: Int, _ error: any Error) {
-        let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+        let waiter = state.withLock { s -> UnsafeContinuation<UInt32, any Error>? in
+            if let waiter = s.waiters.removeValue(forKey: id) { s.pending.remove(id); return waiter }
+            // Not registered yet: keep the failure for the registration, unless the code is
+            // already there (the registration will take it).
+            if s.pending.contains(id) && s.code == nil && s.failedEarly[id] == nil { s.failedEarly[id] = error }
+            return nil
+        }
         waiter?.resume(throwing: error)
     }
 }

@@ -1,0 +1,46 @@
+@testable import Agent
+import Bridge
+import EventLoop
+import Testing
+
+@Suite("Exit latch")
+struct ExitLatchTests {
+    private func outcome(_ latch: ExitLatch, timeoutMs: UInt32?) async -> Result<UInt32, any Error> {
+        do { return .success(try await latch.wait(timeoutMs: timeoutMs, loop: .shared)) } catch { return .failure(error) }
+    }
+
+    @Test("a wait cancelled before it registers ends with CancellationError, not at the exit", .timeLimit(.minutes(1)))
+    func cancelledBeforeRegistering() async {
+        let latch = ExitLatch()
+        let result = await withTaskGroup(of: Result<UInt32, any Error>.self) { group in
+            group.cancelAll()  // a task added now starts cancelled: its cancel handler runs first
+            group.addTask { await outcome(latch, timeoutMs: nil) }
+            return await group.next()!
+        }
+        guard case .failure(let error) = result else { Issue.record("got \(result)"); return }
+        #expect(error is CancellationError)
+        latch.publish(0)  // nothing left waiting
+    }
+
+    @Test("a zero timeout ends the wait with the timeout HRESULT", .timeLimit(.minutes(1)))
+    func zeroTimeout() async {
+        let latch = ExitLatch()
+        for _ in 0..<50 {  // the timer may fire before or after the wait registers
+            guard case .failure(let error) = await outcome(latch, timeoutMs: 0) else { Issue.record("no timeout"); return }
+            #expect((error as? BridgeError)?.hresult == .timeout)
+        }
+    }
+
+    @Test("every waiter gets the code, whether it registered before or after the publish", .timeLimit(.minutes(1)))
+    func publish() async throws {
+        let latch = ExitLatch()
+        async let early = outcome(latch, timeoutMs: nil)
+        async let timed = outcome(latch, timeoutMs: 60_000)
+        latch.publish(7)
+        latch.publish(9)  // only the first code counts
+        #expect(try await early.get() == 7)
+        #expect(try await timed.get() == 7)
+        #expect(try await outcome(latch, timeoutMs: 0).get() == 7)
+        #expect(latch.deliveredCount == 3)
+    }
+}

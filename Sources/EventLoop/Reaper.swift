@@ -55,7 +55,10 @@ public final class Reaper: Sendable {
             let done = state.withLock { s -> ExitStatus? in
                 if let status = s.unclaimed.removeValue(forKey: pid) {
                     s.unclaimedOrder.removeAll { $0 == pid }
-                    return status
+                    // A kept exit is of an earlier process with this pid when the pid is our
+                    // child again now (reused after a wrap, while orphans' exits were kept):
+                    // wait for the new one.
+                    if shim_is_child(pid) == 0 { return status }
                 }
                 s.waiters[pid, default: []].append(continuation)
                 return nil
@@ -83,7 +86,9 @@ public final class Reaper: Sendable {
                     if s.waiters.isEmpty && s.waiters.capacity > 64 { s.waiters = [:] }
                     return waiting
                 }
-                s.unclaimed[pid] = status
+                if s.unclaimed.updateValue(status, forKey: pid) != nil {
+                    s.unclaimedOrder.removeAll { $0 == pid }  // an older exit of a reused pid
+                }
                 s.unclaimedOrder.append(pid)
                 if s.unclaimedOrder.count > Self.unclaimedLimit {
                     let oldest = s.unclaimedOrder.removeFirst()

@@ -113,6 +113,11 @@ int shim_reap_any(int *pid, int *code, int *status) {
     *pid = info.si_pid; *code = info.si_code; *status = info.si_status;
     return 1;
 }
+int shim_is_child(int pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof(info));
+    return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
 int shim_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 
 // What a spawned child must not inherit, worked out once (not per spawn: that was 64 sigaction

@@ -107,6 +107,18 @@ struct ProcessTests {
         }
     }
 
+    @Test("shim_is_child: true for a running or exited-unreaped child, false once reaped or for a stranger")
+    func isChild() async throws {
+        try await withLoop("is-child") { loop in
+            let pid = try Spawn.start(SpawnRequest(path: "/bin/true", arguments: ["true"]), stdio: [])
+            #expect(shim_is_child(pid) == 1)  // running or a zombie: ours either way, nothing reaped
+            let child = try ChildProcess(pid: pid, loop: loop)
+            #expect(try await child.wait() == .exited(0))
+            #expect(shim_is_child(pid) == 0)
+            #expect(shim_is_child(getppid()) == 0)
+        }
+    }
+
     private func spawn(_ args: [String]) -> pid_t {
         var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
         cArgs.append(nil)

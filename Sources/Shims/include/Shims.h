@@ -59,6 +59,9 @@ int shim_pidfd_reap(int pidfd, int *code, int *status);
 /// waitid(P_ALL, WEXITED|WNOHANG): 1 with pid/code/status when a child was reaped, 0 when none
 /// is ready, -1 with errno (ECHILD: no children).
 int shim_reap_any(int *pid, int *code, int *status);
+/// Whether `pid` is a child of this process right now (running, or exited and not yet reaped);
+/// nothing is reaped.
+int shim_is_child(int pid);
 int shim_set_child_subreaper(void);
 /// vfork + execve (posix_spawn's mechanism without its per-call child stack) with stdio mapping: child fd i (0..n-1) is `fds[i]` (-1: /dev/null). With
 /// `new_session` the child is a session leader; with `ctty_path` it then opens that tty as fds

@@ -31,4 +31,30 @@ struct ReconnectTests {
             }
         }
     }
+
+    @Test("a create in flight when the host leaves runs to its end; a delete after reconnecting waits for it and cleans up")
+    func createAcrossDisconnect() async throws {
+        try await withGuest("create-across-disconnect") { guest in
+            let id = "created-while-leaving"
+            let settings = ContainerSettings(ociBundlePath: "\(guest.workDirectory)/bundles/\(id)",
+                                             ociSpecification: Busybox.spec(rootfs: sharedRootfs, args: ["sleep", "3600"], terminal: true),
+                                             scratchDirPath: "")
+            let request = try CreateContainerRequest(base: RequestBase(containerId: id), settings: settings)
+            let client = guest.client
+            let pending = Task { try await client.send(request) }  // its answer never comes: the host leaves
+            // An answer to a later request means gcs has read the Create (frames are read in order);
+            // runc create takes far longer than that, so the host leaves in the middle of it.
+            _ = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
+            var logger = Logger(label: "create-across-disconnect")
+            logger.logLevel = .warning
+            try await guest.reconnect(logger: logger)
+            _ = await pending.result
+            // The create went on without the host; a delete waits for it, then finds the container
+            // (cancelled half-way, the create once left runc's container behind, unknown to the agent).
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+            #expect(access("\(guest.workDirectory)/runc/\(id)", F_OK) != 0)
+            let dump = try await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
+            #expect(dump.guestStacks.hasPrefix("swift-gcs state: 0 containers"), "\(dump.guestStacks.prefix(200))")
+        }
+    }
 }

@@ -21,8 +21,10 @@ public actor AgentHost: BridgeHandler {
     let reclaimer: HeapReclaimer
 
     private var containers: [String: Container] = [:]
-    /// IDs being created: a second Create for one fails, requests for it see "not found".
-    private var creating: Set<String> = []
+    /// Creates in flight, by id: a second Create for one fails, most requests for it are told it
+    /// is still being created, and DeleteContainerState waits for it (a host that left during
+    /// the create never got its answer, and deletes it after reconnecting).
+    private var creations: [String: Task<Void, any Error>] = [:]
     private var external: [pid_t: GuestProcess] = [:]
     /// Pods: sandbox container id -> its root (hostname/hosts/resolv.conf), and its members.
     private var pods: [String: (root: String, members: Set<String>)] = [:]
@@ -50,13 +52,12 @@ public actor AgentHost: BridgeHandler {
     public func createContainer(_ request: CreateContainerRequest, settings: ContainerSettings) async throws -> CreateContainerResponse {
         let id = request.base.containerId
         guard id != uvmContainerID, !id.isEmpty else { throw BridgeError(.invalidArgument, "invalid container id '\(id)'") }
-        guard containers[id] == nil, !creating.contains(id) else {
+        guard containers[id] == nil, creations[id] == nil else {
             throw BridgeError(.systemAlreadyExists, "container \(id) already exists")
         }
         guard let spec = settings.ociSpecification else { throw BridgeError(.fail, "container \(id): OciSpecification is missing") }
         guard !settings.ociBundlePath.isEmpty else { throw BridgeError(.fail, "container \(id): OciBundlePath is missing") }
-        creating.insert(id)
-        defer { creating.remove(id) }
+
         let bundle = settings.ociBundlePath
         do {
             let pods = self.pods
@@ -66,7 +67,11 @@ public actor AgentHost: BridgeHandler {
             let container = Container(id: id, bundle: bundle, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
                                       runc: runc, reaper: reaper, loop: loop, logger: logger, activityID: request.base.activityId,
                                       execStdio: configuration.execStdio)
-            try await container.create()
+            // To its end even if this request is cancelled (see runToCompletion).
+            let creation = Task(executorPreference: loop) { try await container.create() }
+            creations[id] = creation
+            defer { creations.removeValue(forKey: id) }
+            try await creation.value
             containers[id] = container
             switch prepared.kind {
             case .sandbox: self.pods[id] = (prepared.sandboxRoot, [id])
@@ -97,6 +102,7 @@ public actor AgentHost: BridgeHandler {
 
     public func deleteContainerState(_ request: DeleteContainerStateRequest) async throws {
         let id = request.base.containerId
+        if let creation = creations[id] { _ = await creation.result }
         let container = try container(id)
         defer {
             containers.removeValue(forKey: id)
@@ -113,22 +119,33 @@ public actor AgentHost: BridgeHandler {
 
     public func executeProcess(_ request: ExecuteProcessRequest, parameters: ProcessParameters) async throws -> UInt32 {
         let ports = request.settings.vsockStdioRelaySettings
+        let (transport, reaper, loop) = (self.transport, self.reaper, self.loop)
         if request.isExternal(parameters) {
-            let process = try await ExternalProcess.start(parameters, ports: ports, transport: transport, reaper: reaper, loop: loop)
+            let process = try await Self.runToCompletion(on: loop) {
+                try await ExternalProcess.start(parameters, ports: ports, transport: transport, reaper: reaper, loop: loop)
+            }
             external[process.pid] = process
             return UInt32(process.pid)
         }
         let container = try container(request.base.containerId)
-        let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
-                                                          stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe)
-        let pid: pid_t
-        if let ociProcess = parameters.ociProcess {
-            pid = try await container.exec(process: ociProcess, connections: connections)
-        } else {
-            let notify = self.notify
-            pid = try await container.startInit(connections) { notification in await notify(notification) }
+        let notify = self.notify
+        let pid = try await Self.runToCompletion(on: loop) { () async throws -> pid_t in
+            let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
+                                                              stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe)
+            if let ociProcess = parameters.ociProcess {
+                return try await container.exec(process: ociProcess, connections: connections)
+            }
+            return try await container.startInit(connections) { notification in await notify(notification) }
         }
         return UInt32(pid)
+    }
+
+    /// Runs `body` to its end even when the request that asked for it is cancelled (a host
+    /// disconnect cancels every request in flight): a create or an exec stopped half-way would
+    /// leave a runc container, or a running process, that the agent no longer tracks. Same
+    /// thread (the loop); one task more.
+    static func runToCompletion<T: Sendable>(on loop: EventLoop, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await Task(executorPreference: loop) { try await body() }.value
     }
 
     public func waitForProcess(_ request: WaitForProcessRequest) async throws -> UInt32 {
@@ -196,7 +213,7 @@ public actor AgentHost: BridgeHandler {
 
     private func container(_ id: String) throws -> Container {
         if let container = containers[id] { return container }
-        if creating.contains(id) { throw BridgeError(.fail, "container \(id) is still being created") }
+        if creations[id] != nil { throw BridgeError(.fail, "container \(id) is still being created") }
         throw BridgeError(.systemNotFound, "container \(id) not found")
     }
 

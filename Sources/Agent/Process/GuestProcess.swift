@@ -1,6 +1,7 @@
 import Bridge
 import EventLoop
 import Glibc
+import Synchronization
 
 /// One process the agent started (a container's init, an exec in a container, or a process
 /// run directly in the VM). It owns the pid, the stdio relays and the exit status: the exit is
@@ -11,6 +12,9 @@ public actor GuestProcess {
     public let arguments: [String]
     let io: ProcessIO
     let latch = ExitLatch()
+    /// Set as soon as the reaper has the exit, before the output is drained and the code
+    /// published: from then on the pid is free for the kernel to reuse, so it is never signalled.
+    let reaped = Atomic<Bool>(false)
     private var monitor: Task<Void, Never>?
     /// How exit statuses map to exit codes: containers report 128+signal, external processes
     /// report -1 (sent as 4294967295) when signalled, as hcsshim's guest does.
@@ -28,8 +32,9 @@ public actor GuestProcess {
     func start(reaper: Reaper, loop: EventLoop, onExit: @escaping @Sendable (UInt32) async -> Void = { _ in }) {
         io.start()
         let latch = self.latch, io = self.io, pid = self.pid, mapSignal = signalledCode
-        monitor = Task(executorPreference: loop) {
+        monitor = Task(executorPreference: loop) { [self] in
             let status = await reaper.wait(pid: pid)
+            reaped.store(true, ordering: .releasing)
             await io.finish()
             let code: UInt32
             switch status {
@@ -51,8 +56,9 @@ public actor GuestProcess {
 
     /// Sends `signal` (SignalProcess). A process that is gone answers ERROR_NOT_FOUND.
     public nonisolated func signal(_ signal: Int32) throws {
-        if latch.code != nil || Glibc.kill(pid, signal) != 0 {
-            let code = latch.code != nil ? ESRCH : errno
+        let gone = reaped.load(ordering: .acquiring)
+        if gone || Glibc.kill(pid, signal) != 0 {
+            let code = gone ? ESRCH : errno
             if code == ESRCH { throw BridgeError(.notFound, "process \(pid) not found") }
             throw BridgeError(.fail, "kill(\(pid), \(signal)): \(SyscallError("kill", errno: code))")
         }

@@ -208,10 +208,11 @@ public actor Container {
     /// ShutdownGraceful / ShutdownForced: `runc kill` with SIGTERM or SIGKILL; does not wait.
     /// The exit type is set before the kill: the init can exit, and its notification go out,
     /// while `runc kill` is still running (this actor is free during the await). A kill that
-    /// fails puts the previous type back.
+    /// fails puts the previous type back; an init already reaped (it exited on its own and its
+    /// output is still draining) keeps its type.
     func shutdown(forced: Bool) async throws {
         let previous = exitType, requested: ContainerExitType = forced ? .forced : .graceful
-        exitType = requested
+        if initProcess?.reaped.load(ordering: .acquiring) != true { exitType = requested }
         do {
             try await runc.kill(id: id, signal: forced ? SIGKILL : SIGTERM)
         } catch {

@@ -14,6 +14,8 @@ public final class BridgeConnectionLoop: Sendable {
         var queue: [ContainerNotification] = []
         var server: BridgeServer<AgentHost>?
         var stopping = false
+        /// A flush is sending: it takes what is queued meanwhile, so notifications keep their order.
+        var flushing = false
     }
 
     private let state = Mutex(State())
@@ -72,16 +74,27 @@ public final class BridgeConnectionLoop: Sendable {
     }
 
     private func flush() async {
+        guard state.withLock({ s -> Bool in
+            if s.flushing { return false }
+            s.flushing = true
+            return true
+        }) else { return }
         while true {
             let next = state.withLock { s -> (BridgeServer<AgentHost>, ContainerNotification)? in
-                guard let server = s.server, server.isNegotiated, !s.queue.isEmpty else { return nil }
+                guard let server = s.server, server.isNegotiated, !s.queue.isEmpty else {
+                    s.flushing = false  // under the same lock as the empty check: nothing is missed
+                    return nil
+                }
                 return (server, s.queue.removeFirst())
             }
             guard let (server, notification) = next else { return }
             do {
                 try await server.sendNotification(notification)
             } catch {
-                state.withLock { $0.queue.insert(notification, at: 0) }
+                state.withLock { s in
+                    s.queue.insert(notification, at: 0)
+                    s.flushing = false
+                }
                 return
             }
         }

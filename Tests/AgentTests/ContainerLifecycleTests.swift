@@ -50,18 +50,13 @@ struct ContainerLifecycleTests {
     func signalsAndShutdown() async throws {
         try await withGuest("signals") { guest in
             let id = "signals"
-            let initPID = try await startContainer(guest, id: id, args: ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"])
+            let initPID = try await startContainer(guest, id: id, args: Self.exitsOnTerm)
             let (sleeper, stdio) = try await guest.start(.exec(id, Busybox.process(args: ["sleep", "100"])), stdout: false, stderr: false)
             stdio.close()
             _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: id), processId: sleeper,
                                                                    options: SignalProcessOptions(signal: SIGTERM)))
             #expect(try await wait(guest, id, sleeper) == 128 + UInt32(SIGTERM))
-            _ = try await guest.client.send(ShutdownGracefulRequest(base: RequestBase(containerId: id)))
-            #expect(try await wait(guest, id, initPID) == 42)
-            var notification: ContainerNotification?
-            for await n in guest.client.notifications { notification = n; break }
-            #expect(notification?.type == "GracefulExit")
-            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+            try await shutDownGracefully(guest, id, initPID)
 
             let forced = "forced"
             let forcedInit = try await startContainer(guest, id: forced, args: ["sh", "-c", "trap '' TERM; sleep 3600"])
@@ -77,14 +72,8 @@ struct ContainerLifecycleTests {
         // kill: the order in which the exit type was once reported as UnexpectedExit.
         try await withSlowRunc(command: "kill") { runc in
             try await withGuest("shutdown-race", arguments: ["--runc", runc]) { guest in
-                let id = "race"
-                let initPID = try await startContainer(guest, id: id, args: ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"])
-                _ = try await guest.client.send(ShutdownGracefulRequest(base: RequestBase(containerId: id)))
-                #expect(try await wait(guest, id, initPID) == 42)
-                var notification: ContainerNotification?
-                for await n in guest.client.notifications { notification = n; break }
-                #expect(notification?.type == "GracefulExit")
-                _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+                let initPID = try await startContainer(guest, id: "race", args: Self.exitsOnTerm)
+                try await shutDownGracefully(guest, "race", initPID)
             }
         }
     }
@@ -105,6 +94,20 @@ struct ContainerLifecycleTests {
                 _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
             }
         }
+    }
+
+    /// An init that exits with 42 on SIGTERM.
+    static let exitsOnTerm = ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"]
+
+    /// ShutdownGraceful of a container whose init is `exitsOnTerm`: the init exits with 42, the
+    /// host is told GracefulExit; then the container is deleted.
+    private func shutDownGracefully(_ guest: LocalGuest, _ id: String, _ initPID: UInt32) async throws {
+        _ = try await guest.client.send(ShutdownGracefulRequest(base: RequestBase(containerId: id)))
+        #expect(try await wait(guest, id, initPID) == 42)
+        var notification: ContainerNotification?
+        for await n in guest.client.notifications { notification = n; break }
+        #expect(notification?.type == "GracefulExit")
+        _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
     }
 
     /// Runs `body` with the path of a runc whose `command` (`start` or `kill`) returns only once

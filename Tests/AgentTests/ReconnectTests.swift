@@ -42,9 +42,14 @@ struct ReconnectTests {
             let request = try CreateContainerRequest(base: RequestBase(containerId: id), settings: settings)
             let client = guest.client
             let pending = Task { try await client.send(request) }  // its answer never comes: the host leaves
-            // An answer to a later request means gcs has read the Create (frames are read in order);
-            // runc create takes far longer than that, so the host leaves in the middle of it.
-            _ = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
+            // Leave once gcs says the create is under way (runc create takes far longer than one
+            // DumpStacks round trip, so the host leaves in the middle of it).
+            var state = "", asked = 0
+            while !state.contains("container \(id) ") && asked < 100_000 {
+                state = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+                asked += 1
+            }
+            #expect(state.contains("container \(id) "), "\(state.prefix(300))")
             var logger = Logger(label: "create-across-disconnect")
             logger.logLevel = .warning
             try await guest.reconnect(logger: logger)

@@ -57,7 +57,6 @@ public actor AgentHost: BridgeHandler {
         }
         guard let spec = settings.ociSpecification else { throw BridgeError(.fail, "container \(id): OciSpecification is missing") }
         guard !settings.ociBundlePath.isEmpty else { throw BridgeError(.fail, "container \(id): OciBundlePath is missing") }
-
         let bundle = settings.ociBundlePath
         do {
             let pods = self.pods
@@ -121,9 +120,8 @@ public actor AgentHost: BridgeHandler {
         let ports = request.settings.vsockStdioRelaySettings
         let (transport, reaper, loop) = (self.transport, self.reaper, self.loop)
         if request.isExternal(parameters) {
-            let process = try await Self.runToCompletion(on: loop) {
-                try await ExternalProcess.start(parameters, ports: ports, transport: transport, reaper: reaper, loop: loop)
-            }
+            // Needs no runToCompletion: its only cancellable step (dialling) comes before the spawn.
+            let process = try await ExternalProcess.start(parameters, ports: ports, transport: transport, reaper: reaper, loop: loop)
             external[process.pid] = process
             return UInt32(process.pid)
         }
@@ -203,6 +201,7 @@ public actor AgentHost: BridgeHandler {
     public func dumpStacks(_ request: DumpStacksRequest) async throws -> String {
         var text = "swift-gcs state: \(containers.count) containers, \(external.count) external processes, \(reaper.reapedCount) children reaped\n"
         text += "heap: \(reclaimer.statistics), \(reclaimer.trimCount) trims\n"
+        for id in creations.keys.sorted() { text += "container \(id) being created\n" }
         // The containers are taken first: a delete may remove one while this awaits another.
         for (_, container) in containers.sorted(by: { $0.key < $1.key }) { text += await container.describe() + "\n" }
         for pid in external.keys.sorted() { text += external[pid]!.describe() + "\n" }

@@ -6,14 +6,6 @@ extension EmptyResponse: DirectJSONDecodable, DirectJSONEncodable {
     public var jsonValue: JSONValue { base.jsonValue }
 }
 
-extension RequestBase {
-    /// The base's members followed by `fields` (a request body: base first, as Go embeds it).
-    func appending(_ fields: [(key: String, value: JSONValue)]) -> JSONValue {
-        guard case .object(let members) = jsonValue else { return jsonValue }
-        return .object(members + fields)
-    }
-}
-
 extension ResponseBase: DirectJSONEncodable {
     /// The response base as JSON, with the same omit-empty rules as its `Encodable` form.
     public var jsonValue: JSONValue {
@@ -23,10 +15,13 @@ extension ResponseBase: DirectJSONEncodable {
         if !errorRecords.isEmpty { members.append(("ErrorRecords", .array(errorRecords.map(\.jsonValue)))) }
         return .object(members)
     }
+}
 
-    /// The base's members followed by `fields`.
+extension JSONValue {
+    /// This object's members followed by `fields`: a message body is its base first, then its
+    /// own fields, as Go lays out an embedded struct.
     func appending(_ fields: [(key: String, value: JSONValue)]) -> JSONValue {
-        guard case .object(let members) = jsonValue else { return jsonValue }
+        guard case .object(let members) = self else { return self }
         return .object(members + fields)
     }
 }

@@ -12,13 +12,13 @@ extension NegotiateProtocolRequest: DirectJSONDecodable, DirectJSONEncodable {
     }
 
     public var jsonValue: JSONValue {
-        base.appending([("MinimumVersion", .int(Int64(minimumVersion))), ("MaximumVersion", .int(Int64(maximumVersion)))])
+        base.jsonValue.appending([("MinimumVersion", .int(Int64(minimumVersion))), ("MaximumVersion", .int(Int64(maximumVersion)))])
     }
 }
 
 extension NegotiateProtocolResponse: DirectJSONEncodable {
     public var jsonValue: JSONValue {
-        base.appending([("Version", .int(Int64(version))), ("Capabilities", capabilities.jsonValue)])
+        base.jsonValue.appending([("Version", .int(Int64(version))), ("Capabilities", capabilities.jsonValue)])
     }
 }
 

@@ -8,7 +8,7 @@ extension ExecuteProcessRequest: DirectJSONDecodable, DirectJSONEncodable {
         settings = try f.value("Settings").map(ExecuteProcessSettings.init(json:)) ?? ExecuteProcessSettings()
     }
 
-    public var jsonValue: JSONValue { base.appending([("Settings", settings.jsonValue)]) }
+    public var jsonValue: JSONValue { base.jsonValue.appending([("Settings", settings.jsonValue)]) }
 }
 
 extension ExecuteProcessSettings {
@@ -70,7 +70,7 @@ extension ExecuteProcessResponse: DirectJSONDecodable, DirectJSONEncodable {
         processId = try JSONFields(json, what: "response").uint32("ProcessId")
     }
 
-    public var jsonValue: JSONValue { base.appending([("ProcessId", .int(Int64(processId)))]) }
+    public var jsonValue: JSONValue { base.jsonValue.appending([("ProcessId", .int(Int64(processId)))]) }
 }
 
 extension WaitForProcessRequest: DirectJSONDecodable, DirectJSONEncodable {
@@ -82,7 +82,7 @@ extension WaitForProcessRequest: DirectJSONDecodable, DirectJSONEncodable {
     }
 
     public var jsonValue: JSONValue {
-        base.appending([("ProcessId", .int(Int64(processId))), ("TimeoutInMs", .int(Int64(timeoutInMs)))])
+        base.jsonValue.appending([("ProcessId", .int(Int64(processId))), ("TimeoutInMs", .int(Int64(timeoutInMs)))])
     }
 }
 
@@ -92,7 +92,7 @@ extension WaitForProcessResponse: DirectJSONDecodable, DirectJSONEncodable {
         exitCode = try JSONFields(json, what: "response").uint32("ExitCode")
     }
 
-    public var jsonValue: JSONValue { base.appending([("ExitCode", .int(Int64(exitCode)))]) }
+    public var jsonValue: JSONValue { base.jsonValue.appending([("ExitCode", .int(Int64(exitCode)))]) }
 }
 
 extension SignalProcessRequest: DirectJSONDecodable, DirectJSONEncodable {
@@ -106,7 +106,7 @@ extension SignalProcessRequest: DirectJSONDecodable, DirectJSONEncodable {
     public var jsonValue: JSONValue {
         var members: [(key: String, value: JSONValue)] = [("ProcessId", .int(Int64(processId)))]
         if let options { members.append(("Options", .object(options.signal == 0 ? [] : [("Signal", .int(Int64(options.signal)))]))) }
-        return base.appending(members)
+        return base.jsonValue.appending(members)
     }
 }
 
@@ -120,6 +120,6 @@ extension ResizeConsoleRequest: DirectJSONDecodable, DirectJSONEncodable {
     }
 
     public var jsonValue: JSONValue {
-        base.appending([("ProcessId", .int(Int64(processId))), ("Height", .int(Int64(height))), ("Width", .int(Int64(width)))])
+        base.jsonValue.appending([("ProcessId", .int(Int64(processId))), ("Height", .int(Int64(height))), ("Width", .int(Int64(width)))])
     }
 }

@@ -131,10 +131,12 @@ struct ContainerLifecycleTests {
             exit 0
 
             """#
-        let file = try #require(fopen(wrapper, "w"))
-        fputs(script, file)
-        fclose(file)
-        chmod(wrapper, 0o755)
+        // Written by a child shell, never through a descriptor of this process: a process that
+        // other tests fork meanwhile would inherit it, and exec'ing the script while any process
+        // holds it open for writing fails with ETXTBSY.
+        let writer = try Spawn.start(SpawnRequest(path: "/bin/sh", arguments: ["sh", "-c", #"printf '%s' "$1" > "$2" && chmod 755 "$2""#,
+                                                                               "sh", script, wrapper]), stdio: [])
+        #expect(try await ChildProcess(pid: writer, loop: .shared).wait() == .exited(0))
         try await body(wrapper)
     }
 

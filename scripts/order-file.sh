@@ -1,9 +1,13 @@
 #!/bin/sh
 # Regenerates scripts/gcs.order, the function order the static gcs is linked with (see
-# scripts/steptrace.c): runs the demo (start-up, negotiation, a busybox container, an exec, a tty
-# process, teardown) against the static gcs single-stepped under steptrace, and keeps the
-# functions in the order they first ran. Start-up and idle code come first, then the request paths.
-# Takes a few minutes (every instruction traps). Re-run after large changes; names that no longer
+# scripts/steptrace.c). Two training runs drive the static gcs single-stepped under steptrace,
+# which keeps the functions in the order they first ran:
+#  1. AgentBench scaled down 100x (no-op requests, execs with and without stdio, tty output,
+#     ten tty processes signalled and waited for): the request paths of processes in the VM;
+#  2. the demo (a busybox container, an exec, a tty process, teardown): the container paths.
+# The order is the first run's, then what only the second ran. Start-up and idle code come first,
+# then each workload's code together, so a burst of one kind of work maps few new pages.
+# Takes several minutes (every instruction traps). Re-run after code changes; names that no longer
 # exist are ignored by the linker, new functions are placed after the listed ones.
 set -eu
 cd "$(dirname "$0")/.."
@@ -13,15 +17,24 @@ trap 'rm -rf "$work"' EXIT
 
 make static
 swift build --product gcs-demo
+swift build -c release --product AgentBench
 cc -O2 -Wall -Werror -o "$work/steptrace" scripts/steptrace.c
 nm -n -S --defined-only .build-static/release/gcs > "$work/symbols.txt"
-cat > "$work/gcs" <<WRAPPER
+# trace NAME COMMAND...: runs COMMAND with GCS pointing at a traced gcs, writing $work/NAME.txt.
+trace() {
+    name=$1; shift
+    mkdir -p "$work/$name"
+    cat > "$work/$name/gcs" <<WRAPPER
 #!/bin/sh
-STEP_SYMBOLS="$work/symbols.txt" STEP_OUT="$work/order.txt" exec "$work/steptrace" "$root/.build-static/release/gcs" "\$@"
+STEP_SYMBOLS="$work/symbols.txt" STEP_OUT="$work/$name.txt" exec "$work/steptrace" "$root/.build-static/release/gcs" "\$@"
 WRAPPER
-chmod +x "$work/gcs"
-GCS_BINARY="$work/gcs" .build/debug/gcs-demo
-# steptrace writes the list when the demo stops gcs; wait for it to land.
-for _ in $(seq 1 100); do [ -s "$work/order.txt" ] && break; sleep 0.1; done
-cp "$work/order.txt" scripts/gcs.order
+    chmod +x "$work/$name/gcs"
+    GCS="$work/$name/gcs" "$@"
+    # steptrace writes the list when the workload stops gcs; wait for it to land.
+    for _ in $(seq 1 100); do [ -s "$work/$name.txt" ] && break; sleep 0.1; done
+    [ -s "$work/$name.txt" ] || { echo "no order from the $name run" >&2; exit 1; }
+}
+trace bench sh -c '.build/release/AgentBench --scale 100 --only rtt,exec,rate,tty,many --gcs "$GCS" > /dev/null'
+trace demo sh -c 'GCS_BINARY="$GCS" .build/debug/gcs-demo > /dev/null'
+awk '!seen[$0]++' "$work/bench.txt" "$work/demo.txt" > scripts/gcs.order
 echo "scripts/gcs.order: $(wc -l < scripts/gcs.order) functions"

@@ -149,9 +149,9 @@ enum TerminalRelay {
 }
 
 enum ManyProcesses {
-    static func measure(guest: LocalGuest, idleRSS: Double, idleAnon: Double) async throws -> [BenchResult] {
+    /// `count`: 1,000 unless scaled down (`--scale`, as `scripts/order-file.sh` does).
+    static func measure(guest: LocalGuest, count: Int, idleRSS: Double, idleAnon: Double) async throws -> [BenchResult] {
         var results: [BenchResult] = []
-        let count = 1000
         var running: [(UInt32, HostStdio)] = []
         // What the agent should return to: its RSS just before the burst (earlier sections
         // have run other code paths since the idle figure was taken).

@@ -63,7 +63,7 @@ func roundTrips(inFlight: Int, total: Int) async throws -> Double {
     }
     return Double(total) / (Double(benchNow() - start) / 1e9)
 }
-_ = try await roundTrips(inFlight: 8, total: 2000)  // warm up
+_ = try await roundTrips(inFlight: 8, total: 2000 / scale)  // warm up
 if runs("rtt") {
 report.add(BenchResult(benchmark: "bridge no-op round trips", metric: "1 in flight (Go: 5,300/s)",
                        value: try await roundTrips(inFlight: 1, total: 20_000 / scale), unit: "req/s", baseline: 5300))
@@ -108,7 +108,7 @@ if runs("relay") {
 if runs("tty") { for r in try await TerminalRelay.measure(guest: guest, scale: scale) { report.add(r) } }
 
 // 7. 1,000 running processes with stdio attached.
-if runs("many") { for r in try await ManyProcesses.measure(guest: guest, idleRSS: idleRSS, idleAnon: idleAnon) { report.add(r) } }
+if runs("many") { for r in try await ManyProcesses.measure(guest: guest, count: max(10, 1000 / scale), idleRSS: idleRSS, idleAnon: idleAnon) { report.add(r) } }
 
 _ = try await guest.stop()
 report.write()

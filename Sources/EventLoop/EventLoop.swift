@@ -149,6 +149,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     /// How many rounds of queued work one loop turn runs before polling epoll again.
     static let workRoundsPerTurn = 64
+    /// Queued work above which the work queues are given back when the loop goes idle.
+    static let idleQueueCapacity = 256
 
     private func run() {
         threadIDValue.store(UInt(bitPattern: Int(shim_gettid())), ordering: .releasing)
@@ -158,6 +160,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         defer { events.deallocate() }
         let stride = shim_epoll_event_size()
         var batch = Deque<Work>()
+        // The most work one swap took since the queues last went back to their small size.
+        var batchHighWater = 0
 
         while !stopping.load(ordering: .relaxed) {
             // 1. Run the work queued so far (jobs resumed by the previous dispatch run here),
@@ -166,6 +170,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             for _ in 0..<Self.workRoundsPerTurn {
                 inbox.withLock { swap(&batch, &$0) }
                 if batch.isEmpty { break }
+                batchHighWater = max(batchHighWater, batch.count)
                 while let work = batch.popFirst() { run(work) }
             }
 
@@ -182,6 +187,13 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             var timeout = timers.millisecondsUntilNext(now: monotonicNanoseconds())
             if !ready.isEmpty { timeout = 0 }
             if timeout != 0 {
+                // About to block: a burst (a thousand processes starting) grew both queues,
+                // which keep their capacity; do not keep it while idle.
+                if batchHighWater > Self.idleQueueCapacity {
+                    batch = Deque()
+                    inbox.withLock { if $0.isEmpty { $0 = Deque() } }
+                    batchHighWater = 0
+                }
                 sleeping.store(true, ordering: .sequentiallyConsistent)
                 if !inbox.withLock({ $0.isEmpty }) { timeout = 0 }
             }

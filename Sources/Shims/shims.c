@@ -346,6 +346,7 @@ int shim_uring_op_supported(struct io_uring *ring, int op) {
 int shim_ioring_op_splice(void) { return IORING_OP_SPLICE; }
 
 int shim_malloc_trim(size_t pad) { return malloc_trim(pad); }
+int shim_malloc_single_arena(void) { return mallopt(M_ARENA_MAX, 1); }
 void shim_heap_stats(size_t *in_use, size_t *free_bytes, size_t *mmapped) {
     struct mallinfo2 info = mallinfo2();
     *in_use = info.uordblks; *free_bytes = info.fordblks; *mmapped = info.hblkhd;

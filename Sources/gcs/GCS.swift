@@ -9,6 +9,7 @@ import Shims
 @main
 enum GCS {
     static func main() {
+        _ = shim_malloc_single_arena()
         let options: DaemonOptions
         do {
             options = try DaemonOptions(arguments: Array(CommandLine.arguments.dropFirst()))

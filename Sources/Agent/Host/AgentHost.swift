@@ -74,7 +74,11 @@ public actor AgentHost: BridgeHandler {
             containers[id] = container
             switch prepared.kind {
             case .sandbox: self.pods[id] = (prepared.sandboxRoot, [id])
-            case .workload(let sandbox): self.pods[sandbox]?.members.insert(id)
+            case .workload(let sandbox):
+                // Its sandbox may have been deleted while runc created it: it runs on, in no pod.
+                if self.pods[sandbox]?.members.insert(id) == nil {
+                    logger.warning("sandbox deleted while its workload was created", metadata: ["id": "\(id)", "sandbox": "\(sandbox)"])
+                }
             case .standalone: break
             }
             let initPID = await container.initPID
@@ -103,6 +107,8 @@ public actor AgentHost: BridgeHandler {
         let id = request.base.containerId
         if let creation = creations[id] { _ = await creation.result }
         let container = try container(id)
+        // Forgotten whether or not its delete succeeds, as hcsshim's guest does; the host gets
+        // the error.
         defer {
             containers.removeValue(forKey: id)
             reclaimer.noteRelease()

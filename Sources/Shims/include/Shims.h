@@ -98,6 +98,8 @@ long shim_recv_fd(int sock, void *buf, size_t len, int *fd_out);
 int shim_raise_nofile(unsigned long want);
 /// malloc_trim(pad): returns free heap pages of every arena to the kernel; 1 if any were.
 int shim_malloc_trim(size_t pad);
+/// mallopt(M_ARENA_MAX, 1): every thread allocates from the main arena (call before threads start).
+int shim_malloc_single_arena(void);
 /// The malloc heap: bytes in use, free inside the arenas, and in separately mmapped blocks.
 void shim_heap_stats(size_t *in_use, size_t *free_bytes, size_t *mmapped);
 unsigned long shim_nofile_limit(void);

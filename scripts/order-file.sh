@@ -2,7 +2,7 @@
 # Regenerates scripts/gcs.order, the function order the static gcs is linked with (see
 # scripts/steptrace.c). Two training runs drive the static gcs single-stepped under steptrace,
 # which keeps the functions in the order they first ran:
-#  1. AgentBench scaled down 100x (no-op requests, execs with and without stdio, tty output,
+#  1. AgentBench scaled down 1000x (no-op requests, execs with and without stdio, tty output,
 #     ten tty processes signalled and waited for): the request paths of processes in the VM;
 #  2. the demo (a busybox container, an exec, a tty process, teardown): the container paths.
 # The order is the first run's, then what only the second ran. Start-up and idle code come first,
@@ -34,7 +34,7 @@ WRAPPER
     for _ in $(seq 1 100); do [ -s "$work/$name.txt" ] && break; sleep 0.1; done
     [ -s "$work/$name.txt" ] || { echo "no order from the $name run" >&2; exit 1; }
 }
-trace bench sh -c '.build/release/AgentBench --scale 100 --only rtt,exec,rate,tty,many --gcs "$GCS" > /dev/null'
+trace bench sh -c '.build/release/AgentBench --scale 1000 --only rtt,exec,rate,tty,many --gcs "$GCS" > /dev/null'
 trace demo sh -c 'GCS_BINARY="$GCS" .build/debug/gcs-demo > /dev/null'
 awk '!seen[$0]++' "$work/bench.txt" "$work/demo.txt" > scripts/gcs.order
 echo "scripts/gcs.order: $(wc -l < scripts/gcs.order) functions"

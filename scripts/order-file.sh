@@ -13,7 +13,8 @@ set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
 work=$(mktemp -d /tmp/gcs-order.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# A failed run leaves its traced gcs single-stepping (it runs in a session of its own): stop it.
+trap 'for f in "$work"/*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null; done; rm -rf "$work"' EXIT
 
 make static
 swift build --product gcs-demo
@@ -26,6 +27,7 @@ trace() {
     mkdir -p "$work/$name"
     cat > "$work/$name/gcs" <<WRAPPER
 #!/bin/sh
+echo \$\$ > "$work/$name.pid"
 STEP_SYMBOLS="$work/symbols.txt" STEP_OUT="$work/$name.txt" exec "$work/steptrace" "$root/.build-static/release/gcs" "\$@"
 WRAPPER
     chmod +x "$work/$name/gcs"
@@ -33,7 +35,9 @@ WRAPPER
     # steptrace writes the list when the workload stops gcs; wait for it to land.
     for _ in $(seq 1 100); do [ -s "$work/$name.txt" ] && break; sleep 0.1; done
     [ -s "$work/$name.txt" ] || { echo "no order from the $name run" >&2; exit 1; }
+    rm -f "$work/$name.pid"  # it has exited: the pid may be reused
 }
+export BENCH_RESULTS_DIR="$work"  # not over the real results in Benchmarks/results
 trace bench sh -c '.build/release/AgentBench --scale 1000 --only rtt,exec,rate,tty,many --gcs "$GCS" > /dev/null'
 trace demo sh -c 'GCS_BINARY="$GCS" .build/debug/gcs-demo > /dev/null'
 awk '!seen[$0]++' "$work/bench.txt" "$work/demo.txt" > scripts/gcs.order

@@ -191,8 +191,13 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
                 // which keep their capacity; do not keep it while idle.
                 if batchHighWater > Self.idleQueueCapacity {
                     batch = Deque()
-                    inbox.withLock { if $0.isEmpty { $0 = Deque() } }
-                    batchHighWater = 0
+                    // Work queued meanwhile keeps the inbox (and the loop awake): next time.
+                    let replaced = inbox.withLock { queue -> Bool in
+                        guard queue.isEmpty else { return false }
+                        queue = Deque()
+                        return true
+                    }
+                    if replaced { batchHighWater = 0 }
                 }
                 sleeping.store(true, ordering: .sequentiallyConsistent)
                 if !inbox.withLock({ $0.isEmpty }) { timeout = 0 }

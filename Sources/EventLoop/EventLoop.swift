@@ -33,6 +33,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     let wakeFD: Int32
     private let inbox = Mutex(Deque<Work>())
     private let sleeping = Atomic<Bool>(false)
+    private let queueShrinks = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
     private let threadIDValue = Atomic<UInt>(0)
     private let stopped = Mutex<Bool>(false)
@@ -98,6 +99,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     public var threadID: pid_t { pid_t(truncatingIfNeeded: threadIDValue.load(ordering: .acquiring)) }
 
     /// Whether the caller runs on this loop's thread.
+    /// How often the work queues were given back after a burst (diagnostics, DumpStacks).
+    public var queueShrinkCount: Int { queueShrinks.load(ordering: .relaxed) }
+
     public var inLoop: Bool { threadIDValue.load(ordering: .acquiring) == UInt(bitPattern: Int(shim_gettid())) }
 
     @inline(__always) func assertOnLoop() {
@@ -197,7 +201,10 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
                         queue = Deque()
                         return true
                     }
-                    if replaced { batchHighWater = 0 }
+                    if replaced {
+                        batchHighWater = 0
+                        queueShrinks.add(1, ordering: .relaxed)
+                    }
                 }
                 sleeping.store(true, ordering: .sequentiallyConsistent)
                 if !inbox.withLock({ $0.isEmpty }) { timeout = 0 }

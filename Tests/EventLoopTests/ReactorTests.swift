@@ -2,10 +2,37 @@ import CTestSupport
 import EventLoop
 import Glibc
 import Shims
+import Synchronization
 import Testing
 
 @Suite("Reactor")
 struct ReactorTests {
+    @Test("after a burst of queued work the loop runs all of it and gives the queues back when idle",
+          .timeLimit(.minutes(1)))
+    func queueShrinksAfterBurst() async throws {
+        try await withLoop("queue-shrink") { loop in
+            let ran = Mutex(0)
+            let before = loop.queueShrinkCount
+            // Queued from the loop thread itself, so all 2,000 land in one batch.
+            await loop.run {
+                for _ in 0..<2000 { loop.execute { ran.withLock { $0 += 1 } } }
+            }
+            await loop.run {}  // queued after the burst: runs after all of it
+            #expect(ran.withLock { $0 } == 2000)
+            // The shrink happens when the loop next finds nothing to do; each round trip gives
+            // it that chance (bounded, no sleeping).
+            var rounds = 0
+            while loop.queueShrinkCount == before && rounds < 10_000 {
+                await loop.run {}
+                rounds += 1
+            }
+            #expect(loop.queueShrinkCount == before + 1)
+            // Still serving after the shrink.
+            await loop.run { ran.withLock { $0 += 1 } }
+            #expect(ran.withLock { $0 } == 2001)
+        }
+    }
+
     @Test("a cancelled read wait resumes promptly and the fd stays usable")
     func cancelRead() async throws {
         try await withLoop("cancel-read") { loop in

@@ -183,7 +183,8 @@ enum ManyProcesses {
         try await Task.sleep(for: .seconds(1))
         let afterRSS = Probe.rss(guest.pid)
         if let dump = try? await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))) {
-            print("gcs after the burst: " + (dump.guestStacks.split(separator: "\n").prefix(2).joined(separator: "; ")))
+            let state = dump.guestStacks.split(separator: "\n").filter { $0.hasPrefix("swift-gcs state") || $0.hasPrefix("heap:") }
+            print("gcs after the burst: " + state.joined(separator: "; "))
         }
         results.append(BenchResult(benchmark: name, metric: "gcs anonymous RSS 1 s after exit (vs before)",
                                    value: Probe.rssAnon(guest.pid) / 1048576, unit: "MiB", baseline: beforeAnon / 1048576))

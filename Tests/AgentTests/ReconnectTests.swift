@@ -59,7 +59,8 @@ struct ReconnectTests {
             _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
             #expect(access("\(guest.workDirectory)/runc/\(id)", F_OK) != 0)
             let dump = try await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
-            #expect(dump.guestStacks.hasPrefix("swift-gcs state: 0 containers"), "\(dump.guestStacks.prefix(200))")
+            #expect(dump.guestStacks.hasPrefix("bridge: 0 other requests in flight\nswift-gcs state: 0 containers"),
+                    "\(dump.guestStacks.prefix(200))")
         }
     }
 }

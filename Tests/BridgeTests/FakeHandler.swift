@@ -10,9 +10,21 @@ import Synchronization
 ///   (so responses leave out of order); pid 0xDEAD fails with ERROR_NOT_FOUND.
 /// - ContainerId "fail" makes any container request fail with `0xC037010E`.
 /// - ContainerId "huge" makes GetProperties / DumpStacks / errors produce far more than 64 KiB.
+/// - WaitForProcess of pid 0xBEEF waits until `releaseGate()`.
 final class FakeHandler: BridgeHandler {
     let guestCapabilities = GuestDefinedCapabilities()
     let calls = Atomic<Int>(0)
+    private let gate = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    /// Lets every WaitForProcess of pid 0xBEEF (and later ones) return.
+    func releaseGate() {
+        let waiters = gate.withLock { g in
+            g.open = true
+            defer { g.waiters = [] }
+            return g.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
 
     private func check(_ base: RequestBase) throws {
         calls.add(1, ordering: .relaxed)
@@ -43,6 +55,15 @@ final class FakeHandler: BridgeHandler {
     func waitForProcess(_ request: WaitForProcessRequest) async throws -> UInt32 {
         calls.add(1, ordering: .relaxed)
         if request.processId == 0xDEAD { throw BridgeError(.notFound, "process 57005 not found") }
+        if request.processId == 0xBEEF {
+            await withCheckedContinuation { continuation in
+                let open = gate.withLock { g in
+                    if !g.open { g.waiters.append(continuation) }
+                    return g.open
+                }
+                if open { continuation.resume() }
+            }
+        }
         if request.processId % 7 == 0 {
             try await Task.sleep(for: .microseconds(200))
         } else if request.processId % 3 == 0 {

@@ -39,6 +39,7 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
     private let logger: Logger
     private let writer: FrameWriter
     private let negotiated = Atomic<Bool>(false)
+    private let inFlight = InFlightRequests()
 
     public init(connection: AsyncFD, handler: Handler, configuration: Configuration = Configuration(), logger: Logger) {
         self.connection = connection
@@ -149,6 +150,8 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
 
     private func run(_ routed: RoutedRequest, header: FrameHeader) async {
         let activityId = routed.base.activityId
+        let token = inFlight.begin(type: header.type, sequence: header.id, containerId: routed.base.containerId)
+        defer { inFlight.end(token) }
         let body: Data
         do {
             switch routed {
@@ -183,7 +186,9 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
                 try await handler.modifySettings(request)
                 body = encode(EmptyResponse(), activityId)
             case .dumpStacks(let request):
-                body = encode(DumpStacksResponse(guestStacks: try await handler.dumpStacks(request)), activityId)
+                // The requests first: the handler's state may be long and is cut at the end.
+                let requests = inFlight.report(excluding: token)
+                body = encode(DumpStacksResponse(guestStacks: requests + (try await handler.dumpStacks(request))), activityId)
             case .deleteContainerState(let request):
                 try await handler.deleteContainerState(request)
                 body = encode(EmptyResponse(), activityId)

@@ -1,0 +1,57 @@
+import Synchronization
+
+/// The requests a bridge connection is handling right now, for DumpStacks: what the host is
+/// waiting for and for how long (a WaitForProcess that never returns, a create stuck in runc).
+/// One lock, one dictionary entry per request; nothing is kept once a request is answered.
+final class InFlightRequests: Sendable {
+    private struct Entry {
+        let type: MessageIdentifier
+        let sequence: UInt64
+        let containerId: String
+        let started: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var entries: [UInt64: Entry] = [:]
+        var nextToken: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// Most requests a report lists (the oldest); the rest are counted.
+    static let reportLimit = 32
+
+    /// Notes a request as being handled; pass the token to `end`.
+    func begin(type: MessageIdentifier, sequence: UInt64, containerId: String) -> UInt64 {
+        let entry = Entry(type: type, sequence: sequence, containerId: containerId, started: .now)
+        return state.withLock { s in
+            s.nextToken &+= 1
+            s.entries[s.nextToken] = entry
+            return s.nextToken
+        }
+    }
+
+    /// Notes the request answered (or dropped).
+    func end(_ token: UInt64) {
+        state.withLock { s in
+            s.entries.removeValue(forKey: token)
+            // Dictionaries keep their capacity; do not keep a burst's.
+            if s.entries.isEmpty && s.entries.capacity > 64 { s.entries = [:] }
+        }
+    }
+
+    /// Lines for DumpStacks, oldest first, without the request asking (`excluding`).
+    func report(excluding token: UInt64) -> String {
+        let now = ContinuousClock.now
+        let entries = state.withLock { s in s.entries.filter { $0.key != token }.map(\.value) }
+            .sorted { $0.started < $1.started }
+        var text = "bridge: \(entries.count) other request\(entries.count == 1 ? "" : "s") in flight\n"
+        for entry in entries.prefix(Self.reportLimit) {
+            let age = now - entry.started
+            let ms = age.components.seconds * 1000 + age.components.attoseconds / 1_000_000_000_000_000
+            text += "  \(entry.type.guestName) #\(entry.sequence) container \(entry.containerId.prefix(80)) for \(ms) ms\n"
+        }
+        if entries.count > Self.reportLimit { text += "  ... and \(entries.count - Self.reportLimit) more\n" }
+        return text
+    }
+}

@@ -98,10 +98,10 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     /// The kernel thread id of the loop thread (0 until it started).
     public var threadID: pid_t { pid_t(truncatingIfNeeded: threadIDValue.load(ordering: .acquiring)) }
 
-    /// Whether the caller runs on this loop's thread.
     /// How often the work queues were given back after a burst (diagnostics, DumpStacks).
     public var queueShrinkCount: Int { queueShrinks.load(ordering: .relaxed) }
 
+    /// Whether the caller runs on this loop's thread.
     public var inLoop: Bool { threadIDValue.load(ordering: .acquiring) == UInt(bitPattern: Int(shim_gettid())) }
 
     @inline(__always) func assertOnLoop() {

@@ -45,11 +45,11 @@ struct ReconnectTests {
             // Leave once gcs says the create is under way (runc create takes far longer than one
             // DumpStacks round trip, so the host leaves in the middle of it).
             var state = "", asked = 0
-            while !state.contains("container \(id) ") && asked < 100_000 {
+            while !state.contains("container \(id) being created") && asked < 100_000 {
                 state = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
                 asked += 1
             }
-            #expect(state.contains("container \(id) "), "\(state.prefix(300))")
+            #expect(state.contains("container \(id) being created"), "\(state.prefix(300))")
             var logger = Logger(label: "create-across-disconnect")
             logger.logLevel = .warning
             try await guest.reconnect(logger: logger)

@@ -49,7 +49,9 @@ final class InFlightRequests: Sendable {
         for entry in entries.prefix(Self.reportLimit) {
             let age = now - entry.started
             let ms = age.components.seconds * 1000 + age.components.attoseconds / 1_000_000_000_000_000
-            text += "  \(entry.type.guestName) #\(entry.sequence) container \(entry.containerId.prefix(80)) for \(ms) ms\n"
+            // The id is the host's text: control characters would forge lines.
+            let container = String(entry.containerId.prefix(80).map { ($0.asciiValue ?? 0x20) < 0x20 ? "?" : $0 })
+            text += "  \(entry.type.guestName) #\(entry.sequence) container \(container) for \(ms) ms\n"
         }
         if entries.count > Self.reportLimit { text += "  ... and \(entries.count - Self.reportLimit) more\n" }
         return text

@@ -149,68 +149,65 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
     // MARK: Handling
 
     private func run(_ routed: RoutedRequest, header: FrameHeader) async {
-        let token = inFlight.begin(type: header.type, sequence: header.id, containerId: routed.base.containerId)
-        let body = await respond(to: routed, header: header, token: token)
-        // Answered: no longer in flight, even while the response is being written.
-        inFlight.end(token)
-        guard let body else { return }
-        do {
-            try await send(type: header.type.responseIdentifier, id: header.id, body: body)
-        } catch {
-            logger.debug("dropping response: connection gone", metadata: ["id": "\(header.id)"])
-        }
-    }
-
-    /// The response body for `routed` (an error response if it failed), or nil when the
-    /// request gets no response.
-    private func respond(to routed: RoutedRequest, header: FrameHeader, token: UInt64) async -> Data? {
         let activityId = routed.base.activityId
+        let token = inFlight.begin(type: header.type, sequence: header.id, containerId: routed.base.containerId)
+        var answered = false
+        defer { if !answered { inFlight.end(token) } }
+        let body: Data
         do {
             switch routed {
             case .negotiateProtocol:
-                return nil  // handled inline
+                return  // handled inline
             case .create(let request, let settings):
-                return encode(try await handler.createContainer(request, settings: settings), activityId)
+                body = encode(try await handler.createContainer(request, settings: settings), activityId)
             case .start(let request):
                 try await handler.startContainer(request)
-                return encode(EmptyResponse(), activityId)
+                body = encode(EmptyResponse(), activityId)
             case .shutdownGraceful(let request):
-                if try await handler.shutdownContainer(request.base, forced: false) == .noResponse { return nil }
-                return encode(EmptyResponse(), activityId)
+                if try await handler.shutdownContainer(request.base, forced: false) == .noResponse { return }
+                body = encode(EmptyResponse(), activityId)
             case .shutdownForced(let request):
-                if try await handler.shutdownContainer(request.base, forced: true) == .noResponse { return nil }
-                return encode(EmptyResponse(), activityId)
+                if try await handler.shutdownContainer(request.base, forced: true) == .noResponse { return }
+                body = encode(EmptyResponse(), activityId)
             case .executeProcess(let request, let parameters):
-                return encode(ExecuteProcessResponse(processId: try await handler.executeProcess(request, parameters: parameters)), activityId)
+                body = encode(ExecuteProcessResponse(processId: try await handler.executeProcess(request, parameters: parameters)), activityId)
             case .waitForProcess(let request):
-                return encode(WaitForProcessResponse(exitCode: try await handler.waitForProcess(request)), activityId)
+                body = encode(WaitForProcessResponse(exitCode: try await handler.waitForProcess(request)), activityId)
             case .signalProcess(let request):
                 try await handler.signalProcess(request)
-                return encode(EmptyResponse(), activityId)
+                body = encode(EmptyResponse(), activityId)
             case .resizeConsole(let request):
                 try await handler.resizeConsole(request)
-                return encode(EmptyResponse(), activityId)
+                body = encode(EmptyResponse(), activityId)
             case .getProperties(let request, let query):
                 let document = try await handler.getProperties(request, query: query)
                 let text = try document.embedded(fittingEncodedBytes: outgoingLimit - 128 - activityId.utf8.count)
-                return encode(GetPropertiesResponse(properties: text), activityId)
+                body = encode(GetPropertiesResponse(properties: text), activityId)
             case .modifySettings(let request):
                 try await handler.modifySettings(request)
-                return encode(EmptyResponse(), activityId)
+                body = encode(EmptyResponse(), activityId)
             case .dumpStacks(let request):
                 // The requests first: the handler's state may be long and is cut at the end.
                 let requests = inFlight.report(excluding: token)
-                return encode(DumpStacksResponse(guestStacks: requests + (try await handler.dumpStacks(request))), activityId)
+                body = encode(DumpStacksResponse(guestStacks: requests + (try await handler.dumpStacks(request))), activityId)
             case .deleteContainerState(let request):
                 try await handler.deleteContainerState(request)
-                return encode(EmptyResponse(), activityId)
+                body = encode(EmptyResponse(), activityId)
             }
         } catch {
             let bridgeError = error as? BridgeError ?? BridgeError(.fail, String(describing: error))
             if logger.logLevel <= .debug {
                 logger.debug("bridge request failed", metadata: ["type": "\(header.type)", "id": "\(header.id)", "error": "\(bridgeError)"])
             }
-            return OutgoingBodies.failure(bridgeError, activityId: activityId, limit: outgoingLimit)
+            body = OutgoingBodies.failure(bridgeError, activityId: activityId, limit: outgoingLimit)
+        }
+        // Answered: no longer in flight, even while the response is being written.
+        inFlight.end(token)
+        answered = true
+        do {
+            try await send(type: header.type.responseIdentifier, id: header.id, body: body)
+        } catch {
+            logger.debug("dropping response: connection gone", metadata: ["id": "\(header.id)"])
         }
     }
 

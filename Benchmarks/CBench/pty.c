@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -36,6 +37,7 @@ int64_t cbench_pty_read(const char *path, char *const argv[], int64_t *elapsed_n
 
     enum { buffer_size = 64 << 10 };
     char *buffer = malloc(buffer_size);
+    if (!buffer) { close(master); kill(pid, SIGKILL); waitpid(pid, NULL, 0); return -ENOMEM; }
     int64_t total = 0;
     for (;;) {
         ssize_t n = read(master, buffer, buffer_size);

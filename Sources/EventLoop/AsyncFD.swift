@@ -78,15 +78,28 @@ public final class AsyncFD: Sendable {
     /// tried, since EOF or the error comes with no further edge. Never for a tty, which returns at
     /// most 4 KiB per read however much waits.
     public func readStream(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-        if let epoch = registration.drainedEpoch() { try await registration.waitReadable(after: epoch) }
         while true {
-            let (result, epoch, _) = try registration.withOp { (fd) throws(SyscallError) in
-                try sysNonBlocking("read(\(fd))") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+            let epoch: UInt64
+            switch try registration.beginStreamRead() {
+            case .waitFirst(let drained):
+                try await registration.waitReadable(after: drained)
+                continue
+            case .read(let start):
+                epoch = start
+            }
+            let fd = registration.fd
+            let result: NonBlocking<Int>
+            do {
+                result = try sysNonBlocking("read(\(fd))") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+            } catch {
+                registration.endOp()
+                throw error
             }
             if case .done(let n) = result {
-                if n > 0 && n < buffer.count { registration.noteDrained(atReadEpoch: epoch) }
+                registration.endOp(drainedAtReadEpoch: n > 0 && n < buffer.count ? epoch : nil)
                 return n
             }
+            registration.endOp()
             try await registration.waitReadable(after: epoch)
         }
     }

@@ -92,10 +92,12 @@ final class Registration: @unchecked Sendable {
         return result
     }
 
-    /// Ends a syscall; performs a close that was requested meanwhile.
+    /// Ends a syscall; performs a close that was requested meanwhile. `drainedAtReadEpoch`: a
+    /// stream read started at that epoch came back short, so the receive queue was empty then.
     @inline(__always)
-    func endOp() {
+    func endOp(drainedAtReadEpoch drained: UInt64? = nil) {
         let finish = state.withLock { s -> Bool in
+            if let drained { s.drainedAtReadEpoch = drained }
             s.activeOps -= 1
             if s.activeOps == 0 && s.closeRequested && !s.closed { s.closed = true; return true }
             return false
@@ -111,15 +113,26 @@ final class Registration: @unchecked Sendable {
         return (try body(fd), epochs.read, epochs.write)
     }
 
-    /// Notes that a stream read started at `epoch` emptied the receive queue.
-    func noteDrained(atReadEpoch epoch: UInt64) {
-        state.withLock { $0.drainedAtReadEpoch = epoch }
+    /// What a stream read should do next, decided in the lock `beginOp` takes anyway.
+    enum StreamRead {
+        /// Read (an operation has begun: end it with `endOp`); the read epoch it started at.
+        case read(epoch: UInt64)
+        /// The last stream read drained the queue and no readiness edge came since: wait past
+        /// this epoch first (no operation has begun).
+        case waitFirst(epoch: UInt64)
     }
 
-    /// The epoch to wait past before reading again, when the last stream read drained the queue
-    /// and no readiness edge has come since.
-    func drainedEpoch() -> UInt64? {
-        state.withLock { s in !s.hangupSeen && s.drainedAtReadEpoch == s.readEpoch ? s.readEpoch : nil }
+    /// `beginOp` for a stream read (see `AsyncFD.readStream`).
+    @inline(__always)
+    func beginStreamRead() throws(EventLoopError) -> StreamRead {
+        let result = state.withLock { s -> StreamRead? in
+            if s.closeRequested { return nil }
+            if !s.hangupSeen && s.drainedAtReadEpoch == s.readEpoch { return .waitFirst(epoch: s.readEpoch) }
+            s.activeOps += 1
+            return .read(epoch: s.readEpoch)
+        }
+        guard let result else { throw .closed }
+        return result
     }
 
     /// Suspends until the read epoch moves past `epoch`. Cancellation resumes with

@@ -167,7 +167,7 @@ struct RelayEngine {
         let readResult = try Self.read(src, into: scratch, eioIsEOF: sourceIsTTY)
         guard case .done(var n) = readResult else { return .waiting(backpressured: false) }
         if n == 0 { sourceEOF = true; return nil }
-        if sourceIsTTY { n = try coalesceTTYReads(into: scratch, after: n) }
+        if sourceIsTTY { n = coalesceTTYReads(into: scratch, after: n) }
         adapt(transferred: n, full: n >= Self.bulkAbove)
         let data = UnsafeRawBufferPointer(rebasing: scratch[..<n])
         var written = 0
@@ -184,11 +184,13 @@ struct RelayEngine {
     /// scratch buffer while the pty has more, and send once. A read that finds the buffer empty
     /// returns at once (the kernel first waits for a queued refill, then says EAGAIN), so an
     /// interactive session pays no delay, only the read that ends the batch, as before.
-    private mutating func coalesceTTYReads(into scratch: UnsafeMutableRawBufferPointer, after first: Int) throws -> Int {
+    private mutating func coalesceTTYReads(into scratch: UnsafeMutableRawBufferPointer, after first: Int) -> Int {
         var filled = first
         while scratch.count - filled >= Self.ttyChunk {
             let rest = UnsafeMutableRawBufferPointer(rebasing: scratch[filled...])
-            guard case .done(let n) = try Self.read(source, into: rest, eioIsEOF: true) else { break }
+            // An error here must not lose what is already read: deliver that, and let the next
+            // read (which meets the error again) report it.
+            guard case .done(let n)? = try? Self.read(source, into: rest, eioIsEOF: true) else { break }
             if n == 0 { sourceEOF = true; break }  // delivered below, then reported as EOF
             filled += n
         }

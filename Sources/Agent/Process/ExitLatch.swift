@@ -6,14 +6,19 @@ import Synchronization
 /// timeout (WaitForProcess's `TimeoutInMs`) and cancellation. A timed-out or cancelled waiter is
 /// removed; the others keep waiting.
 final class ExitLatch: Sendable {
+    /// Where one wait stands until it is answered (answered waits have no slot).
+    private enum Slot {
+        /// Begun, not yet registered its continuation.
+        case begun
+        case waiting(UnsafeContinuation<UInt32, any Error>)
+        /// Failed (timeout, cancellation) before it registered: the registration takes the
+        /// failure instead of waiting for an exit that may never come.
+        case failedEarly(any Error)
+    }
+
     private struct State {
         var code: UInt32?
-        var waiters: [Int: UnsafeContinuation<UInt32, any Error>] = [:]
-        /// Waits begun and not yet answered (registered or about to register).
-        var pending: Set<Int> = []
-        /// Failures (timeout, cancellation) that came before their wait registered: the
-        /// registration finds them here instead of waiting for an exit that may never come.
-        var failedEarly: [Int: any Error] = [:]
+        var slots: [Int: Slot] = [:]
         var nextID = 0
         /// Waiters that received the code (the exit notification needs at least one).
         var delivered = 0
@@ -24,15 +29,18 @@ final class ExitLatch: Sendable {
     var code: UInt32? { state.withLock { $0.code } }
     var deliveredCount: Int { state.withLock { $0.delivered } }
 
-    /// Publishes the exit code (once) and wakes all waiters.
+    /// Publishes the exit code (once) and wakes all waiters. Waits not yet registered find the
+    /// code when they do.
     func publish(_ code: UInt32) {
         let waiters = state.withLock { s -> [UnsafeContinuation<UInt32, any Error>] in
             guard s.code == nil else { return [] }
             s.code = code
-            s.delivered += s.waiters.count
-            for id in s.waiters.keys { s.pending.remove(id) }
-            defer { s.waiters.removeAll() }
-            return Array(s.waiters.values)
+            var waiters: [UnsafeContinuation<UInt32, any Error>] = []
+            for (id, slot) in s.slots {
+                if case .waiting(let continuation) = slot { waiters.append(continuation); s.slots[id] = nil }
+            }
+            s.delivered += waiters.count
+            return waiters
         }
         for waiter in waiters { waiter.resume(returning: code) }
     }
@@ -44,7 +52,7 @@ final class ExitLatch: Sendable {
     func wait(timeoutMs: UInt32?, loop: EventLoop) async throws -> UInt32 {
         let id = state.withLock { s -> Int in
             s.nextID += 1
-            s.pending.insert(s.nextID)
+            s.slots[s.nextID] = .begun
             return s.nextID
         }
         let timer: Task<Void, Never>? = timeoutMs.map { ms in
@@ -57,9 +65,9 @@ final class ExitLatch: Sendable {
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<UInt32, any Error>) in
                 let ready = state.withLock { s -> Result<UInt32, any Error>? in
-                    if let code = s.code { s.pending.remove(id); s.failedEarly[id] = nil; s.delivered += 1; return .success(code) }
-                    if let error = s.failedEarly.removeValue(forKey: id) { s.pending.remove(id); return .failure(error) }
-                    s.waiters[id] = continuation
+                    if let code = s.code { s.slots[id] = nil; s.delivered += 1; return .success(code) }
+                    if case .failedEarly(let error)? = s.slots[id] { s.slots[id] = nil; return .failure(error) }
+                    s.slots[id] = .waiting(continuation)
                     return nil
                 }
                 if let ready { continuation.resume(with: ready) }
@@ -74,11 +82,16 @@ final class ExitLatch: Sendable {
     /// first failure wins.
     private func fail(_ id: Int, _ error: any Error) {
         let waiter = state.withLock { s -> UnsafeContinuation<UInt32, any Error>? in
-            if let waiter = s.waiters.removeValue(forKey: id) { s.pending.remove(id); return waiter }
-            // Not registered yet: keep the failure for the registration, unless the code is
-            // already there (the registration will take it).
-            if s.pending.contains(id) && s.code == nil && s.failedEarly[id] == nil { s.failedEarly[id] = error }
-            return nil
+            switch s.slots[id] {
+            case .waiting(let continuation)?:
+                s.slots[id] = nil
+                return continuation
+            case .begun? where s.code == nil:
+                s.slots[id] = .failedEarly(error)
+                return nil
+            default:
+                return nil
+            }
         }
         waiter?.resume(throwing: error)
     }

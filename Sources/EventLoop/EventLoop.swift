@@ -252,11 +252,14 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     // MARK: Registration (epoll)
 
-    /// Adds `fd` to epoll in edge-triggered mode for both directions; readiness is tracked by
-    /// the registration from then on, so no epoll_ctl is needed per wait.
+    /// Adds `fd` to epoll in edge-triggered mode, for reading only: readiness is tracked by the
+    /// registration from then on, so no epoll_ctl is needed per wait. Write readiness is asked
+    /// for the first time something has to wait for it (`watchWritability`): a socket that is
+    /// only ever written without blocking (the bridge, a request/response peer) would otherwise
+    /// take a wake-up, and on one CPU two context switches, each time its peer reads.
     func register(_ registration: Registration) throws(SyscallError) {
         let token = UInt64(UInt(bitPattern: Unmanaged.passRetained(registration).toOpaque()))
-        let mask = UInt32(SHIM_EPOLLIN | SHIM_EPOLLOUT | SHIM_EPOLLRDHUP) | SHIM_EPOLLET
+        let mask = Self.readMask
         let fd = registration.fd
         do throws(SyscallError) {
             _ = try sys("epoll_ctl(ADD, \(fd))") { shim_epoll_ctl(epollFD, Int32(SHIM_EPOLL_CTL_ADD), fd, mask, token) }
@@ -264,6 +267,19 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             Unmanaged.passUnretained(registration).release()
             throw error
         }
+    }
+
+    static let readMask = UInt32(SHIM_EPOLLIN | SHIM_EPOLLRDHUP) | SHIM_EPOLLET
+
+    /// Adds write readiness to `registration`'s epoll interest, for good. epoll re-checks the
+    /// descriptor on the change, so a descriptor already writable reports an edge at once; an
+    /// EAGAIN seen before the change is never left without one. Called with the registration's
+    /// lock held and its close not yet requested, so `fd` is still open.
+    func watchWritability(_ registration: Registration) throws(SyscallError) {
+        let token = UInt64(UInt(bitPattern: Unmanaged.passUnretained(registration).toOpaque()))
+        let mask = Self.readMask | UInt32(SHIM_EPOLLOUT)
+        let fd = registration.fd
+        _ = try sys("epoll_ctl(MOD, \(fd))") { shim_epoll_ctl(epollFD, Int32(SHIM_EPOLL_CTL_MOD), fd, mask, token) }
     }
 
     /// Removes `fd` from epoll. The registration's +1 is dropped on the loop thread after the

@@ -41,6 +41,9 @@ final class Registration: @unchecked Sendable {
         /// The peer hung up or the socket is in error: a read returns 0 or the error without any
         /// further edge, so a short read no longer means the next read would block.
         var hangupSeen = false
+        /// epoll reports write readiness (asked for the first time a task or relay had to wait
+        /// for it; see `EventLoop.register`). Until then the write epoch moves only on errors.
+        var watchingWrites = false
         /// Syscalls in progress on `fd`; the real close waits for them to end.
         var activeOps = 0
         var closeRequested = false
@@ -158,6 +161,7 @@ final class Registration: @unchecked Sendable {
                     } else {
                         if s.writeEpoch != epoch { return .success(true) }
                         if s.writeWaiter != nil { return .failure(EventLoopError.concurrentWait(fd: fd, direction: "write")) }
+                        do { try watchWritability(&s) } catch { return .failure(error) }
                         s.writeWaiter = Waiter(epoch: epoch, continuation: continuation)
                     }
                     return .success(false)
@@ -176,6 +180,22 @@ final class Registration: @unchecked Sendable {
             }
             waiter?.continuation.resume(throwing: CancellationError())
         }
+    }
+
+    /// Asks epoll for write readiness from now on (idempotent): for a relay, whose writes wait
+    /// on readiness callbacks rather than `waitWritable`.
+    func watchWritability() throws {
+        try state.withLock { s throws in
+            if s.closeRequested { throw EventLoopError.closed }
+            try watchWritability(&s)
+        }
+    }
+
+    /// In the lock, close not requested (so `fd` is open): the epoll change, once.
+    private func watchWritability(_ s: inout State) throws(SyscallError) {
+        if s.watchingWrites { return }
+        try loop.watchWritability(self)
+        s.watchingWrites = true
     }
 
     // MARK: Close

@@ -104,6 +104,15 @@ public final class Relay: @unchecked Sendable {
             started = true
             source.registration.driver = self
             destination.registration.driver = self
+            // The relay learns that a full destination drained from its readiness callback. A
+            // direct splice cannot tell a full destination from an empty source, so the
+            // destination's write readiness is watched from the start.
+            do {
+                try destination.registration.watchWritability()
+            } catch {
+                finish(error: error)
+                return
+            }
             pump()
         }
     }

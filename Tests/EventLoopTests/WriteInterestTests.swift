@@ -1,0 +1,67 @@
+@testable import EventLoop
+import Glibc
+import Testing
+
+/// Write readiness is asked of epoll only once something waits for it: a request/response
+/// socket must not wake its loop each time the peer reads what it wrote.
+@Suite("Write interest")
+struct WriteInterestTests {
+    @Test("a socket written without blocking takes no readiness event when its peer reads; a full one still resumes when drained",
+          .timeLimit(.minutes(1)))
+    func writeInterestOnDemand() async throws {
+        try await withLoop("write-interest") { loop in
+            let (a, b) = try AsyncFD.socketPair(loop: loop)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 8)
+            defer { buffer.deallocate() }
+
+            // Request/response traffic: every write goes straight in.
+            for round in 0..<20 {
+                try await a.writeAll(Array("request \(round)".utf8))
+                _ = try await b.read(into: buffer)
+            }
+            await loop.run {}  // the loop has handled every edge the reads caused by now
+            let idle = a.registration.state.withLock { ($0.writeEpoch, $0.watchingWrites) }
+            #expect(idle == (0, false))
+
+            // Fill the socket; a write that must wait resumes once the peer drains it.
+            let chunk = [UInt8](repeating: 7, count: 64 << 10)
+            var queued = 0
+            while let n = try chunk.withUnsafeBytes({ try a.tryWrite($0) }) { queued += n }
+            let tail = [UInt8](repeating: 9, count: 100_000)
+            let writer = Task { try await a.writeAll(tail) }
+            // The writer is parked on write readiness before anything drains (bounded, no sleeping).
+            var rounds = 0
+            while a.registration.state.withLock({ $0.writeWaiter == nil }) && rounds < 100_000 {
+                await loop.run {}
+                rounds += 1
+            }
+            let parked = a.registration.state.withLock { ($0.writeWaiter != nil, $0.watchingWrites) }
+            #expect(parked == (true, true))
+            var drained = 0
+            while drained < queued { drained += try await b.read(into: buffer) }
+            try await writer.value
+            while drained < queued + tail.count { drained += try await b.read(into: buffer) }
+            #expect(drained == queued + tail.count)
+            a.close(); b.close()
+        }
+    }
+
+    @Test("a write wait armed when the socket is already writable again resumes at once")
+    func armingSeesCurrentReadiness() async throws {
+        try await withLoop("write-interest-arm") { loop in
+            let (a, b) = try AsyncFD.socketPair(loop: loop)
+            let chunk = [UInt8](repeating: 1, count: 64 << 10)
+            var queued = 0
+            while let n = try chunk.withUnsafeBytes({ try a.tryWrite($0) }) { queued += n }
+            let epoch = a.registration.state.withLock { $0.writeEpoch }
+            // Drained between the EAGAIN and the wait: no edge was ever asked for, yet the wait
+            // must not hang (epoll re-checks the descriptor when write interest is added).
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 8)
+            defer { buffer.deallocate() }
+            var drained = 0
+            while drained < queued { drained += try await b.read(into: buffer) }
+            try await a.registration.waitWritable(after: epoch)
+            a.close(); b.close()
+        }
+    }
+}

@@ -65,6 +65,7 @@ public final class Relay: @unchecked Sendable {
     private var started = false
     private var finished = false
     private var queuedForTurn = false
+    private var watchingDestination = false
     static let turnBudget = 1 << 20
 
     /// Creates a relay from `source` to `destination`; call `start()` to begin. The two must be
@@ -104,15 +105,6 @@ public final class Relay: @unchecked Sendable {
             started = true
             source.registration.driver = self
             destination.registration.driver = self
-            // The relay learns that a full destination drained from its readiness callback. A
-            // direct splice cannot tell a full destination from an empty source, so the
-            // destination's write readiness is watched from the start.
-            do {
-                try destination.registration.watchWritability()
-            } catch {
-                finish(error: error)
-                return
-            }
             pump()
         }
     }
@@ -151,6 +143,15 @@ public final class Relay: @unchecked Sendable {
             case .waiting(let backpressured):
                 blocked.store(backpressured, ordering: .relaxed)
                 waiting.store(true, ordering: .relaxed)
+                if !watchingDestination && (backpressured || engine.waitMayBeOnDestination) {
+                    // The relay learns that a full destination drained from its readiness
+                    // callback, so from now on it needs the destination's write edges (asked for
+                    // only now: a relay whose destination never fills, such as a tty's output,
+                    // is not woken each time the host reads). Adding them re-checks the
+                    // destination, so a drain that came before is not missed.
+                    try destination.registration.watchWritability()
+                    watchingDestination = true
+                }
             case .budgetUsed:
                 if !queuedForTurn { queuedForTurn = true; loop.ready.append(self) }
             case .sourceEOF:

@@ -73,6 +73,10 @@ struct RelayEngine {
         mode = policy == .copy ? .copy : .splice
     }
 
+    /// The last `.waiting` may be on a full destination: it said so, or it came from a direct
+    /// splice, whose EAGAIN cannot tell a full destination from an empty source.
+    var waitMayBeOnDestination: Bool { mode == .splice && (sourceIsPipe || destinationIsPipe) }
+
     var modeName: String { mode == .splice ? (middle == nil ? "splice" : "splice+pipe") : "copy" }
 
     static func isPipe(_ fd: Int32) -> Bool {

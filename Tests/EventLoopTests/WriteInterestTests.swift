@@ -46,6 +46,34 @@ struct WriteInterestTests {
         }
     }
 
+    @Test("a relay whose destination keeps up never asks for its write readiness", arguments: [RelayMechanism.copy, .automatic])
+    func relayWatchesDestinationOnlyWhenFull(mechanism: RelayMechanism) async throws {
+        try await withLoop("write-interest-relay") { loop in
+            // Socket to socket, as a tty's output (copy) or a bridge-like stream (splice through
+            // the relay's private pipe): a wait there is always on the source.
+            let (writer, source) = try AsyncFD.socketPair(loop: loop)
+            let (destination, reader) = try AsyncFD.socketPair(loop: loop)
+            var options = Relay.Options()
+            options.mechanism = mechanism
+            let relay = Relay(from: source, to: destination, options: options)
+            relay.start()
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+            defer { buffer.deallocate() }
+            for line in 0..<50 {
+                let text = Array("line \(line)\n".utf8)
+                try await writer.writeAll(text)
+                var got = 0
+                while got < text.count { got += try await reader.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[got...])) }
+                #expect(Array(buffer[..<got]) == text)
+            }
+            writer.close()
+            #expect(await relay.wait().error == nil)
+            let state = destination.registration.state.withLock { ($0.writeEpoch, $0.watchingWrites) }
+            #expect(state == (0, false))
+            destination.close(); reader.close()
+        }
+    }
+
     @Test("a write wait armed when the socket is already writable again resumes at once")
     func armingSeesCurrentReadiness() async throws {
         try await withLoop("write-interest-arm") { loop in

@@ -114,16 +114,22 @@ public struct JSONValueParser {
         index += 1  // opening quote
         let start = index
         // Fast path: no escapes.
+        var high: UInt8 = 0  // OR of the bytes: below 0x80 means ASCII, which is valid UTF-8
         while index < bytes.count {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
                 let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
                 index += 1
+                // ASCII (nearly every string of the protocol) needs no validation, and
+                // String(decoding:) is specialised where String(validating:) looks up its
+                // generic metadata at run time on every call.
+                if high < 0x80 { return String(decoding: raw, as: UTF8.self) }
                 guard let s = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else { throw error("invalid UTF-8") }
                 return s
             }
             if b == UInt8(ascii: "\\") { break }
             if b < 0x20 { throw error("control character in string") }
+            high |= b
             index += 1
         }
         var scalars: [UInt8] = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))

@@ -79,14 +79,14 @@ public final class BridgeClient: Sendable {
     /// discarded without error, as hcsshim does for cancellable requests).
     public func send<R: BridgeRequest>(_ request: R, checkResult: Bool = true) async throws -> R.Response {
         let body = try request.messageBody()
-        let slot = ResponseSlot<R.Response>()
+        let slot = ResponseSlot()
         let timeout: Duration? = R.identifier == .waitForProcess ? nil : configuration.requestTimeout
         let pending = Pending(
             deliver: { bytes in
                 do {
                     let response = try R.Response.fromMessageBody(bytes)
                     try HostChecks.validate(response.base)
-                    slot.resolve(.success(response))
+                    slot.resolve(.success(ResponseBox(response)))
                     return .success(response.base)
                 } catch {
                     let failure = error as? BridgeClientError ?? .protocolViolation("response unmarshal failed: \(JSONErrorText.describe(error))")
@@ -117,11 +117,13 @@ public final class BridgeClient: Sendable {
                 kill(.closed(reason: "bridge write: \(error)"))
             }
         }
-        let response = try await withTaskCancellationHandler {
+        let boxed = try await withTaskCancellationHandler {
             try await slot.value()
         } onCancel: {
             slot.resolve(.failure(CancellationError()))
         }
+        // Only this request's deliver closure resolves the slot with a value: a ResponseBox<R.Response>.
+        let response = unsafeDowncast(boxed, to: ResponseBox<R.Response>.self).value
         if checkResult && !response.base.result.isSuccess { throw GuestRPCError(base: response.base) }
         return response
     }

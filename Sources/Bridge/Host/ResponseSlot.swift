@@ -5,7 +5,14 @@ import Synchronization
 /// cancelled sender can walk away while the late response is still delivered harmlessly.
 /// The continuation is an unsafe one (a checked one allocates a canary per request): `resolved`
 /// and the lock guarantee it is resumed exactly once, by whichever of the two calls comes second.
-final class ResponseSlot<Value: Sendable>: Sendable {
+///
+/// Not generic: `BridgeClient.send` is generic over the request and is not specialised in its
+/// callers' modules, so a generic slot made the runtime look up the metadata of the slot, its
+/// state, the result and the continuation for each request. The response travels boxed
+/// (`ResponseBox`), one lookup.
+final class ResponseSlot: Sendable {
+    typealias Value = any AnyObject & Sendable
+
     private struct State {
         var result: Result<Value, any Error>?
         var continuation: UnsafeContinuation<Value, any Error>?
@@ -40,4 +47,10 @@ final class ResponseSlot<Value: Sendable>: Sendable {
             if let ready { continuation.resume(with: ready) }
         }
     }
+}
+
+/// A response on its way through a `ResponseSlot`; the sender, which knows its type, unboxes it.
+final class ResponseBox<Response: Sendable>: Sendable {
+    let value: Response
+    init(_ value: Response) { self.value = value }
 }

@@ -16,12 +16,15 @@ public final class AsyncFD: Sendable {
     /// The loop this descriptor is registered with.
     public var loop: EventLoop { registration.loop }
 
-    /// Registers `fd` (made non-blocking) with `loop`.
-    public init(_ fd: consuming OwnedFD, loop: EventLoop = .shared) throws(SyscallError) {
+    /// Registers `fd` (made non-blocking) with `loop`. `writeOnly`: the descriptor is only ever
+    /// written through this registration (a second descriptor of a pty master, for input), so
+    /// epoll is not asked for its read readiness: the output on the other descriptor of the same
+    /// terminal would otherwise wake this one, for nothing, each time.
+    public init(_ fd: consuming OwnedFD, loop: EventLoop = .shared, writeOnly: Bool = false) throws(SyscallError) {
         try fd.setNonBlocking()
         let raw = fd.release()
         isSocket = RelayEngine.isSocket(raw)
-        let registration = Registration(fd: raw, loop: loop)
+        let registration = Registration(fd: raw, loop: loop, readInterest: !writeOnly)
         do {
             try loop.register(registration)
         } catch {

@@ -259,7 +259,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     /// take a wake-up, and on one CPU two context switches, each time its peer reads.
     func register(_ registration: Registration) throws(SyscallError) {
         let token = UInt64(UInt(bitPattern: Unmanaged.passRetained(registration).toOpaque()))
-        let mask = Self.readMask
+        let mask = registration.readInterest ? Self.readMask : SHIM_EPOLLET
         let fd = registration.fd
         do throws(SyscallError) {
             _ = try sys("epoll_ctl(ADD, \(fd))") { shim_epoll_ctl(epollFD, Int32(SHIM_EPOLL_CTL_ADD), fd, mask, token) }
@@ -273,11 +273,12 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     /// Adds write readiness to `registration`'s epoll interest, for good. epoll re-checks the
     /// descriptor on the change, so a descriptor already writable reports an edge at once; an
-    /// EAGAIN seen before the change is never left without one. Called with the registration's
-    /// lock held and its close not yet requested, so `fd` is still open.
+    /// EAGAIN seen before the change is never left without one. (A readable descriptor reports
+    /// a read edge with it too: one spare wake-up of its reader, harmless.) Called with the
+    /// registration's lock held and its close not yet requested, so `fd` is still open.
     func watchWritability(_ registration: Registration) throws(SyscallError) {
         let token = UInt64(UInt(bitPattern: Unmanaged.passUnretained(registration).toOpaque()))
-        let mask = Self.readMask | UInt32(SHIM_EPOLLOUT)
+        let mask = (registration.readInterest ? Self.readMask : SHIM_EPOLLET) | UInt32(SHIM_EPOLLOUT)
         let fd = registration.fd
         _ = try sys("epoll_ctl(MOD, \(fd))") { shim_epoll_ctl(epollFD, Int32(SHIM_EPOLL_CTL_MOD), fd, mask, token) }
     }

@@ -42,7 +42,8 @@ final class Registration: @unchecked Sendable {
         /// further edge, so a short read no longer means the next read would block.
         var hangupSeen = false
         /// epoll reports write readiness (asked for the first time a task or relay had to wait
-        /// for it; see `EventLoop.register`). Until then the write epoch moves only on errors.
+        /// for it; see `EventLoop.register`). Until then the write epoch moves only on errors and
+        /// hang-ups (EPOLLERR/EPOLLHUP, which epoll always reports).
         var watchingWrites = false
         /// Syscalls in progress on `fd`; the real close waits for them to end.
         var activeOps = 0
@@ -56,9 +57,13 @@ final class Registration: @unchecked Sendable {
     /// Loop thread only: when set, readiness goes to the driver (and waiters still wake).
     var driver: ReadinessDriver?
 
-    init(fd: Int32, loop: EventLoop) {
+    /// Whether epoll reports read readiness (false for a descriptor only ever written).
+    let readInterest: Bool
+
+    init(fd: Int32, loop: EventLoop, readInterest: Bool = true) {
         self.fd = fd
         self.loop = loop
+        self.readInterest = readInterest
     }
 
     /// Loop thread: epoll reported `events`.

@@ -19,7 +19,9 @@ struct WriteInterestTests {
                 try await a.writeAll(Array("request \(round)".utf8))
                 _ = try await b.read(into: buffer)
             }
-            await loop.run {}  // the loop has handled every edge the reads caused by now
+            // A closure queued now runs after the loop's next turn, in which it usually has
+            // handled the edges the reads caused (with the old registration this saw 13 of 20).
+            await loop.run {}
             let idle = a.registration.state.withLock { ($0.writeEpoch, $0.watchingWrites) }
             #expect(idle == (0, false))
 
@@ -46,7 +48,8 @@ struct WriteInterestTests {
         }
     }
 
-    @Test("a relay whose destination keeps up never asks for its write readiness", arguments: [RelayMechanism.copy, .automatic])
+    @Test("a relay whose destination keeps up never asks for its write readiness", .timeLimit(.minutes(1)),
+          arguments: [RelayMechanism.copy, .automatic])
     func relayWatchesDestinationOnlyWhenFull(mechanism: RelayMechanism) async throws {
         try await withLoop("write-interest-relay") { loop in
             // Socket to socket, as a tty's output (copy) or a bridge-like stream (splice through
@@ -74,14 +77,46 @@ struct WriteInterestTests {
         }
     }
 
-    @Test("a write wait armed when the socket is already writable again resumes at once")
+    @Test("a write-only registration of a shared descriptor is not woken by its input", .timeLimit(.minutes(1)))
+    func writeOnlyRegistration() async throws {
+        try await withLoop("write-only") { loop in
+            // As a pty master's input descriptor: the same socket is read through `a`.
+            let (a, b) = try AsyncFD.socketPair(loop: loop)
+            let writer = try AsyncFD(OwnedFD(adopting: dup(a.rawValue)), loop: loop, writeOnly: true)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+            defer { buffer.deallocate() }
+            for round in 0..<5 {
+                // `a` waits for the output, so the loop handles its edge; `writer`'s edge, if it
+                // had read interest, comes in the same epoll_wait batch, handled before the
+                // closure queued after the read (loop.run) runs.
+                let reading = Task { try await a.read(upTo: 64) }
+                var rounds = 0
+                while a.registration.state.withLock({ $0.readWaiter == nil }) && rounds < 100_000 {
+                    await loop.run {}
+                    rounds += 1
+                }
+                let text = Array("output \(round)".utf8)
+                try await b.writeAll(text)
+                #expect(try await reading.value == text)
+                await loop.run {}
+                try await writer.writeAll(Array("input \(round)".utf8))
+                _ = try await b.read(into: buffer)
+            }
+            let edges = writer.registration.state.withLock { $0.readEpoch }
+            #expect(edges == 0)
+            writer.close(); a.close(); b.close()
+        }
+    }
+
+    @Test("a write wait armed when the socket is already writable again resumes at once", .timeLimit(.minutes(1)))
     func armingSeesCurrentReadiness() async throws {
         try await withLoop("write-interest-arm") { loop in
             let (a, b) = try AsyncFD.socketPair(loop: loop)
             let chunk = [UInt8](repeating: 1, count: 64 << 10)
             var queued = 0
             while let n = try chunk.withUnsafeBytes({ try a.tryWrite($0) }) { queued += n }
-            let epoch = a.registration.state.withLock { $0.writeEpoch }
+            let (epoch, watching) = a.registration.state.withLock { ($0.writeEpoch, $0.watchingWrites) }
+            #expect(!watching)  // so the wait below is the one that arms it
             // Drained between the EAGAIN and the wait: no edge was ever asked for, yet the wait
             // must not hang (epoll re-checks the descriptor when write interest is added).
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 8)

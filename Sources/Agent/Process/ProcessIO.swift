@@ -99,7 +99,7 @@ public final class ProcessIO: Sendable {
     static func terminal(_ connections: StdioConnections, master: consuming OwnedFD, loop: EventLoop) throws -> ProcessIO {
         let writer = try master.duplicate()
         let reader = try AsyncFD(master, loop: loop)
-        let masterIn = try AsyncFD(writer, loop: loop)
+        let masterIn = try AsyncFD(writer, loop: loop, writeOnly: true)
         var stdinRelay: Relay?
         if let conn = connections.stdin {
             var options = Relay.Options()

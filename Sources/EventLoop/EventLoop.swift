@@ -259,7 +259,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     /// take a wake-up, and on one CPU two context switches, each time its peer reads.
     func register(_ registration: Registration) throws(SyscallError) {
         let token = UInt64(UInt(bitPattern: Unmanaged.passRetained(registration).toOpaque()))
-        let mask = registration.readInterest ? Self.readMask : SHIM_EPOLLET
+        let mask = Self.epollMask(read: registration.readInterest, write: false)
         let fd = registration.fd
         do throws(SyscallError) {
             _ = try sys("epoll_ctl(ADD, \(fd))") { shim_epoll_ctl(epollFD, Int32(SHIM_EPOLL_CTL_ADD), fd, mask, token) }
@@ -269,7 +269,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         }
     }
 
-    static let readMask = UInt32(SHIM_EPOLLIN | SHIM_EPOLLRDHUP) | SHIM_EPOLLET
+    /// The interest set of a registration: edge-triggered, reads (with hang-up) and/or writes.
+    /// Errors and hang-ups are reported whatever it says.
+    static func epollMask(read: Bool, write: Bool) -> UInt32 {
+        (read ? UInt32(SHIM_EPOLLIN | SHIM_EPOLLRDHUP) : 0) | (write ? UInt32(SHIM_EPOLLOUT) : 0) | SHIM_EPOLLET
+    }
 
     /// Adds write readiness to `registration`'s epoll interest, for good. epoll re-checks the
     /// descriptor on the change, so a descriptor already writable reports an edge at once; an
@@ -278,7 +282,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     /// registration's lock held and its close not yet requested, so `fd` is still open.
     func watchWritability(_ registration: Registration) throws(SyscallError) {
         let token = UInt64(UInt(bitPattern: Unmanaged.passUnretained(registration).toOpaque()))
-        let mask = (registration.readInterest ? Self.readMask : SHIM_EPOLLET) | UInt32(SHIM_EPOLLOUT)
+        let mask = Self.epollMask(read: registration.readInterest, write: true)
         let fd = registration.fd
         _ = try sys("epoll_ctl(MOD, \(fd))") { shim_epoll_ctl(epollFD, Int32(SHIM_EPOLL_CTL_MOD), fd, mask, token) }
     }

@@ -65,6 +65,8 @@ public final class Relay: @unchecked Sendable {
     private var started = false
     private var finished = false
     private var queuedForTurn = false
+    /// The destination's write readiness is asked for (a loop-thread copy of the registration's
+    /// own flag, so a relay's wait does not take the registration's lock to find out).
     private var watchingDestination = false
     static let turnBudget = 1 << 20
 

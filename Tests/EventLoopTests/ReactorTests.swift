@@ -21,11 +21,7 @@ struct ReactorTests {
             #expect(ran.withLock { $0 } == 2000)
             // The shrink happens when the loop next finds nothing to do; each round trip gives
             // it that chance (bounded, no sleeping).
-            var rounds = 0
-            while loop.queueShrinkCount == before && rounds < 10_000 {
-                await loop.run {}
-                rounds += 1
-            }
+            await turn(loop, until: { loop.queueShrinkCount != before }, rounds: 10_000)
             #expect(loop.queueShrinkCount == before + 1)
             // Still serving after the shrink.
             await loop.run { ran.withLock { $0 += 1 } }

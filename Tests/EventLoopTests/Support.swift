@@ -16,6 +16,16 @@ func withLoop<T>(_ name: String = "test", useUring: Bool = true, _ body: (EventL
     }
 }
 
+/// Lets `loop` turn (one queued closure per round, no sleeping) until `condition` holds or
+/// `rounds` have passed; the caller asserts on the condition afterwards.
+func turn(_ loop: EventLoop, until condition: () -> Bool, rounds: Int = 100_000) async {
+    var turned = 0
+    while !condition() && turned < rounds {
+        await loop.run {}
+        turned += 1
+    }
+}
+
 /// Writes `count` pattern bytes (seeded by `seed`) into `fd`, in chunks of `chunk`, then closes it.
 func producePattern(_ fd: AsyncFD, seed: UInt64, count: Int, chunk: Int = 64 << 10) async throws {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)

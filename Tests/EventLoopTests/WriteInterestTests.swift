@@ -32,11 +32,7 @@ struct WriteInterestTests {
             let tail = [UInt8](repeating: 9, count: 100_000)
             let writer = Task { try await a.writeAll(tail) }
             // The writer is parked on write readiness before anything drains (bounded, no sleeping).
-            var rounds = 0
-            while a.registration.state.withLock({ $0.writeWaiter == nil }) && rounds < 100_000 {
-                await loop.run {}
-                rounds += 1
-            }
+            await turn(loop, until: { a.registration.state.withLock { $0.writeWaiter != nil } })
             let parked = a.registration.state.withLock { ($0.writeWaiter != nil, $0.watchingWrites) }
             #expect(parked == (true, true))
             var drained = 0
@@ -90,11 +86,7 @@ struct WriteInterestTests {
                 // had read interest, comes in the same epoll_wait batch, handled before the
                 // closure queued after the read (loop.run) runs.
                 let reading = Task { try await a.read(upTo: 64) }
-                var rounds = 0
-                while a.registration.state.withLock({ $0.readWaiter == nil }) && rounds < 100_000 {
-                    await loop.run {}
-                    rounds += 1
-                }
+                await turn(loop, until: { a.registration.state.withLock { $0.readWaiter != nil } })
                 let text = Array("output \(round)".utf8)
                 try await b.writeAll(text)
                 #expect(try await reading.value == text)

@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -346,6 +347,18 @@ int shim_uring_op_supported(struct io_uring *ring, int op) {
 int shim_ioring_op_splice(void) { return IORING_OP_SPLICE; }
 
 int shim_malloc_trim(size_t pad) { return malloc_trim(pad); }
+
+void *shim_map_pages(size_t length) {
+    void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *shim_remap_pages(void *address, size_t old_length, size_t new_length) {
+    void *p = mremap(address, old_length, new_length, MREMAP_MAYMOVE);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int shim_discard_pages(void *address, size_t length) { return madvise(address, length, MADV_DONTNEED); }
 int shim_malloc_single_arena(void) { return mallopt(M_ARENA_MAX, 1); }
 void shim_heap_stats(size_t *in_use, size_t *free_bytes, size_t *mmapped) {
     struct mallinfo2 info = mallinfo2();

@@ -38,6 +38,46 @@ struct WireTests {
         #expect(reader.capacity == 4096)
     }
 
+    @Test("a burst that filled the buffer gives its pages back once consumed; ordinary reads keep theirs")
+    func readerGivesBackBurstPages() throws {
+        let reader = FrameReader(maxMessageSize: 1 << 20, initialCapacity: 64 << 10)
+        var burst: [UInt8] = []
+        for id in 0..<1000 { burst += frame(0x1010_0201, id: UInt64(id), #"{"ContainerId":"c\#(id)"}"#) }
+        #expect(burst.count > 32 << 10)
+        burst.withUnsafeBytes { reader.append($0) }
+        #expect(reader.residentBytes > 32 << 10)
+        var seen = 0
+        while try reader.nextFrame() != nil { seen += 1 }
+        #expect(seen == 1000)
+        #expect(reader.residentBytes <= FrameReader.residentBytes)
+
+        // Small messages afterwards: the first pages are reused, nothing more is touched.
+        frame(0x1010_0201, id: 1, #"{"ContainerId":"c"}"#).withUnsafeBytes { reader.append($0) }
+        #expect(try reader.nextFrame()?.header.id == 1)
+        #expect(try reader.nextFrame() == nil)
+        #expect(reader.residentBytes <= FrameReader.residentBytes)
+        #expect(reader.capacity == 64 << 10)
+    }
+
+    @Test("a write buffer a burst filled (or grew) gives its pages back once written")
+    func writeBufferGivesBackBurstPages() {
+        var buffer = ByteBuffer(capacity: 64 << 10)
+        let body = [UInt8](repeating: 0x20, count: 200)
+        body.withUnsafeBytes { bytes in
+            for id in 0..<1000 { buffer.appendFrame(type: .executeProcess, id: UInt64(id), body: bytes) }
+        }
+        #expect(buffer.count == 1000 * 216)
+        #expect(buffer.residentBytes >= 200_000)
+        buffer.releaseIfEmpty(keeping: 64 << 10)  // not empty: nothing may go
+        #expect(buffer.residentBytes >= 200_000)
+        buffer.clear()
+        buffer.releaseIfEmpty(keeping: 64 << 10)
+        #expect(buffer.residentBytes <= ByteBuffer.residentBytes)
+        // Reused afterwards as usual.
+        body.withUnsafeBytes { buffer.appendFrame(type: .executeProcess, id: 1, body: $0) }
+        #expect(Array(buffer.readableBytes[16...]) == body)
+    }
+
     @Test("a huge announced size allocates nothing until the bytes arrive")
     func noAllocationFromUntrustedLength() throws {
         let reader = FrameReader(maxMessageSize: 16 << 20, initialCapacity: 64 << 10)

@@ -1,10 +1,14 @@
+import EventLoop
+
 /// Splits a byte stream into bridge frames, in place, from one reusable buffer.
 ///
 /// Exists so the hot path copies nothing it need not: the caller reads from the socket straight
 /// into `writableBytes()`, then takes as many complete frames as arrived with `nextFrame()`;
 /// each frame's body is a view into the buffer (valid until the next call that mutates the
 /// reader). Memory grows only as bytes actually arrive and never beyond `maxMessageSize`, so a
-/// header announcing a huge size costs nothing until the peer really sends that much.
+/// header announcing a huge size costs nothing until the peer really sends that much. The
+/// buffer is a `PageBuffer`: after a burst (or a large message) has been consumed, the pages it
+/// filled beyond the first 16 KiB go back to the kernel.
 ///
 /// Not thread-safe: one reading task owns it.
 public final class FrameReader {
@@ -17,9 +21,14 @@ public final class FrameReader {
 
     /// Largest accepted `Size` (header included).
     public let maxMessageSize: Int
-    private var storage: UnsafeMutableRawBufferPointer
+    /// The memory: its own mapping, so the pages a burst filled go back once it is consumed.
+    private var pages: PageBuffer
+    /// The usable size (the mapping is this rounded up to whole pages).
+    public private(set) var capacity: Int
     /// The size the buffer returns to once a large message has been consumed.
     private let initialCapacity: Int
+    /// What stays resident between bursts: a fill beyond it is given back once consumed.
+    public static let residentBytes = 16 << 10
     /// Start of unconsumed bytes.
     private var readIndex = 0
     /// End of received bytes.
@@ -33,34 +42,34 @@ public final class FrameReader {
         self.maxMessageSize = maxMessageSize
         let capacity = max(FrameHeader.byteCount, min(initialCapacity, maxMessageSize))
         self.initialCapacity = capacity
-        storage = .allocate(byteCount: capacity, alignment: 16)
+        self.capacity = capacity
+        pages = PageBuffer(capacity: capacity)
     }
-
-    deinit { storage.deallocate() }
 
     /// Bytes received but not yet returned as frames.
     public var bufferedCount: Int { writeIndex - readIndex }
 
-    /// Current buffer size (tests check it does not follow untrusted lengths).
-    public var capacity: Int { storage.count }
+    /// Bytes of the buffer resident in memory (tests and diagnostics).
+    public var residentBytes: Int { pages.residentBytes }
 
     /// Space to read into. Compacts consumed bytes away and, when the buffer is full of one
     /// incomplete frame, grows it (doubling, capped at `maxMessageSize`). Never empty.
     public func writableBytes() -> UnsafeMutableRawBufferPointer {
-        if writeIndex == storage.count {
+        if writeIndex == capacity {
             if readIndex > 0 {
                 compact()
             } else {
                 grow()
             }
         }
-        return UnsafeMutableRawBufferPointer(rebasing: storage[writeIndex...])
+        return UnsafeMutableRawBufferPointer(rebasing: pages.bytes[writeIndex..<capacity])
     }
 
     /// Records that `count` bytes were written into the space from `writableBytes()`.
     public func didWrite(_ count: Int) {
-        precondition(count >= 0 && writeIndex + count <= storage.count)
+        precondition(count >= 0 && writeIndex + count <= capacity)
         writeIndex += count
+        pages.noteWritten(upTo: writeIndex)
     }
 
     /// Copies `bytes` in (tests and the fuzzer; the socket path reads in place).
@@ -84,15 +93,17 @@ public final class FrameReader {
             if available == 0 {
                 readIndex = 0
                 writeIndex = 0
-                // A large message grew the buffer; give it back once it has been consumed.
-                if storage.count > initialCapacity {
-                    storage.deallocate()
-                    storage = .allocate(byteCount: initialCapacity, alignment: 16)
+                // A large message grew the buffer, or a burst filled it: give the memory back
+                // once it has been consumed (nothing happens after ordinary reads).
+                if capacity > initialCapacity {
+                    capacity = initialCapacity
+                    pages.resize(to: capacity)
                 }
+                pages.discard(keeping: Self.residentBytes)
             }
             return nil
         }
-        let front = UnsafeRawBufferPointer(rebasing: storage[readIndex..<writeIndex])
+        let front = UnsafeRawBufferPointer(rebasing: pages.bytes[readIndex..<writeIndex])
         let header = FrameHeader(loading: front)
         if header.size < UInt32(FrameHeader.byteCount) {
             throw .sizeTooSmall(size: header.size, type: header.type.rawValue, id: header.id)
@@ -115,7 +126,7 @@ public final class FrameReader {
     private func compact() {
         let live = writeIndex - readIndex
         if live > 0 {
-            storage.baseAddress!.copyMemory(from: storage.baseAddress! + readIndex, byteCount: live)
+            pages.bytes.baseAddress!.copyMemory(from: pages.bytes.baseAddress! + readIndex, byteCount: live)
         }
         readIndex = 0
         writeIndex = live
@@ -125,11 +136,9 @@ public final class FrameReader {
         // Only reached with the buffer full of one incomplete frame whose header was accepted
         // (size <= maxMessageSize), or of fewer than 16 bytes, which cannot happen since the
         // capacity is at least 16. Growth is proportional to bytes really received.
-        let newCapacity = min(storage.count * 2, maxMessageSize)
-        precondition(newCapacity > storage.count, "frame reader full at its maximum size")
-        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: newCapacity, alignment: 16)
-        bigger.baseAddress!.copyMemory(from: storage.baseAddress!, byteCount: writeIndex)
-        storage.deallocate()
-        storage = bigger
+        let newCapacity = min(capacity * 2, maxMessageSize)
+        precondition(newCapacity > capacity, "frame reader full at its maximum size")
+        capacity = newCapacity
+        pages.resize(to: newCapacity)
     }
 }

@@ -79,41 +79,53 @@ public final class FrameWriter: Sendable {
             }
             batch.clear()
         }
-        // A burst (many responses at once) grows the buffers; do not keep its high-water mark.
-        batch.shrinkIfEmpty(to: Self.defaultCapacity)
+        // A burst (many responses at once) grows or fills the buffers; do not keep its
+        // high-water mark.
+        batch.releaseIfEmpty(keeping: Self.defaultCapacity)
         var parked: ByteBuffer? = consume batch
         state.withLock { s in
-            s.pending.shrinkIfEmpty(to: Self.defaultCapacity)
+            s.pending.releaseIfEmpty(keeping: Self.defaultCapacity)
             swap(&s.spare, &parked)
         }
     }
 }
 
 /// A growable byte buffer with a stable address while it is not being appended to, so a write
-/// can await on it. Frames are assembled in it contiguously.
+/// can await on it. Frames are assembled in it contiguously. Its memory is a `PageBuffer`, so the
+/// pages a burst of frames filled go back to the kernel once they are written.
 public struct ByteBuffer: ~Copyable, @unchecked Sendable {
     // @unchecked: the storage is uniquely owned (the type is non-copyable) and only moved between
     // tasks under FrameWriter's mutex, never shared.
-    private var storage: UnsafeMutableRawBufferPointer
+    private var pages: PageBuffer
     public private(set) var count = 0
+    /// What stays resident between bursts.
+    public static let residentBytes = 16 << 10
 
     public init(capacity: Int) {
-        storage = .allocate(byteCount: max(capacity, 16), alignment: 16)
+        pages = PageBuffer(capacity: max(capacity, 16))
     }
 
-    deinit { storage.deallocate() }
+    private var storage: UnsafeMutableRawBufferPointer { pages.bytes }
 
     public var readableBytes: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: storage[..<count])
     }
 
-    public mutating func clear() { count = 0 }
+    /// Bytes of the buffer resident in memory (tests and diagnostics).
+    public var residentBytes: Int { pages.residentBytes }
 
-    /// Replaces storage larger than `capacity` with `capacity` bytes, when empty.
-    public mutating func shrinkIfEmpty(to capacity: Int) {
-        guard count == 0, storage.count > capacity else { return }
-        storage.deallocate()
-        storage = .allocate(byteCount: max(capacity, 16), alignment: 16)
+    public mutating func clear() {
+        pages.noteWritten(upTo: count)
+        count = 0
+    }
+
+    /// When empty: shrinks storage larger than `capacity` back to it, and gives back the pages
+    /// beyond `residentBytes` that were filled since the last release (one madvise, only after a
+    /// burst).
+    public mutating func releaseIfEmpty(keeping capacity: Int) {
+        guard count == 0 else { return }
+        if pages.capacity > PageBuffer.roundUp(max(capacity, 16)) { pages.resize(to: capacity) }
+        pages.discard(keeping: Self.residentBytes)
     }
 
     /// Makes room for `extra` more bytes.
@@ -122,10 +134,7 @@ public struct ByteBuffer: ~Copyable, @unchecked Sendable {
         if needed <= storage.count { return }
         var capacity = storage.count
         while capacity < needed { capacity *= 2 }
-        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
-        if count > 0 { bigger.baseAddress!.copyMemory(from: storage.baseAddress!, byteCount: count) }
-        storage.deallocate()
-        storage = bigger
+        pages.resize(to: capacity)
     }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {

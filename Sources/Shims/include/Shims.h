@@ -103,6 +103,14 @@ int shim_malloc_single_arena(void);
 /// The malloc heap: bytes in use, free inside the arenas, and in separately mmapped blocks.
 void shim_heap_stats(size_t *in_use, size_t *free_bytes, size_t *mmapped);
 unsigned long shim_nofile_limit(void);
+
+// ---- page-backed buffers -------------------------------------------------------------------------
+/// A private anonymous read/write mapping of `length` bytes, or NULL with errno set.
+void *shim_map_pages(size_t length);
+/// mremap(MREMAP_MAYMOVE): the mapping at `address` resized to `new_length`, or NULL with errno.
+void *shim_remap_pages(void *address, size_t old_length, size_t new_length);
+/// madvise(MADV_DONTNEED): the pages' memory goes back to the kernel; they read as zero after.
+int shim_discard_pages(void *address, size_t length);
 int64_t shim_thread_cpu_ns(void);
 int64_t shim_monotonic_ns(void);
 

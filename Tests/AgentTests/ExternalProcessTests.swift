@@ -47,6 +47,30 @@ struct ExternalProcessTests {
         }
     }
 
+    @Test("a program that is not there: a clear error naming it, with and without stdio; the agent keeps serving")
+    func missingProgram() async throws {
+        try await withGuest("missing-program") { guest in
+            for stdout in [false, true] {
+                do {
+                    _ = try await guest.start(.utilityVM, args: ["/nonexistent/program"], stdout: stdout, stderr: stdout)
+                    Issue.record("a missing program started")
+                } catch let error as GuestRPCError {
+                    #expect(error.hresult == .fail)
+                    #expect(error.base.errorMessage.contains("/nonexistent/program"), "\(error.base.errorMessage)")
+                    #expect(error.base.errorMessage.contains("No such file or directory"), "\(error.base.errorMessage)")
+                }
+                do {
+                    _ = try await guest.start(.utilityVM, args: ["no-such-program-anywhere"], stdout: stdout, stderr: stdout)
+                    Issue.record("a missing program started")
+                } catch let error as GuestRPCError {
+                    #expect(error.base.errorMessage.contains("executable file not found in $PATH"), "\(error.base.errorMessage)")
+                }
+            }
+            let result = try await guest.run(.utilityVM, args: ["/bin/sh", "-c", "echo still serving"])
+            #expect(result.stdoutText == "still serving\n")
+        }
+    }
+
     @Test("a terminal process in the VM: output through the pty")
     func terminal() async throws {
         try await withGuest("vm-tty") { guest in

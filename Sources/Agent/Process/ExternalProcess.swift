@@ -48,9 +48,11 @@ enum ExternalProcess {
         return process
     }
 
-    /// `program` if it contains a slash, else the first executable match in the agent's PATH.
+    /// `program` if it contains a slash (not checked here: execve's error is reported from the
+    /// spawn, as Go's exec does, without a path lookup per process), else the first executable
+    /// match in the agent's PATH.
     static func resolve(_ program: String) -> String? {
-        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        if program.contains("/") { return program }
         let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for dir in path.split(separator: ":") where !dir.isEmpty {
             let candidate = "\(dir)/\(program)"

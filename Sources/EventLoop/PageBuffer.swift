@@ -15,9 +15,10 @@ import Shims
 ///
 /// Non-copyable: it uniquely owns its mapping, unmapped in `deinit`.
 public struct PageBuffer: ~Copyable {
-    /// The usable bytes: `capacity` rounded up to whole pages.
+    /// The mapping: the capacity asked for, rounded up to whole pages. Moves when resized.
     public private(set) var bytes: UnsafeMutableRawBufferPointer
-    /// The end of what was written since the last `discard`: pages beyond it are not resident.
+    /// The end of what was written since the last `discard`: `discard` gives back pages up to
+    /// here (pages beyond it were never written, so hold no memory unless read).
     private var written = 0
 
     /// The kernel's page size.
@@ -59,6 +60,10 @@ public struct PageBuffer: ~Copyable {
     /// Gives the pages beyond the first `keep` bytes that were written since the last discard
     /// back to the kernel; they read as zero afterwards. Call only when nothing beyond `keep`
     /// is still needed. One `madvise` when a fill went past `keep`; nothing otherwise.
+    ///
+    /// No hysteresis: a steady load that fills just past `keep` between two empties pays one
+    /// `madvise` and the re-faulting of the pages beyond `keep` per fill, a few microseconds
+    /// against the hundred-odd messages such a fill holds.
     public mutating func discard(keeping keep: Int) {
         let start = Self.roundUp(keep)
         let end = min(Self.roundUp(written), bytes.count)

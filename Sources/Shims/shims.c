@@ -350,7 +350,11 @@ int shim_malloc_trim(size_t pad) { return malloc_trim(pad); }
 
 void *shim_map_pages(size_t length) {
     void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) return NULL;
+    // Never part of a huge page: with THP "always" the mapping could merge with a neighbour
+    // and khugepaged could fill in the pages a discard gave back.
+    (void)madvise(p, length, MADV_NOHUGEPAGE);
+    return p;
 }
 
 void *shim_remap_pages(void *address, size_t old_length, size_t new_length) {

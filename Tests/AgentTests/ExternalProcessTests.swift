@@ -47,12 +47,14 @@ struct ExternalProcessTests {
         }
     }
 
-    @Test("a program that is not there: a clear error naming it, with and without stdio; the agent keeps serving")
+    @Test("a program that is not there: a clear error naming it, with and without stdio or a terminal; nothing leaks, the agent keeps serving")
     func missingProgram() async throws {
         try await withGuest("missing-program") { guest in
-            for stdout in [false, true] {
+            _ = try await guest.run(.utilityVM, args: ["/bin/true"])
+            let before = resourceCounts(guest.pid)
+            for (stdout, terminal) in [(false, false), (true, false), (true, true)] {
                 do {
-                    _ = try await guest.start(.utilityVM, args: ["/nonexistent/program"], stdout: stdout, stderr: stdout)
+                    _ = try await guest.start(.utilityVM, args: ["/nonexistent/program"], stdout: stdout, stderr: stdout, terminal: terminal)
                     Issue.record("a missing program started")
                 } catch let error as GuestRPCError {
                     #expect(error.hresult == .fail)
@@ -60,7 +62,7 @@ struct ExternalProcessTests {
                     #expect(error.base.errorMessage.contains("No such file or directory"), "\(error.base.errorMessage)")
                 }
                 do {
-                    _ = try await guest.start(.utilityVM, args: ["no-such-program-anywhere"], stdout: stdout, stderr: stdout)
+                    _ = try await guest.start(.utilityVM, args: ["no-such-program-anywhere"], stdout: stdout, stderr: stdout, terminal: terminal)
                     Issue.record("a missing program started")
                 } catch let error as GuestRPCError {
                     #expect(error.base.errorMessage.contains("executable file not found in $PATH"), "\(error.base.errorMessage)")
@@ -68,6 +70,8 @@ struct ExternalProcessTests {
             }
             let result = try await guest.run(.utilityVM, args: ["/bin/sh", "-c", "echo still serving"])
             #expect(result.stdoutText == "still serving\n")
+            let after = resourceCounts(guest.pid)
+            #expect(after.fds <= before.fds, "fds \(before.fds) -> \(after.fds)")
         }
     }
 

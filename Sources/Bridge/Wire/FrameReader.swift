@@ -28,7 +28,7 @@ public final class FrameReader {
     /// The size the buffer returns to once a large message has been consumed.
     private let initialCapacity: Int
     /// What stays resident between bursts: a fill beyond it is given back once consumed.
-    public static let residentBytes = 16 << 10
+    public static let keptBytes = 16 << 10
     /// Start of unconsumed bytes.
     private var readIndex = 0
     /// End of received bytes.
@@ -51,6 +51,9 @@ public final class FrameReader {
 
     /// Bytes of the buffer resident in memory (tests and diagnostics).
     public var residentBytes: Int { pages.residentBytes }
+
+    /// Bytes mapped for the buffer: `capacity` rounded up to whole pages (tests).
+    public var mappedBytes: Int { pages.capacity }
 
     /// Space to read into. Compacts consumed bytes away and, when the buffer is full of one
     /// incomplete frame, grows it (doubling, capped at `maxMessageSize`). Never empty.
@@ -99,7 +102,7 @@ public final class FrameReader {
                     capacity = initialCapacity
                     pages.resize(to: capacity)
                 }
-                pages.discard(keeping: Self.residentBytes)
+                pages.discard(keeping: Self.keptBytes)
             }
             return nil
         }

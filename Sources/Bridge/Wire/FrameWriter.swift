@@ -99,7 +99,7 @@ public struct ByteBuffer: ~Copyable, @unchecked Sendable {
     private var pages: PageBuffer
     public private(set) var count = 0
     /// What stays resident between bursts.
-    public static let residentBytes = 16 << 10
+    public static let keptBytes = 16 << 10
 
     public init(capacity: Int) {
         pages = PageBuffer(capacity: max(capacity, 16))
@@ -120,12 +120,12 @@ public struct ByteBuffer: ~Copyable, @unchecked Sendable {
     }
 
     /// When empty: shrinks storage larger than `capacity` back to it, and gives back the pages
-    /// beyond `residentBytes` that were filled since the last release (one madvise, only after a
-    /// burst).
+    /// beyond `keptBytes` that were filled since the last release (one madvise, only after a
+    /// fill beyond them).
     public mutating func releaseIfEmpty(keeping capacity: Int) {
         guard count == 0 else { return }
         if pages.capacity > PageBuffer.roundUp(max(capacity, 16)) { pages.resize(to: capacity) }
-        pages.discard(keeping: Self.residentBytes)
+        pages.discard(keeping: Self.keptBytes)
     }
 
     /// Makes room for `extra` more bytes.

@@ -231,6 +231,14 @@ public actor Container {
         if let firstError { throw firstError }
     }
 
+    /// Applies new resource limits, an OCI `LinuxResources` object (ModifySettings
+    /// `ContainerConstraints`), with `runc update`; runc's error reaches the host as usual.
+    func update(resources: JSONValue) async throws {
+        var json: [UInt8] = []
+        resources.write(to: &json)
+        try await runc.update(id: id, resources: json)
+    }
+
     /// The container's pids (GetProperties ProcessList).
     func processList() async throws -> [Int64] {
         try await runc.processes(id: id)

@@ -199,8 +199,23 @@ public actor AgentHost: BridgeHandler {
         return document
     }
 
+    /// ModifySettings (§7.10). Addressed to a container, only `ContainerConstraints` is
+    /// accepted (the container is looked up first, as the Go guest does); addressed to the VM,
+    /// `ContainerConstraints` looks the VM up as a container, which fails. Storage and network
+    /// resources are not implemented yet: a clear error, never a silent success.
     public func modifySettings(_ request: ModifySettingsRequest) async throws {
         let resource = request.request.resourceType
+        if request.base.containerId != uvmContainerID {
+            let container = try container(request.base.containerId)
+            guard case .containerConstraints(let constraints) = request.request.settings else {
+                throw BridgeError(.fail, "the ResourceType \"\(resource)\" is not supported for containers")
+            }
+            try await container.update(resources: constraints.linux)
+            return
+        }
+        if case .containerConstraints = request.request.settings {
+            throw BridgeError(.systemNotFound, "container \(uvmContainerID) not found")  // the VM is no container
+        }
         throw BridgeError(.fail, "ModifySettings of resource type \(resource.isEmpty ? "(none)" : resource) is not supported by this guest yet")
     }
 

@@ -23,6 +23,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -347,6 +348,12 @@ int shim_uring_op_supported(struct io_uring *ring, int op) {
 int shim_ioring_op_splice(void) { return IORING_OP_SPLICE; }
 
 int shim_malloc_trim(size_t pad) { return malloc_trim(pad); }
+
+uint64_t shim_total_ram(void) {
+    struct sysinfo info;
+    if (sysinfo(&info) != 0) return 0;
+    return (uint64_t)info.totalram * info.mem_unit;
+}
 
 void *shim_map_pages(size_t length) {
     void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

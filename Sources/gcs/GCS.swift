@@ -73,6 +73,7 @@ enum GCS {
         let host = AgentHost(configuration: configuration, transport: transport, reaper: reaper, loop: loop, logger: logger) {
             await connections.send($0)
         }
+        let podsLimit = host.maintainPodsMemoryLimit()
         let stopSignals = try await SignalSource(signals: [SIGTERM, SIGINT], mechanism: .handler, loop: loop)
         let stopper = Task(executorPreference: loop) {
             if let signal = try? await stopSignals.next() {
@@ -82,6 +83,7 @@ enum GCS {
         }
         await connections.run(host: host)
         stopper.cancel()
+        podsLimit.cancel()
         logger.info("gcs stopped")
     }
 

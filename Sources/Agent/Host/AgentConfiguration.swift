@@ -11,6 +11,9 @@ public struct AgentConfiguration: Sendable {
     public var runcBinary = "/usr/sbin/runc"
     /// Prefix of `linux.cgroupsPath` for containers.
     public var cgroupParent = "/pods"
+    /// Memory kept out of the containers' cgroup limit (`-root-mem-reserve-bytes`, 75 MiB):
+    /// the parent is limited to the VM's RAM less this.
+    public var rootMemoryReserve: UInt64 = 75 << 20
     /// The VM's hostname, used when a sandbox spec has none.
     public var hostname = "localhost"
     /// How stdio of processes exec'd into containers without a terminal reaches the host.

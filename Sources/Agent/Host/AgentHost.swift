@@ -19,6 +19,8 @@ public actor AgentHost: BridgeHandler {
     let notify: @Sendable (ContainerNotification) async -> Void
     /// Returns freed heap to the kernel after processes and containers go away.
     let reclaimer: HeapReclaimer
+    /// The containers' parent cgroup and its memory limit.
+    let podsCgroup: PodsCgroup
 
     private var containers: [String: Container] = [:]
     /// Creates in flight, by id: a second Create for one fails, most requests for it are told it
@@ -38,6 +40,7 @@ public actor AgentHost: BridgeHandler {
         self.logger = logger
         self.notify = notify
         reclaimer = HeapReclaimer(loop: loop)
+        podsCgroup = PodsCgroup(path: configuration.cgroupParent, reserve: configuration.rootMemoryReserve)
         runc = Runc(binary: configuration.runcBinary, root: configuration.runcRoot, reaper: reaper, loop: loop)
     }
 
@@ -144,6 +147,28 @@ public actor AgentHost: BridgeHandler {
         return UInt32(pid)
     }
 
+    /// Sets the containers' parent cgroup memory limit now and every `period` after (memory
+    /// hot-add), until the task is cancelled. A failure (no cgroupfs, no memory controller) is
+    /// logged, not fatal: the agent serves without the limit and tries again each period.
+    public nonisolated func maintainPodsMemoryLimit(period: Duration = .seconds(60)) -> Task<Void, Never> {
+        let pods = podsCgroup, logger = logger, loop = loop
+        return Task(executorPreference: loop) {
+            var failed = false
+            while !Task.isCancelled {
+                do {
+                    let before = pods.appliedLimit
+                    let limit = try pods.refresh()
+                    if limit != before { logger.info("pods memory limit", metadata: ["cgroup": "\(pods.path)", "limit": "\(limit)"]) }
+                    failed = false
+                } catch {
+                    if !failed { logger.warning("pods memory limit not set", metadata: ["error": "\(error)"]) }
+                    failed = true
+                }
+                do { try await loop.sleep(for: period) } catch { return }
+            }
+        }
+    }
+
     /// Runs `body` to its end even when the request that asked for it is cancelled (a host
     /// disconnect cancels every request in flight): a create or an exec stopped half-way would
     /// leave a runc container, or a running process, that the agent no longer tracks. Same
@@ -213,8 +238,17 @@ public actor AgentHost: BridgeHandler {
             try await container.update(resources: constraints.linux)
             return
         }
-        if case .containerConstraints = request.request.settings {
+        switch request.request.settings {
+        case .containerConstraints:
             throw BridgeError(.systemNotFound, "container \(uvmContainerID) not found")  // the VM is no container
+        case .podCgroupMemoryLimit:
+            let requestType = request.request.effectiveRequestType
+            guard requestType == "Update" else { throw BridgeError(.fail, "the RequestType \"\(requestType)\" is not supported") }
+            let limit = try podsCgroup.refresh()
+            logger.info("pods memory limit", metadata: ["cgroup": "\(podsCgroup.path)", "limit": "\(limit)"])
+            return
+        default:
+            break
         }
         throw BridgeError(.fail, "ModifySettings of resource type \(resource.isEmpty ? "(none)" : resource) is not supported by this guest yet")
     }

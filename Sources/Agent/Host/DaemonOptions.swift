@@ -13,6 +13,7 @@ public struct DaemonOptions: Sendable, Equatable {
     public var runcRoot: String?
     public var runc = "/usr/sbin/runc"
     public var cgroupParent = "/pods"
+    public var rootMemoryReserve: UInt64 = 75 << 20
     public var execStdio = AgentConfiguration.ExecStdio.passThrough
     /// `-h`/`--help` was given: print `usage` and exit.
     public var helpRequested = false
@@ -33,6 +34,8 @@ public struct DaemonOptions: Sendable, Equatable {
           --runc-root PATH       runc --root (default: runc's own)
           --runc PATH            runc binary (default /usr/sbin/runc)
           --cgroup-parent PATH   cgroup parent of containers (default /pods)
+          -root-mem-reserve-bytes N
+                                 RAM kept out of that cgroup's memory limit (default 78643200)
           --exec-stdio MODE      pass-through (default) or relay, for processes exec'd into
                                  containers without a terminal
         """
@@ -71,6 +74,10 @@ public struct DaemonOptions: Sendable, Equatable {
             case "runc-root": runcRoot = try value()
             case "runc": runc = try value()
             case "cgroup-parent": cgroupParent = try value()
+            case "root-mem-reserve-bytes":
+                let text = try value()
+                guard let bytes = UInt64(text) else { throw UsageError(description: "invalid value \(text) for -root-mem-reserve-bytes") }
+                rootMemoryReserve = bytes
             case "exec-stdio":
                 let text = try value()
                 guard let mode = AgentConfiguration.ExecStdio(rawValue: text) else {
@@ -94,6 +101,7 @@ public struct DaemonOptions: Sendable, Equatable {
         configuration.runcRoot = runcRoot
         configuration.runcBinary = runc
         configuration.cgroupParent = cgroupParent
+        configuration.rootMemoryReserve = rootMemoryReserve
         configuration.execStdio = execStdio
         configuration.hostname = hostname
         return configuration

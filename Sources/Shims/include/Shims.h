@@ -103,6 +103,8 @@ int shim_malloc_single_arena(void);
 /// The malloc heap: bytes in use, free inside the arenas, and in separately mmapped blocks.
 void shim_heap_stats(size_t *in_use, size_t *free_bytes, size_t *mmapped);
 unsigned long shim_nofile_limit(void);
+/// The machine's RAM in bytes (sysinfo totalram × mem_unit); 0 with errno set on failure.
+uint64_t shim_total_ram(void);
 
 // ---- page-backed buffers -------------------------------------------------------------------------
 /// A private anonymous read/write mapping of `length` bytes, or NULL with errno set.

@@ -49,7 +49,11 @@ enum GCS {
             exit(1)
         }
         let notifyEnd = finished[1]
-        logger.info("gcs starting", metadata: ["transport": "\(options.transport)", "pid": "\(getpid())"])
+        logger.info("gcs starting", metadata: ["transport": "\(options.transport)", "pid": "\(getpid())",
+                                               "accepted without effect": "\(options.acceptedWithoutEffect)"])
+        if let pattern = options.coreDumpLocation {
+            do { try CoreDumpLocation.apply(pattern) } catch { logger.error("core dump location not set", metadata: ["error": "\(error)"]) }
+        }
         Task(executorPreference: loop) {
             var status: UInt8 = 0
             do {

@@ -1,4 +1,7 @@
 import Agent
+import Bridge
+import Glibc
+import HostSupport
 import Testing
 
 @Suite("gcs command line")
@@ -26,6 +29,41 @@ struct DaemonOptionsTests {
         #expect(configuration.rootMemoryReserve == 1 << 20)
     }
 
+    @Test("the flags hcsshim adds by its options are accepted: the agent starts whatever the host's configuration")
+    func hcsshimCommandLines() throws {
+        // create_lcow.go: ExecCommandLine, then -disable-time-sync and -scrub-logs by option,
+        // then -core-dump-location.
+        let options = try DaemonOptions(arguments: ["-v4", "-log-format", "json", "-loglevel", "debug", "-disable-time-sync",
+                                                    "-scrub-logs", "-core-dump-location", "/tmp/cores/core.%p"])
+        #expect(options.logFormat == "json" && options.logLevel == "debug")
+        #expect(options.coreDumpLocation == "/tmp/cores/core.%p")
+        #expect(options.acceptedWithoutEffect == ["-disable-time-sync", "-scrub-logs"])
+        let more = try DaemonOptions(arguments: ["-scrub-logs=false", "-kmsgLogLevel", "4", "--gcs-mem-limit-bytes=52428800",
+                                                 "-initial-policy-stance", "allow", "-use-inouterr=false"])
+        #expect(more.acceptedWithoutEffect == ["-kmsgLogLevel=4", "-gcs-mem-limit-bytes=52428800"])
+    }
+
+    @Test("gcs starts and serves with the command line hcsshim gives it")
+    func startsWithHcsshimFlags() async throws {
+        try await withGuest("hcsshim-flags", arguments: ["-log-format", "json", "-disable-time-sync", "-scrub-logs"]) { guest in
+            let result = try await guest.run(.utilityVM, args: ["/bin/sh", "-c", "echo serving"])
+            #expect(result.stdoutText == "serving\n")
+            #expect(guest.log().contains("\"msg\":\"gcs starting\""), "\(guest.log().prefix(500))")
+        }
+    }
+
+    @Test("the core dump location is written verbatim")
+    func coreDumpLocation() throws {
+        let file = "/tmp/gcs-core-pattern-\(getpid())"
+        let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        #expect(fd >= 0)
+        close(fd)
+        defer { unlink(file) }
+        try CoreDumpLocation.apply("|/bin/dump %p", file: file)
+        #expect(String(decoding: try HostFiles.read(file), as: UTF8.self) == "|/bin/dump %p")
+        #expect(throws: BridgeError.self) { try CoreDumpLocation.apply("x", file: "/nonexistent/dir/core_pattern") }
+    }
+
     @Test("defaults are the production ones")
     func defaults() throws {
         let options = try DaemonOptions(arguments: [])
@@ -37,6 +75,7 @@ struct DaemonOptionsTests {
     @Test("bad command lines are refused with a reason", arguments: [
         ["-bogus"], ["-loglevel"], ["stray"], ["--transport", "tcp:1"], ["--transport=unix:"], ["-log-format", "xml"],
         ["--exec-stdio", "splice"], ["-v4=maybe"], ["--"], ["-root-mem-reserve-bytes", "-1"], ["-root-mem-reserve-bytes=75MiB"],
+        ["-initial-policy-stance", "deny"], ["-use-inouterr"], ["-disable-time-sync=maybe"], ["-kmsgLogLevel", "warning"],
     ])
     func refused(_ arguments: [String]) {
         #expect(throws: DaemonOptions.UsageError.self) { try DaemonOptions(arguments: arguments) }

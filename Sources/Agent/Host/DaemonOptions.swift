@@ -14,6 +14,13 @@ public struct DaemonOptions: Sendable, Equatable {
     public var runc = "/usr/sbin/runc"
     public var cgroupParent = "/pods"
     public var rootMemoryReserve: UInt64 = 75 << 20
+    /// `-core-dump-location`: written verbatim to /proc/sys/kernel/core_pattern at start.
+    public var coreDumpLocation: String?
+    /// `-disable-time-sync`, `-scrub-logs`, `-kmsgLogLevel`, `-gcs-mem-limit-bytes`: flags the
+    /// host passes (hcsshim adds the first two and the core dump location to the command line
+    /// by its options) for features this agent does not have or does not need: accepted, so
+    /// that the agent starts, and kept for the start-up log line.
+    public var acceptedWithoutEffect: [String] = []
     public var execStdio = AgentConfiguration.ExecStdio.passThrough
     /// `-h`/`--help` was given: print `usage` and exit.
     public var helpRequested = false
@@ -38,6 +45,12 @@ public struct DaemonOptions: Sendable, Equatable {
                                  RAM kept out of that cgroup's memory limit (default 78643200)
           --exec-stdio MODE      pass-through (default) or relay, for processes exec'd into
                                  containers without a terminal
+          -core-dump-location P  written to /proc/sys/kernel/core_pattern at start
+          -disable-time-sync, -scrub-logs, -kmsgLogLevel N, -gcs-mem-limit-bytes N
+                                 accepted for hcsshim compatibility, without effect: this agent
+                                 runs no time sync, logs no request bodies, forwards no kernel
+                                 log and sets no memory warning threshold
+          -initial-policy-stance allow (the only stance: no security policy is enforced)
         """
 
     public init() {}
@@ -63,8 +76,24 @@ public struct DaemonOptions: Sendable, Equatable {
             switch name {
             case "h", "help": helpRequested = true
             case "v4":
-                guard inline == nil || inline == "true" || inline == "false" else {
-                    throw UsageError(description: "invalid boolean value \(inline!) for -v4")
+                try boolean(inline, name)
+            case "disable-time-sync", "scrub-logs":
+                if try boolean(inline, name) { acceptedWithoutEffect.append("-\(name)") }
+            case "kmsgLogLevel", "gcs-mem-limit-bytes":
+                let text = try value()
+                guard UInt64(text) != nil else { throw UsageError(description: "invalid value \(text) for -\(name)") }
+                acceptedWithoutEffect.append("-\(name)=\(text)")
+            case "core-dump-location": coreDumpLocation = try value()
+            case "initial-policy-stance":
+                // Fail closed: a host asking for a deny-all enforcer must not get an agent
+                // that enforces nothing.
+                let stance = try value()
+                guard stance == "allow" else {
+                    throw UsageError(description: "-initial-policy-stance \(stance): security policy enforcement is not implemented; only allow")
+                }
+            case "use-inouterr":
+                if try boolean(inline, name) {
+                    throw UsageError(description: "-use-inouterr (the bridge over stdin/stdout) is not supported; use --transport")
                 }
             case "loglevel": logLevel = try value()
             case "logfile": logFile = try value()
@@ -91,6 +120,16 @@ public struct DaemonOptions: Sendable, Equatable {
         guard ["text", "json"].contains(logFormat) else { throw UsageError(description: "-log-format must be text or json") }
         guard transport == "vsock" || (transport.hasPrefix("unix:") && transport.count > 5) else {
             throw UsageError(description: "--transport must be vsock or unix:<prefix>")
+        }
+    }
+
+    /// A Go boolean flag's value: bare (`-flag`) is true, else `=true`/`=false`.
+    @discardableResult
+    private func boolean(_ inline: String?, _ name: Substring) throws(UsageError) -> Bool {
+        switch inline {
+        case nil, "true", "1", "t", "T", "TRUE", "True": return true
+        case "false", "0", "f", "F", "FALSE", "False": return false
+        case let other?: throw UsageError(description: "invalid boolean value \(other) for -\(name)")
         }
     }
 

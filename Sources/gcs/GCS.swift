@@ -57,6 +57,8 @@ enum GCS {
         Task(executorPreference: loop) {
             var status: UInt8 = 0
             do {
+                let kernelLog = KernelLogForwarder.start(maxLevel: options.kernelLogLevel, loop: loop, logger: logger)
+                defer { kernelLog?.cancel() }
                 try await serve(configuration: configuration, transport: transport, loop: loop, logger: logger)
             } catch {
                 logger.critical("gcs failed: \(error)")

@@ -16,7 +16,9 @@ public struct DaemonOptions: Sendable, Equatable {
     public var rootMemoryReserve: UInt64 = 75 << 20
     /// `-core-dump-location`: written verbatim to /proc/sys/kernel/core_pattern at start.
     public var coreDumpLocation: String?
-    /// `-disable-time-sync`, `-scrub-logs`, `-kmsgLogLevel`, `-gcs-mem-limit-bytes`: flags the
+    /// `-kmsgLogLevel`: kernel log records of this level or more severe are forwarded.
+    public var kernelLogLevel = 4
+    /// `-disable-time-sync`, `-scrub-logs`, `-gcs-mem-limit-bytes`: flags the
     /// host passes (hcsshim adds the first two and the core dump location to the command line
     /// by its options) for features this agent does not have or does not need: accepted, so
     /// that the agent starts, and kept for the start-up log line.
@@ -46,10 +48,11 @@ public struct DaemonOptions: Sendable, Equatable {
           --exec-stdio MODE      pass-through (default) or relay, for processes exec'd into
                                  containers without a terminal
           -core-dump-location P  written to /proc/sys/kernel/core_pattern at start
-          -disable-time-sync, -scrub-logs, -kmsgLogLevel N, -gcs-mem-limit-bytes N
+          -kmsgLogLevel N        forward kernel log records of level N or lower (default 4)
+          -disable-time-sync, -scrub-logs, -gcs-mem-limit-bytes N
                                  accepted for hcsshim compatibility, without effect: this agent
-                                 runs no time sync, logs no request bodies, forwards no kernel
-                                 log and sets no memory warning threshold
+                                 runs no time sync, logs no request bodies and sets no memory
+                                 warning threshold
           -initial-policy-stance allow (the only stance: no security policy is enforced)
         """
 
@@ -79,7 +82,11 @@ public struct DaemonOptions: Sendable, Equatable {
                 try boolean(inline, name)
             case "disable-time-sync", "scrub-logs":
                 if try boolean(inline, name) { acceptedWithoutEffect.append("-\(name)") }
-            case "kmsgLogLevel", "gcs-mem-limit-bytes":
+            case "kmsgLogLevel":
+                let text = try value()
+                guard let level = UInt64(text) else { throw UsageError(description: "invalid value \(text) for -kmsgLogLevel") }
+                kernelLogLevel = Int(min(level, 7))
+            case "gcs-mem-limit-bytes":
                 let text = try value()
                 guard UInt64(text) != nil else { throw UsageError(description: "invalid value \(text) for -\(name)") }
                 acceptedWithoutEffect.append("-\(name)=\(text)")

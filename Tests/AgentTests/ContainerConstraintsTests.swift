@@ -20,10 +20,14 @@ struct ContainerConstraintsTests {
             #expect(cgroupValue(pid: pid_t(initPID), controller: "memory", v1: "memory.limit_in_bytes", v2: "memory.max") == "\(memoryLimit)")
             #expect(cgroupValue(pid: pid_t(initPID), controller: "pids", v1: "pids.max", v2: "pids.max") == "64")
 
-            // Resources runc cannot decode (a string where a number belongs): runc's error, and
-            // the agent keeps serving.
-            let refused = await hresult { try await modify(guest, id, linux: .object([("cpu", .object([("shares", .string("lots"))]))])) }
-            #expect(refused != nil)
+            // Resources Go cannot decode into LinuxResources (a string where a number belongs):
+            // invalid JSON, before runc runs; what only runc can refuse comes back as its error.
+            let malformed = await hresult { try await modify(guest, id, linux: .object([("cpu", .object([("shares", .string("lots"))]))])) }
+            #expect(malformed == .invalidJSON)
+            let negative = await hresult { try await modify(guest, id, linux: .object([("Memory", .object([("swappiness", .int(-1))]))])) }
+            #expect(negative == .invalidJSON)  // keys match case-insensitively, as in Go
+            let refused = await hresult { try await modify(guest, id, linux: .object([("cpu", .object([("cpus", .string("not-a-cpu-list"))]))])) }
+            #expect(refused != nil && refused != .invalidJSON)
 
             // Addressed wrongly: to an unknown container, to the VM, or another type to a container.
             let unknown = await hresult { try await modify(guest, "no-such-container", linux: .emptyObject) }

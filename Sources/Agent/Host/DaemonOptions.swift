@@ -1,8 +1,8 @@
 /// The `gcs` command line, parsed the way hcsshim's gcs (Go's `flag` package) parses its own:
 /// `-name value`, `-name=value`, one or two dashes alike, booleans as `-v4` or `-v4=true`.
 ///
-/// Hand-written rather than swift-argument-parser: the daemon's whole command line is ten
-/// flags, and the reflection-driven parser touched ~1.2 MiB of the static binary's pages at
+/// Hand-written rather than swift-argument-parser: the daemon's whole command line is a
+/// score of flags, and the reflection-driven parser touched ~1.2 MiB of the static binary's pages at
 /// start-up that then stayed resident for the agent's life (idle RSS is a target).
 public struct DaemonOptions: Sendable, Equatable {
     public var logLevel = "info"

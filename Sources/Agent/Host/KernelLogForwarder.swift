@@ -32,7 +32,12 @@ public enum KernelLogForwarder {
             // A read returns one whole record; the kernel refuses buffers too small for it.
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 << 10, alignment: 1)
             defer { buffer.deallocate() }
+            var records = 0
             while !Task.isCancelled {
+                // At start the whole kernel buffer is there to read: let the loop's other work
+                // in every 64 records.
+                records += 1
+                if records % 64 == 0 { await Task.yield() }
                 let n: Int
                 do {
                     n = try await log.read(into: buffer)

@@ -48,28 +48,35 @@ final class PodsCgroup: Sendable {
 
     /// Creates the cgroup if needed and writes the limit if it differs from the one last
     /// written. Returns the limit.
+    /// The lock is not held across the writes: lowering a limit below what the containers use
+    /// makes the kernel reclaim inside the write. Two refreshes at once write the same value.
     @discardableResult
     func refresh() throws(BridgeError) -> UInt64 {
         let limit = try computeLimit()
-        try applied.withLock { last throws(BridgeError) in
-            if last == limit { return }
-            try create()
+        if applied.withLock({ $0 == limit }) { return limit }
+        let controllerError = try create()
+        do {
             try write("\(limit)", to: limitFile)
-            last = limit
+        } catch {
+            // Most likely the memory controller could not be enabled for the cgroup: say why.
+            guard let controllerError else { throw error }
+            throw BridgeError(.fail, "\(error.message) (enabling the memory controller failed: \(controllerError.message))")
         }
+        applied.withLock { $0 = limit }
         return limit
     }
 
     /// Makes the cgroup's directory. v2: the memory controller is enabled for it in every
     /// ancestor's `cgroup.subtree_control`. v1: hierarchical accounting is asked for at the
     /// root (`memory.use_hierarchy`, always on in recent kernels, where writing 1 is a no-op).
-    private func create() throws(BridgeError) {
+    /// Returns the error of enabling the memory controller (v2), if any: the limit write that
+    /// follows reports it if it fails.
+    private func create() throws(BridgeError) -> BridgeError? {
+        var controllerError: BridgeError?
         if isUnified {
             var ancestor = root
             for component in path.split(separator: "/") {
-                // Best effort: a controller already enabled, or one the parent lacks, fails the
-                // limit write below with a clearer error.
-                try? write("+memory", to: "\(ancestor)/cgroup.subtree_control")
+                do { try write("+memory", to: "\(ancestor)/cgroup.subtree_control") } catch { controllerError = controllerError ?? error }
                 ancestor += "/\(component)"
                 try makeDirectory(ancestor)
             }
@@ -81,6 +88,7 @@ final class PodsCgroup: Sendable {
                 try makeDirectory(directory)
             }
         }
+        return controllerError
     }
 
     private func makeDirectory(_ directory: String) throws(BridgeError) {

@@ -90,8 +90,7 @@ public struct Runc: Sendable {
 
     /// `runc update --resources - <id>` with `resources` (OCI LinuxResources JSON) on stdin.
     public func update(id: String, resources: [UInt8]) async throws {
-        let pipe = try Pipes.make(nonBlocking: false)  // runc's stdin blocks, as a program expects
-        try pipe.second.setNonBlocking()  // ours must not: the write runs on the loop
+        let pipe = try Pipes.make(nonBlocking: false)
         let input = try AsyncFD(pipe.second, loop: loop)
         let readEnd = pipe.first
         async let written: Void = { try await input.writeAll(resources); input.close() }()

@@ -237,6 +237,7 @@ public struct ContainerConstraints: Codable, Sendable, Hashable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         windows = try c.go(.windows, .emptyObject)
         linux = try c.go(.linux, .emptyObject)
+        try LinuxResourcesShape.check(linux, codingPath: c.codingPath + [CodingKeys.linux])
     }
 
     public func encode(to encoder: any Encoder) throws {

@@ -3,6 +3,7 @@ import EventLoop
 import Glibc
 import HostSupport
 import Logging
+import Synchronization
 import Testing
 
 @Suite("End to end: host disconnect")
@@ -41,15 +42,20 @@ struct ReconnectTests {
                                              scratchDirPath: "")
             let request = try CreateContainerRequest(base: RequestBase(containerId: id), settings: settings)
             let client = guest.client
-            let pending = Task { try await client.send(request) }  // its answer never comes: the host leaves
+            // Its answer should never come (the host leaves); if it does, say what it was.
+            let answer = Mutex<String?>(nil)
+            let pending = Task {
+                do { _ = try await client.send(request); answer.withLock { $0 = "success" } } catch { answer.withLock { $0 = "\(error)" } }
+            }
             // Leave once gcs says the create is under way (runc create takes far longer than one
             // DumpStacks round trip, so the host leaves in the middle of it).
             var state = "", asked = 0
-            while !state.contains("container \(id) being created") && asked < 100_000 {
+            while !state.contains("container \(id) being created") && answer.withLock({ $0 }) == nil && asked < 100_000 {
                 state = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
                 asked += 1
             }
-            #expect(state.contains("container \(id) being created"), "\(state.prefix(300))")
+            #expect(state.contains("container \(id) being created"),
+                    "after \(asked) DumpStacks; the create's answer: \(answer.withLock { $0 } ?? "none"); \(state.prefix(300)); gcs log: \(guest.log().suffix(3000))")
             var logger = Logger(label: "create-across-disconnect")
             logger.logLevel = .warning
             try await guest.reconnect(logger: logger)

@@ -98,13 +98,6 @@ final class PodsCgroup: Sendable {
     }
 
     private func write(_ text: String, to file: String) throws(BridgeError) {
-        let fd = open(file, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw BridgeError(.fail, "pods cgroup: open \(file): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var text = text
-        let written = text.withUTF8 { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard written == text.utf8.count else {
-            throw BridgeError(.fail, "pods cgroup: write \(text) to \(file): \(String(cString: strerror(errno)))")
-        }
+        try ControlFile.write(text, to: file, what: "pods cgroup")
     }
 }

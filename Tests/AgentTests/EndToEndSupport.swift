@@ -39,6 +39,8 @@ func withGuest<T>(_ name: String, arguments: [String] = [], _ body: (LocalGuest)
 /// A busybox rootfs shared by the tests of one process (made once).
 let sharedRootfs: String = {
     let dir = "/tmp/gcs-e2e-rootfs-\(getpid())"
+    // Removed when the test process exits (its containers are gone by then).
+    atexit { removeAll("/tmp/gcs-e2e-rootfs-\(getpid())") }
     return (try? Busybox.makeRootfs(in: dir)) ?? "\(dir)/rootfs"
 }()
 

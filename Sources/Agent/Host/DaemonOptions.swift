@@ -76,20 +76,19 @@ public struct DaemonOptions: Sendable, Equatable {
                 guard let next = rest.popFirst() else { throw UsageError(description: "flag needs an argument: -\(name)") }
                 return next
             }
+            func unsigned() throws(UsageError) -> UInt64 {
+                let text = try value()
+                guard let number = UInt64(text) else { throw UsageError(description: "invalid value \(text) for -\(name)") }
+                return number
+            }
             switch name {
             case "h", "help": helpRequested = true
             case "v4":
                 try boolean(inline, name)
             case "disable-time-sync", "scrub-logs":
                 if try boolean(inline, name) { acceptedWithoutEffect.append("-\(name)") }
-            case "kmsgLogLevel":
-                let text = try value()
-                guard let level = UInt64(text) else { throw UsageError(description: "invalid value \(text) for -kmsgLogLevel") }
-                kernelLogLevel = Int(min(level, 7))
-            case "gcs-mem-limit-bytes":
-                let text = try value()
-                guard UInt64(text) != nil else { throw UsageError(description: "invalid value \(text) for -\(name)") }
-                acceptedWithoutEffect.append("-\(name)=\(text)")
+            case "kmsgLogLevel": kernelLogLevel = Int(min(try unsigned(), 7))
+            case "gcs-mem-limit-bytes": acceptedWithoutEffect.append("-\(name)=\(try unsigned())")
             case "core-dump-location": coreDumpLocation = try value()
             case "initial-policy-stance":
                 // Fail closed: a host asking for a deny-all enforcer must not get an agent
@@ -110,10 +109,7 @@ public struct DaemonOptions: Sendable, Equatable {
             case "runc-root": runcRoot = try value()
             case "runc": runc = try value()
             case "cgroup-parent": cgroupParent = try value()
-            case "root-mem-reserve-bytes":
-                let text = try value()
-                guard let bytes = UInt64(text) else { throw UsageError(description: "invalid value \(text) for -root-mem-reserve-bytes") }
-                rootMemoryReserve = bytes
+            case "root-mem-reserve-bytes": rootMemoryReserve = try unsigned()
             case "exec-stdio":
                 let text = try value()
                 guard let mode = AgentConfiguration.ExecStdio(rawValue: text) else {

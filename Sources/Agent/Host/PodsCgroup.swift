@@ -22,10 +22,11 @@ final class PodsCgroup: Sendable {
         self.path = path.hasPrefix("/") ? path : "/" + path
         self.reserve = reserve
         self.root = root
+        isUnified = ContainerStatistics(root: root).isUnified
     }
 
     /// Whether the cgroupfs is a unified (v2) hierarchy; else the memory controller is v1's.
-    var isUnified: Bool { access("\(root)/cgroup.controllers", F_OK) == 0 }
+    let isUnified: Bool
 
     /// The directory holding the cgroup's memory files.
     var memoryDirectory: String { isUnified ? root + path : "\(root)/memory\(path)" }

@@ -40,7 +40,7 @@ enum LinuxResourcesShape {
         try fields(value["pids"], "pids", pids)
         if let devices = value["devices"], !devices.isNull {
             guard case .array(let list) = devices else { throw mismatch("devices", "array") }
-            for device in list { try fields(device, "devices", device.isNull ? [] : Self.device) }
+            for entry in list { try fields(entry, "devices", device) }
         }
         if let unified = value["unified"], !unified.isNull {
             guard case .object(let members) = unified else { throw mismatch("unified", "map[string]string") }

@@ -37,18 +37,30 @@ struct ReconnectTests {
     func createAcrossDisconnect() async throws {
         try await withGuest("create-across-disconnect") { guest in
             let id = "created-while-leaving"
+            // runc create runs the spec's createRuntime hooks and waits for them: this one holds the
+            // create until the test writes a line into a FIFO, so the host leaves while the create is
+            // under way, whatever the scheduling. The test keeps the FIFO open read-write from the
+            // start, so the hook's open never blocks and a line written before the hook reads waits.
+            let gate = "\(guest.workDirectory)/create-gate"
+            #expect(mkfifo(gate, 0o600) == 0)
+            let gateFD = open(gate, O_RDWR | O_CLOEXEC)
+            #expect(gateFD >= 0)
+            defer { close(gateFD) }
+            let hook: JSONValue = .object([("path", .string("/bin/sh")),
+                                           ("args", .array(["sh", "-c", "read line < \(gate)"].map { .string($0) }))])
+            guard case .object(var spec) = Busybox.spec(rootfs: sharedRootfs, args: ["sleep", "3600"], terminal: true) else {
+                Issue.record("the busybox spec is not an object"); return
+            }
+            spec.append((key: "hooks", value: .object([("createRuntime", .array([hook]))])))
             let settings = ContainerSettings(ociBundlePath: "\(guest.workDirectory)/bundles/\(id)",
-                                             ociSpecification: Busybox.spec(rootfs: sharedRootfs, args: ["sleep", "3600"], terminal: true),
-                                             scratchDirPath: "")
+                                             ociSpecification: .object(spec), scratchDirPath: "")
             let request = try CreateContainerRequest(base: RequestBase(containerId: id), settings: settings)
             let client = guest.client
-            // Its answer should never come (the host leaves); if it does, say what it was.
+            // Its answer never comes (the host leaves first); if it does, say what it was.
             let answer = Mutex<String?>(nil)
             let pending = Task {
                 do { _ = try await client.send(request); answer.withLock { $0 = "success" } } catch { answer.withLock { $0 = "\(error)" } }
             }
-            // Leave once gcs says the create is under way (runc create takes far longer than one
-            // DumpStacks round trip, so the host leaves in the middle of it).
             var state = "", asked = 0
             while !state.contains("container \(id) being created") && answer.withLock({ $0 }) == nil && asked < 100_000 {
                 state = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
@@ -58,8 +70,12 @@ struct ReconnectTests {
                     "after \(asked) DumpStacks; the create's answer: \(answer.withLock { $0 } ?? "none"); \(state.prefix(300)); gcs log: \(guest.log().suffix(3000))")
             var logger = Logger(label: "create-across-disconnect")
             logger.logLevel = .warning
-            try await guest.reconnect(logger: logger)
+            try await guest.reconnect(logger: logger) {
+                // The host is away: let runc create go on.
+                #expect(write(gateFD, "go\n", 3) == 3)
+            }
             _ = await pending.result
+            #expect(answer.withLock { $0 } != "success", "the create was answered to a host that had left")
             // The create went on without the host; a delete waits for it, then finds the container
             // (cancelled half-way, the create once left runc's container behind, unknown to the agent).
             _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))

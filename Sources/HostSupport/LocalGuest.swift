@@ -32,7 +32,8 @@ public final class LocalGuest: Sendable {
         defer { listener.close() }
         let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4",
                          "--transport", "unix:\(prefix)", "--run-directory", "\(workDirectory)/gcsrunc",
-                         "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", cgroupParent] + extraArguments
+                         "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", cgroupParent,
+                         "--gcs-cgroup", "\(cgroupParent)-agent"] + extraArguments
         var request = SpawnRequest(path: gcsBinary, arguments: arguments, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
         request.newSession = true
         let pid = try Spawn.start(request, stdio: [nil, nil, nil])
@@ -114,14 +115,19 @@ public final class LocalGuest: Sendable {
     /// other's containers.
     private static let instances = Atomic<Int>(0)
 
-    /// The agent was given `--cgroup-parent /swift-gcs-<our pid>-<instance>`: kill what is
-    /// still running in it (containers outlive gcs by design, and a failed test may leave some)
-    /// and remove the directories from every hierarchy, so runs leave no trace.
+    /// The agent's own cgroup (`--gcs-cgroup`): the containers' parent's name with `-agent`.
+    public var agentCgroup: String { "\(cgroupParent)-agent" }
+
+    /// The agent was given `--cgroup-parent /swift-gcs-<our pid>-<instance>` and a cgroup of its
+    /// own beside it: kill what is still running in them (containers outlive gcs by design, and
+    /// a failed test may leave some) and remove the directories from every hierarchy, so runs
+    /// leave no trace.
     func removeCgroupParents() {
-        let name = String(cgroupParent.dropFirst())
-        if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 { Self.killAndRemove("/sys/fs/cgroup/\(name)"); return }
-        for controller in Self.entries("/sys/fs/cgroup") where !controller.hasPrefix(".") {
-            Self.killAndRemove("/sys/fs/cgroup/\(controller)/\(name)")
+        for name in [cgroupParent.dropFirst(), agentCgroup.dropFirst()] {
+            if access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 { Self.killAndRemove("/sys/fs/cgroup/\(name)"); continue }
+            for controller in Self.entries("/sys/fs/cgroup") where !controller.hasPrefix(".") {
+                Self.killAndRemove("/sys/fs/cgroup/\(controller)/\(name)")
+            }
         }
     }
 

@@ -59,6 +59,9 @@ enum GCS {
             do {
                 let kernelLog = KernelLogForwarder.start(maxLevel: options.kernelLogLevel, loop: loop, logger: logger)
                 defer { kernelLog?.cancel() }
+                let memoryWatch = options.agentCgroup.isEmpty ? nil
+                    : AgentCgroup.join(path: options.agentCgroup, threshold: options.agentMemoryThreshold, loop: loop, logger: logger)
+                defer { memoryWatch?.cancel() }
                 try await serve(configuration: configuration, transport: transport, loop: loop, logger: logger)
             } catch {
                 logger.critical("gcs failed: \(error)")

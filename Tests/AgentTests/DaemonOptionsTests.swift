@@ -40,7 +40,7 @@ struct DaemonOptionsTests {
         #expect(options.acceptedWithoutEffect == ["-disable-time-sync", "-scrub-logs"])
         let more = try DaemonOptions(arguments: ["-scrub-logs=false", "-kmsgLogLevel", "4", "--gcs-mem-limit-bytes=52428800",
                                                  "-initial-policy-stance", "allow", "-use-inouterr=false"])
-        #expect(more.acceptedWithoutEffect == ["-gcs-mem-limit-bytes=52428800"])
+        #expect(more.acceptedWithoutEffect.isEmpty && more.agentMemoryThreshold == 52_428_800)
         #expect(more.kernelLogLevel == 4)
         #expect(try DaemonOptions(arguments: ["-kmsgLogLevel=9"]).kernelLogLevel == 7)
     }
@@ -71,13 +71,15 @@ struct DaemonOptionsTests {
         let options = try DaemonOptions(arguments: [])
         #expect(options.transport == "vsock" && options.runDirectory == "/var/run/gcsrunc" && options.execStdio == .passThrough)
         #expect(options.cgroupParent == "/pods" && options.rootMemoryReserve == 78_643_200)
+        #expect(options.agentCgroup == "/gcs" && options.agentMemoryThreshold == 50 << 20)
+        #expect(try DaemonOptions(arguments: ["--gcs-cgroup", ""]).agentCgroup.isEmpty)
         #expect(try DaemonOptions(arguments: ["-v4=true", "--help"]).helpRequested)
     }
 
     @Test("bad command lines are refused with a reason", arguments: [
         ["-bogus"], ["-loglevel"], ["stray"], ["--transport", "tcp:1"], ["--transport=unix:"], ["-log-format", "xml"],
         ["--exec-stdio", "splice"], ["-v4=maybe"], ["--"], ["-root-mem-reserve-bytes", "-1"], ["-root-mem-reserve-bytes=75MiB"],
-        ["-initial-policy-stance", "deny"], ["-use-inouterr"], ["-disable-time-sync=maybe"], ["-kmsgLogLevel", "warning"],
+        ["-initial-policy-stance", "deny"], ["-use-inouterr"], ["-disable-time-sync=maybe"], ["-kmsgLogLevel", "warning"], ["-gcs-mem-limit-bytes", "50MiB"], ["--gcs-cgroup"],
     ])
     func refused(_ arguments: [String]) {
         #expect(throws: DaemonOptions.UsageError.self) { try DaemonOptions(arguments: arguments) }

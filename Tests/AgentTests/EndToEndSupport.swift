@@ -96,3 +96,23 @@ func resourceCounts(_ pid: pid_t) -> (fds: Int, threads: Int) {
     }
     return (fds, threads)
 }
+
+/// Waits until the guest's log contains `text`, at most 10 s. Lines the agent logs from its
+/// own events (the kernel log, memory events) land a loop turn or a kernel wake-up after
+/// the event: the agent is kept answering requests meanwhile, each round trip one turn.
+func waitForLog(_ guest: LocalGuest, containing text: String) async throws -> Bool {
+    let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+    while !guest.log().contains(text) {
+        guard ContinuousClock.now < deadline else { return false }
+        _ = try await guest.client.send(StartContainerRequest(base: RequestBase(containerId: "noop")), checkResult: false)
+    }
+    return true
+}
+
+/// MemTotal, in bytes (what sysinfo reports as total RAM).
+func totalRAM() -> UInt64? {
+    guard let text = try? String(decoding: HostFiles.read("/proc/meminfo"), as: UTF8.self),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
+          let kib = UInt64(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+    return kib * 1024
+}

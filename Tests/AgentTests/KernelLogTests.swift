@@ -35,14 +35,8 @@ struct KernelLogTests {
                 var text = line
                 _ = text.withUTF8 { write(fd, $0.baseAddress, $0.count) }
             }
-            // The kernel wakes /dev/kmsg readers from an irq_work, not in the write: keep the
-            // agent answering requests until the line lands (a few ms; at most 10 s).
-            var seen = false
-            let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-            while !seen && ContinuousClock.now < deadline {
-                _ = try await guest.client.send(StartContainerRequest(base: RequestBase(containerId: "noop")), checkResult: false)
-                seen = guest.log().contains("\(marker) loud")
-            }
+            // The kernel wakes /dev/kmsg readers from an irq_work, not in the write.
+            let seen = try await waitForLog(guest, containing: "\(marker) loud")
             #expect(seen, "\(guest.log().suffix(1000))")
             #expect(!guest.log().contains("\(marker) quiet"))
         }

@@ -40,14 +40,6 @@ struct PodsCgroupTests {
         }
     }
 
-    /// MemTotal, in bytes (what sysinfo reports as total RAM).
-    private func totalRAM() -> UInt64? {
-        guard let text = try? String(decoding: HostFiles.read("/proc/meminfo"), as: UTF8.self),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
-              let kib = UInt64(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
-        return kib * 1024
-    }
-
     /// The memory limit of the cgroup at `path`, v2 or v1.
     private func limit(of path: String) -> UInt64? {
         let unified = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0

@@ -148,12 +148,15 @@ public actor AgentHost: BridgeHandler {
     }
 
     /// Sets the containers' parent cgroup memory limit now and every `period` after (memory
-    /// hot-add), until the task is cancelled. A failure (no cgroupfs, no memory controller) is
-    /// logged, not fatal: the agent serves without the limit and tries again each period.
+    /// hot-add), until the task is cancelled, and, once the cgroup is there, logs its OOM events
+    /// (`MemoryEventWatch`). A failure (no cgroupfs, no memory controller) is logged, not fatal:
+    /// the agent serves without the limit and tries again each period.
     public nonisolated func maintainPodsMemoryLimit(period: Duration = .seconds(60)) -> Task<Void, Never> {
         let pods = podsCgroup, logger = logger, loop = loop
         return Task(executorPreference: loop) {
             var failed = false
+            var outOfMemoryWatch: Task<Void, Never>?, watchFailed = false
+            defer { outOfMemoryWatch?.cancel() }
             while !Task.isCancelled {
                 do {
                     let before = pods.appliedLimit
@@ -163,6 +166,14 @@ public actor AgentHost: BridgeHandler {
                 } catch {
                     if !failed { logger.warning("pods memory limit not set", metadata: ["error": "\(error)"]) }
                     failed = true
+                }
+                if !failed && outOfMemoryWatch == nil && !watchFailed {
+                    do {
+                        outOfMemoryWatch = try MemoryEventWatch.start(pods.cgroup, for: .outOfMemory, what: "pods cgroup", loop: loop, logger: logger)
+                    } catch {
+                        logger.warning("pods cgroup OOM events not watched", metadata: ["error": "\(error)"])
+                        watchFailed = true
+                    }
                 }
                 do { try await loop.sleep(for: period) } catch { return }
             }

@@ -18,10 +18,14 @@ public struct DaemonOptions: Sendable, Equatable {
     public var coreDumpLocation: String?
     /// `-kmsgLogLevel`: kernel log records of this level or more severe are forwarded.
     public var kernelLogLevel = 4
-    /// `-disable-time-sync`, `-scrub-logs`, `-gcs-mem-limit-bytes`: flags the
-    /// host passes (hcsshim adds the first two and the core dump location to the command line
-    /// by its options) for features this agent does not have or does not need: accepted, so
-    /// that the agent starts, and kept for the start-up log line.
+    /// `--gcs-cgroup`: the cgroup the agent moves itself into at start ("" to stay put).
+    public var agentCgroup = "/gcs"
+    /// `-gcs-mem-limit-bytes`: a warning is logged when the agent's cgroup uses more (0: none).
+    public var agentMemoryThreshold: UInt64 = 50 << 20
+    /// `-disable-time-sync`, `-scrub-logs`: flags the host passes (hcsshim adds them, and the
+    /// core dump location, to the command line by its options) for features this agent does
+    /// not have or does not need: accepted, so that the agent starts, and kept for the
+    /// start-up log line.
     public var acceptedWithoutEffect: [String] = []
     public var execStdio = AgentConfiguration.ExecStdio.passThrough
     /// `-h`/`--help` was given: print `usage` and exit.
@@ -49,10 +53,13 @@ public struct DaemonOptions: Sendable, Equatable {
                                  containers without a terminal
           -core-dump-location P  written to /proc/sys/kernel/core_pattern at start
           -kmsgLogLevel N        forward kernel log records of level N or lower (default 4)
-          -disable-time-sync, -scrub-logs, -gcs-mem-limit-bytes N
+          --gcs-cgroup PATH      the agent's own cgroup, joined at start (default /gcs;
+                                 "" stays in the cgroup it was started in)
+          -gcs-mem-limit-bytes N log a warning when that cgroup uses more than N bytes
+                                 (default 52428800; 0: never)
+          -disable-time-sync, -scrub-logs
                                  accepted for hcsshim compatibility, without effect: this agent
-                                 runs no time sync, logs no request bodies and sets no memory
-                                 warning threshold
+                                 runs no time sync and logs no request bodies
           -initial-policy-stance allow (the only stance: no security policy is enforced)
         """
 
@@ -88,7 +95,8 @@ public struct DaemonOptions: Sendable, Equatable {
             case "disable-time-sync", "scrub-logs":
                 if try boolean(inline, name) { acceptedWithoutEffect.append("-\(name)") }
             case "kmsgLogLevel": kernelLogLevel = Int(min(try unsigned(), 7))
-            case "gcs-mem-limit-bytes": acceptedWithoutEffect.append("-\(name)=\(try unsigned())")
+            case "gcs-mem-limit-bytes": agentMemoryThreshold = try unsigned()
+            case "gcs-cgroup": agentCgroup = try value()
             case "core-dump-location": coreDumpLocation = try value()
             case "initial-policy-stance":
                 // Fail closed: a host asking for a deny-all enforcer must not get an agent

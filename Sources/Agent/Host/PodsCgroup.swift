@@ -9,30 +9,23 @@ import Synchronization
 /// start, recomputed every 60 s (the host may hot-add memory) and on ModifySettings
 /// `PodCgroupMemoryLimit`; the file is written only when the figure changes.
 final class PodsCgroup: Sendable {
-    /// The cgroup, as in `linux.cgroupsPath` (`/pods`).
-    let path: String
+    /// The cgroup (its path, as in `linux.cgroupsPath`: `/pods`).
+    let cgroup: MemoryCgroup
     /// Bytes kept out of the limit (`-root-mem-reserve-bytes`).
     let reserve: UInt64
-    /// The cgroupfs mount.
-    let root: String
     /// The limit last written.
     private let applied = Mutex<UInt64?>(nil)
 
     init(path: String, reserve: UInt64, root: String = "/sys/fs/cgroup") {
-        self.path = path.hasPrefix("/") ? path : "/" + path
+        cgroup = MemoryCgroup(path: path, root: root, isUnified: ContainerStatistics(root: root).isUnified)
         self.reserve = reserve
-        self.root = root
-        isUnified = ContainerStatistics(root: root).isUnified
     }
 
-    /// Whether the cgroupfs is a unified (v2) hierarchy; else the memory controller is v1's.
-    let isUnified: Bool
-
-    /// The directory holding the cgroup's memory files.
-    var memoryDirectory: String { isUnified ? root + path : "\(root)/memory\(path)" }
+    /// The cgroup's path (`/pods`).
+    var path: String { cgroup.path }
 
     /// The file the limit goes to: `memory.max` (v2) or `memory.limit_in_bytes` (v1).
-    var limitFile: String { memoryDirectory + (isUnified ? "/memory.max" : "/memory.limit_in_bytes") }
+    var limitFile: String { cgroup.file(v1: "memory.limit_in_bytes", v2: "memory.max") }
 
     /// The limit last written, if any.
     var appliedLimit: UInt64? { applied.withLock { $0 } }
@@ -55,9 +48,9 @@ final class PodsCgroup: Sendable {
     func refresh() throws(BridgeError) -> UInt64 {
         let limit = try computeLimit()
         if applied.withLock({ $0 == limit }) { return limit }
-        let controllerError = try create()
+        let controllerError = try cgroup.create(what: "pods cgroup")
         do {
-            try write("\(limit)", to: limitFile)
+            try ControlFile.write("\(limit)", to: limitFile, what: "pods cgroup")
         } catch {
             // Most likely the memory controller could not be enabled for the cgroup: say why.
             guard let controllerError else { throw error }
@@ -65,40 +58,5 @@ final class PodsCgroup: Sendable {
         }
         applied.withLock { $0 = limit }
         return limit
-    }
-
-    /// Makes the cgroup's directory. v2: the memory controller is enabled for it in every
-    /// ancestor's `cgroup.subtree_control`. v1: hierarchical accounting is asked for at the
-    /// root (`memory.use_hierarchy`, always on in recent kernels, where writing 1 is a no-op).
-    /// Returns the error of enabling the memory controller (v2), if any: the limit write that
-    /// follows reports it if it fails.
-    private func create() throws(BridgeError) -> BridgeError? {
-        var controllerError: BridgeError?
-        if isUnified {
-            var ancestor = root
-            for component in path.split(separator: "/") {
-                do { try write("+memory", to: "\(ancestor)/cgroup.subtree_control") } catch { controllerError = controllerError ?? error }
-                ancestor += "/\(component)"
-                try makeDirectory(ancestor)
-            }
-        } else {
-            try? write("1", to: "\(root)/memory/memory.use_hierarchy")
-            var directory = "\(root)/memory"
-            for component in path.split(separator: "/") {
-                directory += "/\(component)"
-                try makeDirectory(directory)
-            }
-        }
-        return controllerError
-    }
-
-    private func makeDirectory(_ directory: String) throws(BridgeError) {
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
-            throw BridgeError(.fail, "pods cgroup: mkdir \(directory): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    private func write(_ text: String, to file: String) throws(BridgeError) {
-        try ControlFile.write(text, to: file, what: "pods cgroup")
     }
 }

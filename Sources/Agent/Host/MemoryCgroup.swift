@@ -1,0 +1,86 @@
+import Bridge
+import Glibc
+
+/// One cgroup as the memory controller sees it, on a unified (v2) or a v1 cgroupfs: where its
+/// memory files are, how it is made, and what it uses. The containers' parent (`PodsCgroup`)
+/// and the agent's own cgroup (`AgentCgroup`) are both one of these.
+struct MemoryCgroup: Sendable {
+    /// The cgroup, as in `linux.cgroupsPath` (`/pods`).
+    let path: String
+    /// The cgroupfs mount.
+    let root: String
+    /// Whether the cgroupfs is a unified (v2) hierarchy; else the memory controller is v1's.
+    let isUnified: Bool
+
+    init(path: String, root: String, isUnified: Bool) {
+        self.path = path.hasPrefix("/") ? path : "/" + path
+        self.root = root
+        self.isUnified = isUnified
+    }
+
+    /// The directory holding the cgroup's memory files.
+    var directory: String { isUnified ? root + path : "\(root)/memory\(path)" }
+
+    /// The path of one of its files, named for v1 and for v2.
+    func file(v1: String, v2: String) -> String { "\(directory)/\(isUnified ? v2 : v1)" }
+
+    /// What the cgroup uses and may use, in bytes (nil: the file could not be read).
+    struct Usage: Sendable, Equatable {
+        var current: UInt64?
+        /// The most it has used (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`).
+        var peak: UInt64?
+        /// nil when unlimited or unknown.
+        var limit: UInt64?
+
+        /// For a log line.
+        var metadata: [String: String] {
+            func text(_ value: UInt64?) -> String { value.map { "\($0)" } ?? "unknown" }
+            return ["usage": text(current), "peak": text(peak), "limit": limit.map { "\($0)" } ?? "none"]
+        }
+    }
+
+    /// Reads its usage, peak and limit.
+    func usage() -> Usage {
+        let files = ContainerStatistics(root: root)
+        let limit = files.number(file(v1: "memory.limit_in_bytes", v2: "memory.max"))
+        // v1 reports "no limit" as the largest page-aligned 63-bit value, v2 as "max".
+        return Usage(current: files.number(file(v1: "memory.usage_in_bytes", v2: "memory.current")),
+                     peak: files.number(file(v1: "memory.max_usage_in_bytes", v2: "memory.peak")),
+                     limit: limit.flatMap { $0 >= UInt64(Int64.max) & ~4095 ? nil : $0 })
+    }
+
+    /// Makes the cgroup's directory and its ancestors. v2: the memory controller is enabled for
+    /// it in every ancestor's `cgroup.subtree_control`. v1: hierarchical accounting is asked for
+    /// at the root (`memory.use_hierarchy`, always on in recent kernels, where writing 1 is a
+    /// no-op). Returns the error of enabling the memory controller (v2), if any: a write of a
+    /// memory file that then fails should report it.
+    func create(what: String) throws(BridgeError) -> BridgeError? {
+        var controllerError: BridgeError?
+        if isUnified {
+            var ancestor = root
+            for component in path.split(separator: "/") {
+                do {
+                    try ControlFile.write("+memory", to: "\(ancestor)/cgroup.subtree_control", what: what)
+                } catch {
+                    controllerError = controllerError ?? error
+                }
+                ancestor += "/\(component)"
+                try makeDirectory(ancestor, what: what)
+            }
+        } else {
+            try? ControlFile.write("1", to: "\(root)/memory/memory.use_hierarchy", what: what)
+            var directory = "\(root)/memory"
+            for component in path.split(separator: "/") {
+                directory += "/\(component)"
+                try makeDirectory(directory, what: what)
+            }
+        }
+        return controllerError
+    }
+
+    private func makeDirectory(_ directory: String, what: String) throws(BridgeError) {
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+            throw BridgeError(.fail, "\(what): mkdir \(directory): \(String(cString: strerror(errno)))")
+        }
+    }
+}

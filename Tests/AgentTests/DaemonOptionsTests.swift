@@ -79,7 +79,8 @@ struct DaemonOptionsTests {
     @Test("bad command lines are refused with a reason", arguments: [
         ["-bogus"], ["-loglevel"], ["stray"], ["--transport", "tcp:1"], ["--transport=unix:"], ["-log-format", "xml"],
         ["--exec-stdio", "splice"], ["-v4=maybe"], ["--"], ["-root-mem-reserve-bytes", "-1"], ["-root-mem-reserve-bytes=75MiB"],
-        ["-initial-policy-stance", "deny"], ["-use-inouterr"], ["-disable-time-sync=maybe"], ["-kmsgLogLevel", "warning"], ["-gcs-mem-limit-bytes", "50MiB"], ["--gcs-cgroup"],
+        ["-initial-policy-stance", "deny"], ["-use-inouterr"], ["-disable-time-sync=maybe"], ["-kmsgLogLevel", "warning"], ["-gcs-mem-limit-bytes", "50MiB"], ["--gcs-cgroup"], ["--gcs-cgroup", "/pods/"], ["--gcs-cgroup", "pods/gcs"],
+        ["--gcs-cgroup", "/k8s", "--cgroup-parent", "/k8s/pods"],
     ])
     func refused(_ arguments: [String]) {
         #expect(throws: DaemonOptions.UsageError.self) { try DaemonOptions(arguments: arguments) }

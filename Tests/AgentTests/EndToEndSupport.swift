@@ -98,13 +98,15 @@ func resourceCounts(_ pid: pid_t) -> (fds: Int, threads: Int) {
 }
 
 /// Waits until the guest's log contains `text`, at most 10 s. Lines the agent logs from its
-/// own events (the kernel log, memory events) land a loop turn or a kernel wake-up after
-/// the event: the agent is kept answering requests meanwhile, each round trip one turn.
+/// own events (the kernel log, memory events) come a kernel wake-up or a settling delay after
+/// the event, with nothing to wait on from here: the log is read again every 5 ms, after a
+/// round trip that shows the agent still serving.
 func waitForLog(_ guest: LocalGuest, containing text: String) async throws -> Bool {
     let deadline = ContinuousClock.now.advanced(by: .seconds(10))
     while !guest.log().contains(text) {
         guard ContinuousClock.now < deadline else { return false }
         _ = try await guest.client.send(StartContainerRequest(base: RequestBase(containerId: "noop")), checkResult: false)
+        try await Task.sleep(for: .milliseconds(5))
     }
     return true
 }

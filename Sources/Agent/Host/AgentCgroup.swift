@@ -26,7 +26,7 @@ public enum AgentCgroup {
         }
         guard threshold > 0 else { return nil }
         do {
-            return try MemoryEventWatch.start(cgroup, for: .threshold(threshold), what: "agent cgroup", loop: loop, logger: logger)
+            return try MemoryEventWatch.start(cgroup, for: .threshold(threshold), loop: loop, logger: logger)
         } catch {
             logger.warning("agent memory threshold not watched", metadata: ["cgroup": "\(cgroup.path)", "error": "\(error)"])
             return nil

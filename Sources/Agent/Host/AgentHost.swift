@@ -167,11 +167,12 @@ public actor AgentHost: BridgeHandler {
                     if !failed { logger.warning("pods memory limit not set", metadata: ["error": "\(error)"]) }
                     failed = true
                 }
-                if !failed && outOfMemoryWatch == nil && !watchFailed {
+                // Tried again each period until it starts; a failure is logged once.
+                if !failed && outOfMemoryWatch == nil {
                     do {
-                        outOfMemoryWatch = try MemoryEventWatch.start(pods.cgroup, for: .outOfMemory, what: "pods cgroup", loop: loop, logger: logger)
+                        outOfMemoryWatch = try MemoryEventWatch.start(pods.cgroup, for: .outOfMemory, loop: loop, logger: logger)
                     } catch {
-                        logger.warning("pods cgroup OOM events not watched", metadata: ["error": "\(error)"])
+                        if !watchFailed { logger.warning("pods cgroup OOM events not watched", metadata: ["error": "\(error)"]) }
                         watchFailed = true
                     }
                 }

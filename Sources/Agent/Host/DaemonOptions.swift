@@ -128,10 +128,21 @@ public struct DaemonOptions: Sendable, Equatable {
                 throw UsageError(description: "flag provided but not defined: -\(name)")
             }
         }
+        // The agent in its containers' cgroup (or one inside the other) would count against
+        // their limit, and on cgroup v2 keep runc from enabling controllers below it.
+        let agent = Self.cgroupPath(agentCgroup), pods = Self.cgroupPath(cgroupParent)
+        if !agentCgroup.isEmpty && agent != "/" && (agent == pods || agent.hasPrefix(pods + "/") || pods.hasPrefix(agent + "/")) {
+            throw UsageError(description: "--gcs-cgroup \(agentCgroup) must be apart from --cgroup-parent \(cgroupParent)")
+        }
         guard ["text", "json"].contains(logFormat) else { throw UsageError(description: "-log-format must be text or json") }
         guard transport == "vsock" || (transport.hasPrefix("unix:") && transport.count > 5) else {
             throw UsageError(description: "--transport must be vsock or unix:<prefix>")
         }
+    }
+
+    /// A cgroup path with one leading slash and none trailing.
+    private static func cgroupPath(_ path: String) -> String {
+        "/" + path.split(separator: "/").joined(separator: "/")
     }
 
     /// A Go boolean flag's value: bare (`-flag`) is true, else `=true`/`=false`.

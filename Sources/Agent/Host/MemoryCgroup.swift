@@ -35,7 +35,7 @@ struct MemoryCgroup: Sendable {
         /// For a log line.
         var metadata: [String: String] {
             func text(_ value: UInt64?) -> String { value.map { "\($0)" } ?? "unknown" }
-            return ["usage": text(current), "peak": text(peak), "limit": limit.map { "\($0)" } ?? "none"]
+            return ["memoryUsage": text(current), "memoryUsageMax": text(peak), "memoryUsageLimit": limit.map { "\($0)" } ?? "none"]
         }
     }
 
@@ -46,7 +46,24 @@ struct MemoryCgroup: Sendable {
         // v1 reports "no limit" as the largest page-aligned 63-bit value, v2 as "max".
         return Usage(current: files.number(file(v1: "memory.usage_in_bytes", v2: "memory.current")),
                      peak: files.number(file(v1: "memory.max_usage_in_bytes", v2: "memory.peak")),
-                     limit: limit.flatMap { $0 >= UInt64(Int64.max) & ~4095 ? nil : $0 })
+                     limit: limit.flatMap { $0 >= 1 << 62 ? nil : $0 })
+    }
+
+    /// Its OOM counters: v1 `memory.oom_control` (`oom_kill`, `under_oom`); v2 `memory.events`
+    /// (`oom`, `oom_kill`; these include the cgroup's children), or with `local`
+    /// `memory.events.local` (this cgroup's own limit only) where the kernel has it.
+    func outOfMemoryCounts(local: Bool) -> [String: UInt64]? {
+        let files = ContainerStatistics(root: root)
+        let path: String
+        if !isUnified {
+            path = file(v1: "memory.oom_control", v2: "")
+        } else if local && access("\(directory)/memory.events.local", F_OK) == 0 {
+            path = "\(directory)/memory.events.local"
+        } else {
+            path = "\(directory)/memory.events"
+        }
+        guard access(path, R_OK) == 0 else { return nil }
+        return files.keyValues(path)
     }
 
     /// Makes the cgroup's directory and its ancestors. v2: the memory controller is enabled for
@@ -65,20 +82,20 @@ struct MemoryCgroup: Sendable {
                     controllerError = controllerError ?? error
                 }
                 ancestor += "/\(component)"
-                try makeDirectory(ancestor, what: what)
+                try makeCgroupDirectory(ancestor, what: what)
             }
         } else {
             try? ControlFile.write("1", to: "\(root)/memory/memory.use_hierarchy", what: what)
             var directory = "\(root)/memory"
             for component in path.split(separator: "/") {
                 directory += "/\(component)"
-                try makeDirectory(directory, what: what)
+                try makeCgroupDirectory(directory, what: what)
             }
         }
         return controllerError
     }
 
-    private func makeDirectory(_ directory: String, what: String) throws(BridgeError) {
+    private func makeCgroupDirectory(_ directory: String, what: String) throws(BridgeError) {
         if mkdir(directory, 0o755) != 0 && errno != EEXIST {
             throw BridgeError(.fail, "\(what): mkdir \(directory): \(String(cString: strerror(errno)))")
         }

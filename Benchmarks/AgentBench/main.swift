@@ -111,4 +111,5 @@ if runs("tty") { for r in try await TerminalRelay.measure(guest: guest, scale: s
 if runs("many") { for r in try await ManyProcesses.measure(guest: guest, count: max(10, 1000 / scale), idleRSS: idleRSS, idleAnon: idleAnon) { report.add(r) } }
 
 _ = try await guest.stop()
+HostFiles.removeTree(work)
 report.write()

@@ -199,6 +199,15 @@ public struct StdioListeners: Sendable {
 
 /// Small-file helpers for the host side (logs, generated bundle files).
 public enum HostFiles {
+    /// rm -rf, without following symlinks; what cannot be removed is left (cleanup paths).
+    public static func removeTree(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { unlink(path); return }
+        for name in LocalGuest.entries(path) { removeTree("\(path)/\(name)") }
+        rmdir(path)
+    }
+
     /// The whole content of `path`.
     public static func read(_ path: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

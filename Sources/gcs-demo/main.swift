@@ -89,11 +89,12 @@ do {
     _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
     let status = try await guest.stop()
     say("gcs stopped (\(status)); done")
-    _ = rmdir(work)
+    HostFiles.removeTree(work)
 } catch {
     say("demo failed: \(error)")
     started?.kill()
     if let log = try? String(decoding: HostFiles.read("\(work)/gcs.log"), as: UTF8.self) { print(log) }
+    say("state kept for a look in \(work)")
     exit(1)
 }
 

@@ -116,7 +116,7 @@ struct ContainerLifecycleTests {
     private func withSlowRunc(command: String, _ body: (String) async throws -> Void) async throws {
         let directory = "/tmp/gcs-e2e-slow-runc-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         mkdir(directory, 0o755)
-        defer { removeAll(directory) }
+        defer { HostFiles.removeTree(directory) }
         let wrapper = "\(directory)/runc"
         let script = #"""
             #!/bin/sh

@@ -25,13 +25,13 @@ func withGuest<T>(_ name: String, arguments: [String] = [], _ body: (LocalGuest)
     do {
         let result = try await body(guest)
         _ = try await guest.stop()
-        removeAll(work)
+        HostFiles.removeTree(work)
         return result
     } catch {
         Issue.record("gcs log:\n\(guest.log())")
         guest.kill()
         _ = try? await guest.stop()
-        removeAll(work)
+        HostFiles.removeTree(work)
         throw error
     }
 }
@@ -40,7 +40,7 @@ func withGuest<T>(_ name: String, arguments: [String] = [], _ body: (LocalGuest)
 let sharedRootfs: String = {
     let dir = "/tmp/gcs-e2e-rootfs-\(getpid())"
     // Removed when the test process exits (its containers are gone by then).
-    atexit { removeAll("/tmp/gcs-e2e-rootfs-\(getpid())") }
+    atexit { HostFiles.removeTree("/tmp/gcs-e2e-rootfs-\(getpid())") }
     return (try? Busybox.makeRootfs(in: dir)) ?? "\(dir)/rootfs"
 }()
 
@@ -58,23 +58,6 @@ func wait(_ guest: LocalGuest, _ container: String, _ pid: UInt32, timeoutMs: UI
 /// The HRESULT a guest call failed with (nil on success).
 func hresult(of body: () async throws -> Void) async -> HResult? {
     do { try await body(); return nil } catch let error as GuestRPCError { return error.hresult } catch { return HResult(0xFFFF_FFFF) }
-}
-
-func removeAll(_ path: String) {
-    var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    if (st.st_mode & S_IFMT) == S_IFDIR, let dir = opendir(path) {
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) } }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        closedir(dir)
-        for name in names { removeAll("\(path)/\(name)") }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
 }
 
 /// Open descriptors and threads of a process (from /proc).

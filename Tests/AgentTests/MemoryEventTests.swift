@@ -57,7 +57,7 @@ struct MemoryEventTests {
     func v2Checks() throws {
         let root = "/tmp/gcs-memory-v2-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         #expect(mkdir(root, 0o755) == 0 && mkdir("\(root)/agent", 0o755) == 0)
-        defer { removeAll(root) }
+        defer { HostFiles.removeTree(root) }
         func set(_ name: String, _ text: String) throws { try writeFile("\(root)/agent/\(name)", Array(text.utf8)) }
         let cgroup = MemoryCgroup(path: "/agent", root: root, isUnified: true)
         #expect(throws: BridgeError.self) { _ = try MemoryEventWatch.V2Check(event: .threshold(1), cgroup: cgroup) }

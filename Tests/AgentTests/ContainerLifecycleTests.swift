@@ -18,6 +18,9 @@ struct ContainerLifecycleTests {
             #expect(ok.stderrText == "oops\n")
             let fail = try await guest.run(.exec(id, Busybox.process(args: ["sh", "-c", "exit 1"])))
             #expect(fail.exitCode == 1)
+            // An exec waited for is forgotten, with its files: a second wait finds no such process.
+            #expect(access("\(guest.workDirectory)/gcsrunc/\(id)/\(fail.pid)", F_OK) != 0)
+            #expect(await hresult { _ = try await wait(guest, id, fail.pid) } == .notFound)
             let stdin = try await guest.run(.exec(id, Busybox.process(args: ["cat"])), input: Array("echo through cat\n".utf8))
             #expect(stdin.stdoutText == "echo through cat\n")
             let big = try await guest.run(.exec(id, Busybox.process(args: ["sh", "-c", "dd if=/dev/zero bs=4096 count=256 2>/dev/null; echo tail >&2"])))
@@ -25,7 +28,7 @@ struct ContainerLifecycleTests {
             #expect(big.stderrText == "tail\n")
             // GetProperties: process list and cgroup statistics of the running container.
             let properties = try await guest.client.send(try GetPropertiesRequest(base: RequestBase(containerId: id),
-                                                                                   propertyTypes: ["ProcessList", "Statistics"]))
+                                                                                   propertyTypes: ["ProcessList", "Statistics", "Memory"]))
             #expect(properties.properties.contains("{\"ProcessId\":\(initPID)}"))
             #expect(properties.properties.contains("\"LCOWMetrics\":{"))
             #expect(properties.properties.contains("\"current\":1"))
@@ -53,9 +56,11 @@ struct ContainerLifecycleTests {
             let initPID = try await startContainer(guest, id: id, args: Self.exitsOnTerm)
             let (sleeper, stdio) = try await guest.start(.exec(id, Busybox.process(args: ["sleep", "100"])), stdout: false, stderr: false)
             stdio.close()
+            #expect(access("\(guest.workDirectory)/gcsrunc/\(id)/\(sleeper)/process.json", F_OK) == 0)
             _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: id), processId: sleeper,
                                                                    options: SignalProcessOptions(signal: SIGTERM)))
             #expect(try await wait(guest, id, sleeper) == 128 + UInt32(SIGTERM))
+            #expect(access("\(guest.workDirectory)/gcsrunc/\(id)/\(sleeper)", F_OK) != 0)
             try await shutDownGracefully(guest, id, initPID)
 
             let forced = "forced"
@@ -182,6 +187,9 @@ struct ContainerLifecycleTests {
                 try await guest.createContainer(id: "missing", spec: Busybox.spec(rootfs: "/nonexistent/rootfs", args: ["true"]))
             }
             #expect(missing != nil)
+            // A failed create leaves neither its bundle nor its run directory.
+            #expect(access("\(guest.workDirectory)/bundles/missing", F_OK) != 0)
+            #expect(access("\(guest.workDirectory)/gcsrunc/missing", F_OK) != 0)
             let unknown = await hresult { _ = try await wait(guest, "no-such-container", 1) }
             #expect(unknown == .systemNotFound)
             let id = "errors"

@@ -196,6 +196,16 @@ public actor Container {
         throw BridgeError(.notFound, "process \(pid) not found in container \(id)")
     }
 
+    /// Drops an exec'd process whose exit was waited for, and its directory
+    /// (`<run directory>/<pid>`): a later wait or signal for the pid is ERROR_NOT_FOUND. The
+    /// init stays until the container is deleted; a record that is not `process` any more (the
+    /// pid was reused by a newer exec) stays.
+    func forget(_ process: GuestProcess) {
+        guard process.pid != initPID, let known = processes[process.pid], known === process else { return }
+        processes.removeValue(forKey: process.pid)
+        removeTree("\(runDirectory)/\(process.pid)")
+    }
+
     /// SignalProcess; SIGTERM/SIGKILL to the init set the exit type the notification reports.
     func signal(pid: UInt32, signal: Int32) throws {
         let target = try process(pid)

@@ -61,6 +61,9 @@ public actor AgentHost: BridgeHandler {
         guard let spec = settings.ociSpecification else { throw BridgeError(.fail, "container \(id): OciSpecification is missing") }
         guard !settings.ociBundlePath.isEmpty else { throw BridgeError(.fail, "container \(id): OciBundlePath is missing") }
         let bundle = settings.ociBundlePath
+        // A failure removes the bundle (guest-behaviour §7.1 step 4), unless a pod of this id
+        // is still registered: the bundle may be its root.
+        let bundleIsThisCreates = pods[id] == nil
         do {
             let pods = self.pods
             let prepared = try ContainerPreparation.prepare(spec: spec, id: id, bundle: bundle, configuration: configuration,
@@ -88,6 +91,7 @@ public actor AgentHost: BridgeHandler {
             logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
         } catch {
             removeTree("\(configuration.runDirectory)/\(id)")
+            if bundleIsThisCreates { removeTree(bundle) }
             throw error
         }
         return CreateContainerResponse()
@@ -198,6 +202,10 @@ public actor AgentHost: BridgeHandler {
             external.removeValue(forKey: pid_t(request.processId))
             if external.isEmpty && external.capacity > 64 { external = [:] }  // do not keep a burst's capacity
             reclaimer.noteRelease()
+        } else if request.base.containerId != uvmContainerID, let container = containers[request.base.containerId] {
+            // An exec'd process waited for is forgotten, with its files (guest-behaviour §7.4):
+            // a container probed by exec every few seconds must not pile up records.
+            await container.forget(process)
         }
         return code
     }
@@ -230,7 +238,9 @@ public actor AgentHost: BridgeHandler {
             case PropertyQuery.statistics:
                 document.lcowMetrics = try ContainerPreparation.statistics(cgroupsPath: container.spec["linux"]?["cgroupsPath"])
             default:
-                throw BridgeError(.fail, "unsupported property type \(type)")
+                // Ignored, as the Go guest does (bridge-protocol §8.9): the host may ask for more
+                // than a Linux guest has.
+                logger.info("GetProperties: property type ignored", metadata: ["type": "\(type)", "container": "\(request.base.containerId)"])
             }
         }
         return document

@@ -18,8 +18,8 @@ public enum Busybox {
         for applet in ["sh", "echo", "cat", "uname", "ls", "sleep", "stty", "true", "false", "printf", "head", "dd", "env", "id", "kill", "wc", "yes", "tr", "seq"] {
             _ = symlink("busybox", "\(rootfs)/bin/\(applet)")
         }
-        try writeText("\(rootfs)/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
-        try writeText("\(rootfs)/etc/group", "root:x:0:\n")
+        try writeText("\(rootfs)/etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/tmp:/bin/sh\n")
+        try writeText("\(rootfs)/etc/group", "root:x:0:\nstaff:x:50:\napp:x:1000:\n")
         return rootfs
     }
 

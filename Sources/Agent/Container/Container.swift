@@ -43,8 +43,10 @@ public actor Container {
     }
 
     init(id: String, bundle: String, runDirectory: String, spec: JSONValue, runc: Runc, reaper: Reaper,
-         loop: EventLoop, logger: Logger, activityID: String, execStdio: AgentConfiguration.ExecStdio = .relay) {
+         loop: EventLoop, logger: Logger, activityID: String, execStdio: AgentConfiguration.ExecStdio = .relay,
+         userFromName: Bool = false) {
         self.execStdio = execStdio
+        self.userFromName = userFromName
         self.id = id
         self.bundle = bundle
         self.runDirectory = runDirectory
@@ -55,6 +57,9 @@ public actor Container {
         self.logger = logger
         self.activityID = activityID
     }
+
+    /// The spec named its user: execs that name none run as the user it resolved to.
+    let userFromName: Bool
 
     /// How exec'd processes without a terminal get their stdio (AgentConfiguration.execStdio).
     let execStdio: AgentConfiguration.ExecStdio
@@ -137,6 +142,13 @@ public actor Container {
             throw BridgeError(.invalidState, "container \(id) is not running")
         }
         let terminal = ociProcess["terminal"] == .bool(true)
+        var ociProcess = ociProcess
+        do {
+            try resolveUser(of: &ociProcess)
+        } catch {
+            connections.closeAll()
+            throw error
+        }
         let files = try processFiles(console: terminal)
         let directory = (files.pidFile as NSStringPath).deletingLastComponent
         let processPath = "\(directory)/process.json"
@@ -187,6 +199,16 @@ public actor Container {
         processes[pid] = process
         await process.start(reaper: reaper, loop: loop)
         return pid
+    }
+
+    /// An exec's user (§7.3): its own `username` resolved against the container's rootfs, or,
+    /// when it names none and the container's spec named one, the container's resolved user.
+    private func resolveUser(of process: inout JSONValue) throws {
+        if try UserResolution.apply(to: &process, rootfs: ContainerPreparation.rootfsPath(spec, bundle: bundle)) { return }
+        if userFromName, let uid = spec["process"]?["user"]?["uid"], let gid = spec["process"]?["user"]?["gid"] {
+            process.setMember(["user", "uid"], uid)
+            process.setMember(["user", "gid"], gid)
+        }
     }
 
     /// The process `pid` of this container (init or exec), or ERROR_NOT_FOUND.

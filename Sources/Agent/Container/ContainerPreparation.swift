@@ -38,6 +38,9 @@ enum ContainerPreparation {
         var kind: ContainerKind
         /// The directory holding hostname/hosts/resolv.conf for the pod (sandbox root).
         var sandboxRoot: String
+        /// The spec named its user (`process.user.username`): execs without a name of their
+        /// own run as the user it resolved to (§7.3).
+        var userFromName = false
     }
 
     /// `sandboxRoot(sandboxID)` gives a registered pod's root, or nil if there is no such pod.
@@ -73,13 +76,18 @@ enum ContainerPreparation {
             root = podRoot
             rewritten.setMember(["linux", "cgroupsPath"], .string("\(configuration.cgroupParent)/\(sandboxID)/\(id)"))
         }
+        var userFromName = false
+        if var process = rewritten["process"] {
+            userFromName = try UserResolution.apply(to: &process, rootfs: rootfsPath(rewritten, bundle: bundle))
+            if userFromName { rewritten.setMember(["process"], process) }
+        }
         if kind != .sandbox { addNetworkFileMounts(&rewritten, from: root) }
         rewritten.removeMember("windows")
         try makeDirectory(bundle, mode: 0o700)
         precreateWorkingDirectory(rewritten, bundle: bundle)
         let bytes = try specEncoder().encode(rewritten) + [0x0A]
         try writeFile("\(bundle)/config.json", Array(bytes))
-        return Prepared(spec: rewritten, kind: kind, sandboxRoot: root)
+        return Prepared(spec: rewritten, kind: kind, sandboxRoot: root, userFromName: userFromName)
     }
 
     /// guest-behaviour §9.4.
@@ -118,9 +126,14 @@ enum ContainerPreparation {
 
     /// runc needs `process.cwd` to exist in the rootfs; create it (errors ignored, §10).
     static func precreateWorkingDirectory(_ spec: JSONValue, bundle: String) {
-        guard case .string(let cwd)? = spec["process"]?["cwd"], cwd != "/", case .string(var rootfs)? = spec["root"]?["path"] else { return }
-        if !rootfs.hasPrefix("/") { rootfs = "\(bundle)/\(rootfs)" }
-        try? makeDirectory(rootfs + (cwd.hasPrefix("/") ? cwd : "/" + cwd), mode: 0o755)
+        guard case .string(let cwd)? = spec["process"]?["cwd"], cwd != "/" else { return }
+        try? makeDirectory(rootfsPath(spec, bundle: bundle) + (cwd.hasPrefix("/") ? cwd : "/" + cwd), mode: 0o755)
+    }
+
+    /// `root.path`, relative to the bundle when it is not absolute (runc's rule).
+    static func rootfsPath(_ spec: JSONValue, bundle: String) -> String {
+        guard case .string(let path)? = spec["root"]?["path"] else { return "\(bundle)/rootfs" }
+        return path.hasPrefix("/") ? path : "\(bundle)/\(path)"
     }
 
     /// JSON for files runc reads (config.json, process.json): no `\/` escapes.

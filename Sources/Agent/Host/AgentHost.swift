@@ -71,7 +71,7 @@ public actor AgentHost: BridgeHandler {
             if prepared.kind == .sandbox, pods[id] != nil { throw BridgeError(.systemAlreadyExists, "pod \(id) already exists") }
             let container = Container(id: id, bundle: bundle, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
                                       runc: runc, reaper: reaper, loop: loop, logger: logger, activityID: request.base.activityId,
-                                      execStdio: configuration.execStdio)
+                                      execStdio: configuration.execStdio, userFromName: prepared.userFromName)
             // To its end even if this request is cancelled (see runToCompletion).
             let creation = Task(executorPreference: loop) { try await container.create() }
             creations[id] = creation

@@ -1,0 +1,76 @@
+@testable import Agent
+import Bridge
+import Glibc
+import HostSupport
+import Testing
+
+/// `process.user.username` becomes uid/gid from the container's own passwd and group files
+/// (guest-behaviour §7.1, §7.3).
+@Suite("User names")
+struct UserResolutionTests {
+    @Test("the OCI image spec's user forms resolve against the rootfs; a name must match exactly once")
+    func forms() throws {
+        let rootfs = "/tmp/gcs-users-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(mkdir(rootfs, 0o755) == 0 && mkdir("\(rootfs)/etc", 0o755) == 0)
+        defer { HostFiles.removeTree(rootfs) }
+        try writeFile("\(rootfs)/etc/passwd", Array("""
+            # comment
+            root:x:0:0:root:/root:/bin/sh
+            app:x:1000:1001::/home/app:/bin/sh
+            twice:x:7:7::/:/bin/sh
+            twice:x:8:8::/:/bin/sh
+
+            """.utf8))
+        try writeFile("\(rootfs)/etc/group", Array("root:x:0:\nstaff:x:50:app\n".utf8))
+        func resolve(_ user: String) throws -> UserResolution.Resolved { try UserResolution.resolve(user, rootfs: rootfs) }
+        #expect(try resolve("app") == .init(uid: 1000, gid: 1001))
+        #expect(try resolve("1000") == .init(uid: 1000, gid: 1001))
+        #expect(try resolve("4242") == .init(uid: 4242, gid: 0))  // a uid need not exist
+        #expect(try resolve("app:staff") == .init(uid: 1000, gid: 50))
+        #expect(try resolve("4242:staff") == .init(uid: 4242, gid: 50))
+        #expect(try resolve("app:9") == .init(uid: 1000, gid: 9))
+        #expect(try resolve("5:6") == .init(uid: 5, gid: 6))
+        for bad in ["nobody", "twice", "app:nogroup", "a:b:c", ""] {
+            #expect(throws: BridgeError.self, "\(bad)") { _ = try resolve(bad) }
+        }
+        #expect(throws: BridgeError.self) { _ = try UserResolution.resolve("app", rootfs: "/nonexistent") }
+
+        var process: JSONValue = .object([("user", .object([("uid", .int(0)), ("gid", .int(0)), ("username", .string("app:staff"))])),
+                                          ("args", .array([.string("id")]))])
+        #expect(try UserResolution.apply(to: &process, rootfs: rootfs))
+        #expect(process["user"] == .object([("uid", .int(1000)), ("gid", .int(50))]))
+        #expect(try !UserResolution.apply(to: &process, rootfs: rootfs))
+    }
+
+    @Test("a container whose spec names its user runs as it; execs run as their own name, else as the container's")
+    func endToEnd() async throws {
+        try await withGuest("users") { guest in
+            let id = "users"
+            guard case .object(var spec) = Busybox.spec(rootfs: sharedRootfs, args: ["sleep", "3600"]),
+                  let index = spec.firstIndex(where: { $0.key == "process" }) else { Issue.record("busybox spec"); return }
+            spec[index].value.setMember(["user", "username"], .string("app"))
+            try await guest.createContainer(id: id, spec: .object(spec))
+            let initPID = try await guest.start(.containerInit(id), stdout: false, stderr: false).pid
+            let status = String(decoding: try HostFiles.read("/proc/\(initPID)/status"), as: UTF8.self)
+            #expect(status.contains("Uid:\t1000\t1000\t1000\t1000") && status.contains("Gid:\t1000\t1000\t1000\t1000"), "\(status)")
+
+            func ids(_ username: String?) async throws -> String {
+                var process = Busybox.process(args: ["sh", "-c", "id -u; id -g"])
+                if let username { process.setMember(["user", "username"], .string(username)) }
+                return try await guest.run(.exec(id, process)).stdoutText
+            }
+            #expect(try await ids(nil) == "1000\n1000\n")
+            #expect(try await ids("root") == "0\n0\n")
+            #expect(try await ids("app:staff") == "1000\n50\n")
+            do {
+                _ = try await ids("nobody-here")
+                Issue.record("an unknown user name was accepted")
+            } catch let error as GuestRPCError {
+                #expect(error.base.errorMessage.contains("failed to find user nobody-here"), "\(error.base.errorMessage)")
+            }
+            _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+            #expect(try await wait(guest, id, initPID) == 137)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+}

@@ -1,3 +1,4 @@
+@testable import Agent
 import Bridge
 import EventLoop
 import Glibc
@@ -46,6 +47,34 @@ struct ContainerLifecycleTests {
             #expect(access("\(guest.workDirectory)/gcsrunc/\(id)", F_OK) != 0)
             #expect(access("\(guest.workDirectory)/bundles/\(id)", F_OK) != 0)
             #expect(access("\(guest.workDirectory)/runc/\(id)", F_OK) != 0)
+        }
+    }
+
+    @Test("a container without a pid namespace of its own: when the init exits, the rest is killed and the exit reported",
+          .timeLimit(.minutes(1)))
+    func sharedPidNamespace() async throws {
+        try await withGuest("shared-pidns") { guest in
+            let id = "shared-pidns"
+            guard case .object(var spec) = Busybox.spec(rootfs: sharedRootfs, args: ["sh", "-c", "sleep 3600 & echo started"]),
+                  let linux = spec.firstIndex(where: { $0.key == "linux" }),
+                  case .array(let namespaces)? = spec[linux].value["namespaces"] else { Issue.record("busybox spec"); return }
+            spec[linux].value.setMember(["namespaces"], .array(namespaces.filter { $0["type"] != .string("pid") }))
+            try await guest.createContainer(id: id, spec: .object(spec))
+            // The background sleep holds the init's stdout: without the kill, the output never
+            // ends and the exit is never reported.
+            let (initPID, stdio) = try await guest.start(.containerInit(id), stdout: true, stderr: false)
+            #expect(String(decoding: try await stdio.stdout?.readToEnd() ?? [], as: UTF8.self) == "started\n")
+            stdio.close()
+            #expect(try await wait(guest, id, initPID, timeoutMs: 20_000) == 0)
+            let procs = "/sys/fs/cgroup/pids\(guest.cgroupParent)/\(id)/cgroup.procs"
+            if access(procs, F_OK) == 0 {
+                // SIGKILL is sent, not yet acted on, when the exit is reported: give it 5 s.
+                let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+                while !(try HostFiles.read(procs)).isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+                let left = String(decoding: try HostFiles.read(procs), as: UTF8.self)
+                #expect(left.isEmpty, "left running: \(left)")
+            }
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
         }
     }
 

@@ -114,9 +114,18 @@ public actor Container {
         initProcess = process
         // Strong: the exit notification must go out even if the container was deleted from the
         // registry while the init's output drained (the monitor ends, and the cycle with it).
-        await process.start(reaper: reaper, loop: loop) { _ in
+        // Without a pid namespace of its own, the container's other processes would outlive
+        // the init (and hold its output open): kill them, as the namespace's end would
+        // (guest-behaviour §7.4).
+        let killOthers = !Self.ownsPidNamespace(spec)
+        await process.start(reaper: reaper, loop: loop, onReaped: { [runc, id, logger] in
+            guard killOthers else { return }
+            do { try await runc.kill(id: id, signal: SIGKILL, all: true) } catch {
+                logger.info("runc kill --all after the init's exit", metadata: ["id": "\(id)", "error": "\(error)"])
+            }
+        }, onExit: { _ in
             await onExit(await self.initExited())
-        }
+        })
         do {
             try await runc.start(id: id, log: "\(bundle)/runc.log")
         } catch {
@@ -298,6 +307,17 @@ public actor Container {
     private func finishProcessFiles(_ files: Runc.ProcessFiles, pid: pid_t) throws {
         let directory = (files.pidFile as NSStringPath).deletingLastComponent
         _ = rename(directory, "\(runDirectory)/\(pid)")
+    }
+
+    /// Whether the spec gives the container a pid namespace of its own: a `pid` entry that
+    /// does not join an existing one by path.
+    static func ownsPidNamespace(_ spec: JSONValue) -> Bool {
+        guard case .array(let namespaces)? = spec["linux"]?["namespaces"] else { return false }
+        return namespaces.contains { namespace in
+            guard namespace["type"] == .string("pid") else { return false }
+            if case .string(let path)? = namespace["path"], !path.isEmpty { return false }
+            return true
+        }
     }
 
     static func arguments(of process: JSONValue?) -> [String] {

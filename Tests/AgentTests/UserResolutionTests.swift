@@ -42,13 +42,15 @@ struct UserResolutionTests {
         #expect(try !UserResolution.apply(to: &process, rootfs: rootfs))
     }
 
-    @Test("a container whose spec names its user runs as it; execs run as their own name, else as the container's")
+    @Test("a container whose spec names its user runs as it; execs run as their own name, else as the container's, with its rlimits")
     func endToEnd() async throws {
         try await withGuest("users") { guest in
             let id = "users"
             guard case .object(var spec) = Busybox.spec(rootfs: sharedRootfs, args: ["sleep", "3600"]),
                   let index = spec.firstIndex(where: { $0.key == "process" }) else { Issue.record("busybox spec"); return }
             spec[index].value.setMember(["user", "username"], .string("app"))
+            // Execs also get the container's resource limits (guest-behaviour §7.3).
+            spec[index].value.setMember(["rlimits"], .array([.object([("type", .string("RLIMIT_NOFILE")), ("hard", .int(1234)), ("soft", .int(1234))])]))
             try await guest.createContainer(id: id, spec: .object(spec))
             let initPID = try await guest.start(.containerInit(id), stdout: false, stderr: false).pid
             let status = String(decoding: try HostFiles.read("/proc/\(initPID)/status"), as: UTF8.self)
@@ -60,6 +62,9 @@ struct UserResolutionTests {
                 return try await guest.run(.exec(id, process)).stdoutText
             }
             #expect(try await ids(nil) == "1000\n1000\n")
+            var limits = Busybox.process(args: ["sh", "-c", "ulimit -n"])
+            limits.setMember(["rlimits"], .array([.object([("type", .string("RLIMIT_NOFILE")), ("hard", .int(99)), ("soft", .int(99))])]))
+            #expect(try await guest.run(.exec(id, limits)).stdoutText == "1234\n")
             #expect(try await ids("root") == "0\n0\n")
             #expect(try await ids("app:staff") == "1000\n50\n")
             do {

@@ -154,6 +154,8 @@ public actor Container {
         var ociProcess = ociProcess
         do {
             try resolveUser(of: &ociProcess)
+            // The container's resource limits, as the Go guest copies them (§7.3).
+            if let limits = spec["process"]?["rlimits"] { ociProcess.setMember(["rlimits"], limits) } else { ociProcess.removeMember("rlimits") }
         } catch {
             connections.closeAll()
             throw error

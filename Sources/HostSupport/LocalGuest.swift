@@ -33,7 +33,7 @@ public final class LocalGuest: Sendable {
         let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4",
                          "--transport", "unix:\(prefix)", "--run-directory", "\(workDirectory)/gcsrunc",
                          "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", cgroupParent,
-                         "--gcs-cgroup", "\(cgroupParent)-agent"] + extraArguments
+                         "--gcs-cgroup", agentCgroup(beside: cgroupParent)] + extraArguments
         var request = SpawnRequest(path: gcsBinary, arguments: arguments, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
         request.newSession = true
         let pid = try Spawn.start(request, stdio: [nil, nil, nil])
@@ -116,7 +116,9 @@ public final class LocalGuest: Sendable {
     private static let instances = Atomic<Int>(0)
 
     /// The agent's own cgroup (`--gcs-cgroup`): the containers' parent's name with `-agent`.
-    public var agentCgroup: String { "\(cgroupParent)-agent" }
+    public var agentCgroup: String { Self.agentCgroup(beside: cgroupParent) }
+
+    private static func agentCgroup(beside cgroupParent: String) -> String { "\(cgroupParent)-agent" }
 
     /// The agent was given `--cgroup-parent /swift-gcs-<our pid>-<instance>` and a cgroup of its
     /// own beside it: kill what is still running in them (containers outlive gcs by design, and

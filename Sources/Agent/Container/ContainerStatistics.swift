@@ -12,7 +12,7 @@ public struct ContainerStatistics: Sendable {
     public init(root: String = "/sys/fs/cgroup") { self.root = root }
 
     /// Whether `root` is a unified (v2) hierarchy.
-    public var isUnified: Bool { access("\(root)/cgroup.controllers", F_OK) == 0 }
+    public var isUnified: Bool { CgroupFile.isUnified(root: root) }
 
     /// The metrics of the cgroup at `path` (the container's `linux.cgroupsPath`).
     public func metrics(cgroupsPath path: String) throws -> JSONValue {
@@ -25,11 +25,11 @@ public struct ContainerStatistics: Sendable {
     private func unified(_ path: String) throws -> JSONValue {
         let dir = root + path
         guard access(dir, F_OK) == 0 else { throw BridgeError(.fail, "cgroup \(path) not found") }
-        let memoryStat = keyValues("\(dir)/memory.stat")
-        let cpuStat = keyValues("\(dir)/cpu.stat")
-        let events = keyValues("\(dir)/memory.events")
-        let memoryMax = number("\(dir)/memory.max")
-        let swapMax = number("\(dir)/memory.swap.max")
+        let memoryStat = CgroupFile.keyValues("\(dir)/memory.stat")
+        let cpuStat = CgroupFile.keyValues("\(dir)/cpu.stat")
+        let events = CgroupFile.keyValues("\(dir)/memory.events")
+        let memoryMax = CgroupFile.number("\(dir)/memory.max")
+        let swapMax = CgroupFile.number("\(dir)/memory.swap.max")
         var memory = Metrics()
         for (v1, v2) in [("cache", "file"), ("rss", "anon"), ("mapped_file", "file_mapped"), ("dirty", "file_dirty"),
                          ("writeback", "file_writeback"), ("pg_fault", "pgfault"), ("pg_maj_fault", "pgmajfault"),
@@ -39,12 +39,12 @@ public struct ContainerStatistics: Sendable {
         }
         memory.add("hierarchical_memory_limit", memoryMax)
         memory.add("hierarchical_swap_limit", swapMax)
-        memory.object("usage", [("limit", memoryMax), ("usage", number("\(dir)/memory.current")), ("max", number("\(dir)/memory.peak"))])
-        memory.object("swap", [("usage", number("\(dir)/memory.swap.current")), ("limit", swapMax), ("max", number("\(dir)/memory.swap.peak"))])
+        memory.object("usage", [("limit", memoryMax), ("usage", CgroupFile.number("\(dir)/memory.current")), ("max", CgroupFile.number("\(dir)/memory.peak"))])
+        memory.object("swap", [("usage", CgroupFile.number("\(dir)/memory.swap.current")), ("limit", swapMax), ("max", CgroupFile.number("\(dir)/memory.swap.peak"))])
         memory.object("kernel", [("usage", memoryStat["kernel_stack"])])
         memory.object("kernel_tcp", [("usage", memoryStat["sock"])])
         var metrics = Metrics()
-        metrics.object("pids", [("current", number("\(dir)/pids.current")), ("limit", number("\(dir)/pids.max"))])
+        metrics.object("pids", [("current", CgroupFile.number("\(dir)/pids.current")), ("limit", CgroupFile.number("\(dir)/pids.max"))])
         metrics.nested("cpu", [
             ("usage", [("total", cpuStat["usage_usec"].map { $0 &* 1000 }), ("kernel", cpuStat["system_usec"].map { $0 &* 1000 }),
                        ("user", cpuStat["user_usec"].map { $0 &* 1000 })]),
@@ -61,8 +61,8 @@ public struct ContainerStatistics: Sendable {
     private func legacy(_ path: String) throws -> JSONValue {
         let memoryDir = "\(root)/memory\(path)", cpuDir = "\(root)/cpu\(path)", cpuacctDir = "\(root)/cpuacct\(path)", pidsDir = "\(root)/pids\(path)"
         guard access(memoryDir, F_OK) == 0 || access(pidsDir, F_OK) == 0 else { throw BridgeError(.fail, "cgroup \(path) not found") }
-        let memoryStat = keyValues("\(memoryDir)/memory.stat")
-        let cpuStat = keyValues("\(cpuDir)/cpu.stat")
+        let memoryStat = CgroupFile.keyValues("\(memoryDir)/memory.stat")
+        let cpuStat = CgroupFile.keyValues("\(cpuDir)/cpu.stat")
         var memory = Metrics()
         for key in ["cache", "rss", "mapped_file", "dirty", "writeback"] { memory.add(key, memoryStat[key]) }
         memory.add("pg_fault", memoryStat["pgfault"])
@@ -71,44 +71,24 @@ public struct ContainerStatistics: Sendable {
             memory.add(key, memoryStat[key])
         }
         memory.add("hierarchical_swap_limit", memoryStat["hierarchical_memsw_limit"])
-        memory.object("usage", [("limit", number("\(memoryDir)/memory.limit_in_bytes")), ("usage", number("\(memoryDir)/memory.usage_in_bytes")),
-                                ("max", number("\(memoryDir)/memory.max_usage_in_bytes"))])
-        memory.object("swap", [("usage", number("\(memoryDir)/memory.memsw.usage_in_bytes")), ("limit", number("\(memoryDir)/memory.memsw.limit_in_bytes")),
-                               ("max", number("\(memoryDir)/memory.memsw.max_usage_in_bytes"))])
-        memory.object("kernel", [("usage", number("\(memoryDir)/memory.kmem.usage_in_bytes"))])
-        memory.object("kernel_tcp", [("usage", number("\(memoryDir)/memory.kmem.tcp.usage_in_bytes"))])
+        memory.object("usage", [("limit", CgroupFile.number("\(memoryDir)/memory.limit_in_bytes")), ("usage", CgroupFile.number("\(memoryDir)/memory.usage_in_bytes")),
+                                ("max", CgroupFile.number("\(memoryDir)/memory.max_usage_in_bytes"))])
+        memory.object("swap", [("usage", CgroupFile.number("\(memoryDir)/memory.memsw.usage_in_bytes")), ("limit", CgroupFile.number("\(memoryDir)/memory.memsw.limit_in_bytes")),
+                               ("max", CgroupFile.number("\(memoryDir)/memory.memsw.max_usage_in_bytes"))])
+        memory.object("kernel", [("usage", CgroupFile.number("\(memoryDir)/memory.kmem.usage_in_bytes"))])
+        memory.object("kernel_tcp", [("usage", CgroupFile.number("\(memoryDir)/memory.kmem.tcp.usage_in_bytes"))])
         var metrics = Metrics()
-        metrics.object("pids", [("current", number("\(pidsDir)/pids.current")), ("limit", number("\(pidsDir)/pids.max"))])
+        metrics.object("pids", [("current", CgroupFile.number("\(pidsDir)/pids.current")), ("limit", CgroupFile.number("\(pidsDir)/pids.max"))])
         metrics.nested("cpu", [
-            ("usage", [("total", number("\(cpuacctDir)/cpuacct.usage")), ("kernel", number("\(cpuacctDir)/cpuacct.usage_sys")),
-                       ("user", number("\(cpuacctDir)/cpuacct.usage_user"))]),
+            ("usage", [("total", CgroupFile.number("\(cpuacctDir)/cpuacct.usage")), ("kernel", CgroupFile.number("\(cpuacctDir)/cpuacct.usage_sys")),
+                       ("user", CgroupFile.number("\(cpuacctDir)/cpuacct.usage_user"))]),
             ("throttling", [("periods", cpuStat["nr_periods"]), ("throttled_periods", cpuStat["nr_throttled"]),
                             ("throttled_time", cpuStat["throttled_time"])]),
         ])
         metrics.members.append(("memory", memory.value))
-        let oom = keyValues("\(memoryDir)/memory.oom_control")
+        let oom = CgroupFile.keyValues("\(memoryDir)/memory.oom_control")
         if !oom.isEmpty { metrics.object("memory_oom_control", [("oom_kill", oom["oom_kill"])]) }
         return metrics.value
-    }
-
-    // MARK: Reading cgroupfs
-
-    /// A file holding one number, or "max" (unlimited: UInt64.max). nil when absent.
-    func number(_ path: String) -> UInt64? {
-        guard let text = try? readFile(path) else { return nil }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        return trimmed == "max" ? .max : UInt64(trimmed)
-    }
-
-    /// A flat-keyed file (`key value` per line), e.g. memory.stat, cpu.stat.
-    func keyValues(_ path: String) -> [String: UInt64] {
-        guard let text = try? readFile(path) else { return [:] }
-        var result: [String: UInt64] = [:]
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, let value = UInt64(parts[1]) { result[String(parts[0])] = value }
-        }
-        return result
     }
 }
 

@@ -14,7 +14,7 @@ public enum AgentCgroup {
     /// serves without.
     public static func join(path: String, threshold: UInt64, root: String = "/sys/fs/cgroup",
                             loop: EventLoop, logger: Logger) -> Task<Void, Never>? {
-        let cgroup = MemoryCgroup(path: path, root: root, isUnified: ContainerStatistics(root: root).isUnified)
+        let cgroup = MemoryCgroup(path: path, root: root, isUnified: CgroupFile.isUnified(root: root))
         do {
             let controllerError = try cgroup.create(what: "agent cgroup")
             // "0": the writing process, all its threads.

@@ -41,11 +41,10 @@ struct MemoryCgroup: Sendable {
 
     /// Reads its usage, peak and limit.
     func usage() -> Usage {
-        let files = ContainerStatistics(root: root)
-        let limit = files.number(file(v1: "memory.limit_in_bytes", v2: "memory.max"))
+        let limit = CgroupFile.number(file(v1: "memory.limit_in_bytes", v2: "memory.max"))
         // v1 reports "no limit" as the largest page-aligned 63-bit value, v2 as "max".
-        return Usage(current: files.number(file(v1: "memory.usage_in_bytes", v2: "memory.current")),
-                     peak: files.number(file(v1: "memory.max_usage_in_bytes", v2: "memory.peak")),
+        return Usage(current: CgroupFile.number(file(v1: "memory.usage_in_bytes", v2: "memory.current")),
+                     peak: CgroupFile.number(file(v1: "memory.max_usage_in_bytes", v2: "memory.peak")),
                      limit: limit.flatMap { $0 >= 1 << 62 ? nil : $0 })
     }
 
@@ -53,7 +52,6 @@ struct MemoryCgroup: Sendable {
     /// (`oom`, `oom_kill`; these include the cgroup's children), or with `local`
     /// `memory.events.local` (this cgroup's own limit only) where the kernel has it.
     func outOfMemoryCounts(local: Bool) -> [String: UInt64]? {
-        let files = ContainerStatistics(root: root)
         let path: String
         if !isUnified {
             path = file(v1: "memory.oom_control", v2: "")
@@ -63,7 +61,7 @@ struct MemoryCgroup: Sendable {
             path = "\(directory)/memory.events"
         }
         guard access(path, R_OK) == 0 else { return nil }
-        return files.keyValues(path)
+        return CgroupFile.keyValues(path)
     }
 
     /// Makes the cgroup's directory and its ancestors. v2: the memory controller is enabled for

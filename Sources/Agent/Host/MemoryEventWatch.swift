@@ -39,7 +39,8 @@ enum MemoryEventWatch {
         }
         let notifications = try register(cgroup, for: event, loop: loop)
         // The side of the threshold usage is on; each crossing is one notification.
-        let startsAbove = cgroup.usage().current.map { bytes in event.threshold.map { bytes >= $0 } ?? false } ?? false
+        var startsAbove = false
+        if case .threshold(let bytes) = event, let current = cgroup.usage().current { startsAbove = current >= bytes }
         return Task(executorPreference: loop) {
             defer { notifications.close() }
             var above = startsAbove
@@ -143,8 +144,7 @@ enum MemoryEventWatch {
         mutating func next() -> Found? {
             switch event {
             case .threshold(let bytes):
-                let files = ContainerStatistics(root: cgroup.root)
-                guard let current = files.number(cgroup.file(v1: "memory.usage_in_bytes", v2: "memory.current")),
+                guard let current = CgroupFile.number(cgroup.file(v1: "memory.usage_in_bytes", v2: "memory.current")),
                       (current >= bytes) != above else { return nil }
                 above.toggle()
                 count += 1
@@ -176,9 +176,4 @@ enum MemoryEventWatch {
             logger.error("cgroup out of memory: its limit was reached and the kernel's OOM killer ran", metadata: metadata)
         }
     }
-}
-
-extension MemoryEventWatch.Event {
-    /// The threshold, if this is one.
-    var threshold: UInt64? { if case .threshold(let bytes) = self { return bytes } else { return nil } }
 }

@@ -17,7 +17,7 @@ final class PodsCgroup: Sendable {
     private let applied = Mutex<UInt64?>(nil)
 
     init(path: String, reserve: UInt64, root: String = "/sys/fs/cgroup") {
-        cgroup = MemoryCgroup(path: path, root: root, isUnified: ContainerStatistics(root: root).isUnified)
+        cgroup = MemoryCgroup(path: path, root: root, isUnified: CgroupFile.isUnified(root: root))
         self.reserve = reserve
     }
 

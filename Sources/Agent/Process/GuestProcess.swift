@@ -30,14 +30,14 @@ public actor GuestProcess {
     /// Starts the relays and the exit monitor (on `loop`, where the exit wake-up arrives, so
     /// publishing it costs no thread hop). `onReaped` runs once the process is reaped, before
     /// its output is drained; `onExit` after the exit is published.
-    func start(reaper: Reaper, loop: EventLoop, onReaped: @escaping @Sendable () async -> Void = {},
+    func start(reaper: Reaper, loop: EventLoop, onReaped: (@Sendable () async -> Void)? = nil,
                onExit: @escaping @Sendable (UInt32) async -> Void = { _ in }) {
         io.start()
         let latch = self.latch, io = self.io, pid = self.pid, mapSignal = signalledCode
         monitor = Task(executorPreference: loop) { [self] in
             let status = await reaper.wait(pid: pid)
             reaped.store(true, ordering: .releasing)
-            await onReaped()
+            if let onReaped { await onReaped() }
             await io.finish()
             let code: UInt32
             switch status {

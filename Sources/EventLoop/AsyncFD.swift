@@ -164,6 +164,16 @@ public final class AsyncFD: Sendable {
         try await writeAll(UnsafeRawBufferPointer(copy))
     }
 
+    /// Tries one read without waiting: the byte count (0 at end of file), or nil when there is
+    /// nothing to read.
+    public func tryRead(into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
+        let (result, _, _) = try registration.withOp { (fd) throws(SyscallError) in
+            try sysNonBlocking("read(\(fd))") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        }
+        if case .done(let n) = result { return n }
+        return nil
+    }
+
     /// Tries one write without waiting: the byte count, or nil when the descriptor is full.
     public func tryWrite(_ buffer: UnsafeRawBufferPointer) throws -> Int? {
         let (result, _, _) = try registration.withOp { (fd) throws(SyscallError) in try writeOnce(fd, buffer) }

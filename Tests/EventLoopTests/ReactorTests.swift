@@ -74,6 +74,22 @@ struct ReactorTests {
         }
     }
 
+    @Test("tryRead: nil with nothing to read, the bytes when there are, 0 at end of file")
+    func tryRead() async throws {
+        try await withLoop("try-read") { loop in
+            let (a, b) = try AsyncFD.socketPair(loop: loop)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 8)
+            defer { buffer.deallocate() }
+            #expect(try b.tryRead(into: buffer) == nil)
+            try await a.writeAll(Array("abc".utf8))
+            #expect(try b.tryRead(into: buffer) == 3)
+            #expect(try b.tryRead(into: buffer) == nil)
+            a.close()
+            #expect(try b.tryRead(into: buffer) == 0)
+            b.close()
+        }
+    }
+
     @Test("a cancelled write wait (socket full) resumes promptly and the fd stays usable")
     func cancelWrite() async throws {
         try await withLoop("cancel-write") { loop in

@@ -52,7 +52,7 @@ enum MemoryEventWatch {
                     guard try await notifications.read(into: buffer) == 8 else { continue }
                     var events = buffer.load(as: UInt64.self)
                     try await loop.sleep(for: settle)
-                    if Glibc.read(notifications.rawValue, buffer.baseAddress, 8) == 8 { events += buffer.load(as: UInt64.self) }
+                    if try notifications.tryRead(into: buffer) == 8 { events += buffer.load(as: UInt64.self) }
                     // Removing the cgroup also signals its events.
                     guard access("\(cgroup.directory)/cgroup.event_control", F_OK) == 0 else { return }
                     count += events

@@ -117,13 +117,12 @@ public actor Container {
         // Without a pid namespace of its own, the container's other processes would outlive
         // the init (and hold its output open): kill them, as the namespace's end would
         // (guest-behaviour §7.4).
-        let killOthers = !Self.ownsPidNamespace(spec)
-        await process.start(reaper: reaper, loop: loop, onReaped: { [runc, id, logger] in
-            guard killOthers else { return }
+        let killOthers: (@Sendable () async -> Void)? = Self.ownsPidNamespace(spec) ? nil : { @Sendable [runc, id, logger] in
             do { try await runc.kill(id: id, signal: SIGKILL, all: true) } catch {
                 logger.info("runc kill --all after the init's exit", metadata: ["id": "\(id)", "error": "\(error)"])
             }
-        }, onExit: { _ in
+        }
+        await process.start(reaper: reaper, loop: loop, onReaped: killOthers, onExit: { _ in
             await onExit(await self.initExited())
         })
         do {
@@ -153,9 +152,7 @@ public actor Container {
         let terminal = ociProcess["terminal"] == .bool(true)
         var ociProcess = ociProcess
         do {
-            try resolveUser(of: &ociProcess)
-            // The container's resource limits, as the Go guest copies them (§7.3).
-            if let limits = spec["process"]?["rlimits"] { ociProcess.setMember(["rlimits"], limits) } else { ociProcess.removeMember("rlimits") }
+            try inheritFromContainer(&ociProcess)
         } catch {
             connections.closeAll()
             throw error
@@ -212,9 +209,11 @@ public actor Container {
         return pid
     }
 
-    /// An exec's user (§7.3): its own `username` resolved against the container's rootfs, or,
-    /// when it names none and the container's spec named one, the container's resolved user.
-    private func resolveUser(of process: inout JSONValue) throws {
+    /// What an exec takes from its container (§7.3): the container's resource limits, as the Go
+    /// guest copies them; its user, its own `username` resolved against the container's rootfs,
+    /// or, when it names none and the container's spec named one, the container's resolved user.
+    private func inheritFromContainer(_ process: inout JSONValue) throws {
+        if let limits = spec["process"]?["rlimits"] { process.setMember(["rlimits"], limits) } else { process.removeMember("rlimits") }
         if try UserResolution.apply(to: &process, rootfs: ContainerPreparation.rootfsPath(spec, bundle: bundle)) { return }
         if userFromName, let uid = spec["process"]?["user"]?["uid"], let gid = spec["process"]?["user"]?["gid"] {
             process.setMember(["user", "uid"], uid)

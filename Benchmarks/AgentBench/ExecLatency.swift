@@ -10,13 +10,16 @@ import HostSupport
 enum ExecLatency {
     enum Kind: CaseIterable { case c, noStdio, withStdio }
 
+    /// `BENCH_EXEC_KINDS=noStdio` (or `withStdio`) runs only that kind beside the C baseline: for profiling one path.
+    static let profiledKinds = getenv("BENCH_EXEC_KINDS").map { String(cString: $0).split(separator: ",").map(String.init) }
+
     static func measure(guest: LocalGuest, scale: Int) async throws -> [BenchResult] {
         var samples: [Kind: [Double]] = [:]
         var executeResponse: [Double] = []
         var gcsCPU: [Kind: Double] = [:], hostCPU: [Kind: Double] = [:]
         let blocks = max(1, 20 / scale), perBlock = 25
         for _ in 0..<blocks {
-            for kind in Kind.allCases {
+            for kind in Kind.allCases where profiledKinds.map({ $0.contains("\(kind)") || kind == .c }) ?? true {
                 let gcsBefore = Probe.cpuSeconds(guest.pid), hostBefore = Probe.cpuSeconds(getpid())
                 for _ in 0..<perBlock {
                     let start = benchNow()
@@ -45,7 +48,7 @@ enum ExecLatency {
         results.append(BenchResult(benchmark: name, metric: "ExecuteProcess response p50", value: percentile(executeResponse, 0.5), unit: "us"))
         for kind in [Kind.noStdio, .withStdio] {
             let label = kind == .noStdio ? "no stdio" : "with stdout+stderr"
-            let values = samples[kind]!
+            guard let values = samples[kind] else { continue }
             let count = Double(values.count)
             let goOverhead = kind == .withStdio ? 1410.0 - 500 : 1070.0 - 500
             results += [

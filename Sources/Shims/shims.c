@@ -18,6 +18,9 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -374,4 +377,26 @@ int shim_malloc_single_arena(void) { return mallopt(M_ARENA_MAX, 1); }
 void shim_heap_stats(size_t *in_use, size_t *free_bytes, size_t *mmapped) {
     struct mallinfo2 info = mallinfo2();
     *in_use = info.uordblks; *free_bytes = info.fordblks; *mmapped = info.hblkhd;
+}
+
+// ---- mounts and device nodes ----------------------------------------------------------------------
+int shim_mount_bind(const char *source, const char *target) { return mount(source, target, NULL, MS_BIND, NULL); }
+int shim_mount_make_rshared(const char *target) { return mount(NULL, target, NULL, MS_SHARED | MS_REC, NULL); }
+int shim_mount_fs(const char *source, const char *target, const char *type, const char *data) {
+    return mount(source, target, type, 0, data);
+}
+int shim_umount(const char *target) { return umount2(target, UMOUNT_NOFOLLOW); }
+int shim_device_numbers(const char *path, char *type, int64_t *major_out, int64_t *minor_out, uint32_t *mode,
+                        uint32_t *uid, uint32_t *gid) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return -1;
+    if (S_ISCHR(st.st_mode)) *type = 'c';
+    else if (S_ISBLK(st.st_mode)) *type = 'b';
+    else { errno = ENODEV; return -1; }
+    *major_out = major(st.st_rdev);
+    *minor_out = minor(st.st_rdev);
+    *mode = st.st_mode & 07777;
+    *uid = st.st_uid;
+    *gid = st.st_gid;
+    return 0;
 }

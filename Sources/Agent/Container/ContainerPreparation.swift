@@ -31,7 +31,9 @@ public enum ContainerKind: Sendable, Equatable {
 /// Turns the host's OCI spec into the one runc gets and writes the bundle, per guest-behaviour
 /// §7.1 for the three kinds: the sandbox root with `hostname`, `hosts` and `resolv.conf`
 /// (sandbox and standalone), their bind mounts into the container (workload and standalone),
-/// `linux.cgroupsPath` under the pod, the `windows` section removed.
+/// a sandbox's shared directories and the special mount sources of its workloads
+/// (`SandboxMounts`), hcsshim's annotations (`SpecAnnotations`), `linux.cgroupsPath` under the
+/// pod, the `windows` section removed.
 enum ContainerPreparation {
     struct Prepared {
         var spec: JSONValue
@@ -66,6 +68,8 @@ enum ContainerPreparation {
             // No network namespace records exist until network settings are implemented: the
             // pod gets an empty resolv.conf (no search domains, no servers).
             try writeFile("\(root)/resolv.conf", [])
+            // The pod's shared directories; released by the caller if the create fails after this.
+            if kind == .sandbox { try SandboxMounts.create(root: root) }
             let path = kind == .sandbox ? "\(configuration.cgroupParent)/\(id)/\(id)" : "\(configuration.cgroupParent)/\(id)"
             rewritten.setMember(["linux", "cgroupsPath"], .string(path))
         case .workload(let sandboxID):
@@ -74,8 +78,11 @@ enum ContainerPreparation {
             }
             guard hostname.isEmpty else { throw BridgeError(.fail, "workload container \(id) must not set a hostname") }
             root = podRoot
+            try SandboxMounts.resolveSources(&rewritten, root: podRoot)
+            try SpecAnnotations.applyWorkload(&rewritten)
             rewritten.setMember(["linux", "cgroupsPath"], .string("\(configuration.cgroupParent)/\(sandboxID)/\(id)"))
         }
+        try SpecAnnotations.applyCoreLimit(&rewritten)
         var userFromName = false
         if var process = rewritten["process"] {
             userFromName = try UserResolution.apply(to: &process, rootfs: rootfsPath(rewritten, bundle: bundle))

@@ -91,7 +91,10 @@ public actor AgentHost: BridgeHandler {
             logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
         } catch {
             removeTree("\(configuration.runDirectory)/\(id)")
-            if bundleIsThisCreates { removeTree(bundle) }
+            if bundleIsThisCreates {
+                SandboxMounts.release(root: bundle, logger: logger)  // a sandbox's, if it got that far
+                removeTree(bundle)
+            }
             throw error
         }
         return CreateContainerResponse()
@@ -114,6 +117,9 @@ public actor AgentHost: BridgeHandler {
         let id = request.base.containerId
         if let creation = creations[id] { _ = await creation.result }
         let container = try container(id)
+        // A sandbox's shared directories are unmounted first (§7.11 step 4): its bundle, their
+        // parent, goes with the container.
+        if let pod = pods[id] { SandboxMounts.release(root: pod.root, logger: logger) }
         // Forgotten whether or not its delete succeeds, as hcsshim's guest does; the host gets
         // the error.
         defer {

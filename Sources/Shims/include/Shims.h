@@ -116,6 +116,20 @@ int shim_discard_pages(void *address, size_t length);
 int64_t shim_thread_cpu_ns(void);
 int64_t shim_monotonic_ns(void);
 
+// ---- mounts and device nodes ----------------------------------------------------------------------
+/// mount(source, target, MS_BIND): 0, or -1 with errno.
+int shim_mount_bind(const char *source, const char *target);
+/// mount --make-rshared target.
+int shim_mount_make_rshared(const char *target);
+/// mount -t type -o data source target (no flags).
+int shim_mount_fs(const char *source, const char *target, const char *type, const char *data);
+/// umount2(target, UMOUNT_NOFOLLOW): one mount off the top of target's stack.
+int shim_umount(const char *target);
+/// The device node at `path` (not followed): *type 'c' or 'b', its numbers, permission bits
+/// and owner. -1 with errno (ENODEV for anything but a character or block device).
+int shim_device_numbers(const char *path, char *type, int64_t *major_out, int64_t *minor_out, uint32_t *mode,
+                        uint32_t *uid, uint32_t *gid);
+
 // ---- io_uring (liburing) -------------------------------------------------------------------------
 struct io_uring;
 struct io_uring_sqe;

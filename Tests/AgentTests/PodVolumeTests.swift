@@ -1,0 +1,145 @@
+import Bridge
+import EventLoop
+import Glibc
+import HostSupport
+import Testing
+
+/// A pod's shared volumes and hcsshim's spec annotations, end to end: `sandbox://`,
+/// `sandbox-tmp://`, `hugepages://` and `uvm://` sources, `/dev/shm`'s size, the core-dump
+/// limit, device re-resolution, and the sandbox's mounts gone once it is deleted.
+@Suite("End to end: pod volumes and annotations")
+struct PodVolumeTests {
+    static func mount(_ destination: String, _ source: String, _ options: [String] = ["rbind"]) -> JSONValue {
+        .object([("destination", .string(destination)), ("type", .string("bind")), ("source", .string(source)),
+                 ("options", .array(options.map(JSONValue.string)))])
+    }
+
+    /// A busybox spec with `annotations`, extra `mounts` and `devices`.
+    static func spec(args: [String], annotations: [(String, String)], mounts: [JSONValue] = [], devices: [JSONValue] = []) -> JSONValue {
+        guard case .object(var members) = Busybox.spec(rootfs: sharedRootfs, args: args) else { return .null }
+        members.append(("annotations", .object(annotations.map { ($0.0, .string($0.1)) })))
+        if let index = members.firstIndex(where: { $0.key == "mounts" }), case .array(let existing) = members[index].value {
+            members[index].value = .array(existing + mounts)
+        }
+        if let index = members.firstIndex(where: { $0.key == "linux" }), case .object(var linux) = members[index].value {
+            linux.append(("devices", .array(devices)))
+            members[index].value = .object(linux)
+        }
+        return .object(members)
+    }
+
+    static func workload(_ sandbox: String) -> [(String, String)] {
+        [("io.kubernetes.cri.container-type", "container"), ("io.kubernetes.cri.sandbox-id", sandbox)]
+    }
+
+    static var hugetlbfsAvailable: Bool {
+        (try? HostFiles.read("/proc/filesystems")).map { String(decoding: $0, as: UTF8.self).contains("hugetlbfs") } ?? false
+    }
+
+    static func mountPoints(under root: String) throws -> [String] {
+        String(decoding: try HostFiles.read("/proc/self/mountinfo"), as: UTF8.self).split(separator: "\n")
+            .compactMap { line in line.split(separator: " ").dropFirst(4).first.map(String.init) }
+            .filter { $0.hasPrefix(root + "/") }
+    }
+
+    @Test("workloads share sandbox:// and sandbox-tmp:// volumes; shm size, core limit and devices applied; all unmounted at the end")
+    func volumes() async throws {
+        try await withGuest("pod-volumes") { guest in
+            let sandbox = "vol-sandbox", writer = "vol-writer", reader = "vol-reader"
+            let root = "\(guest.workDirectory)/bundles/\(sandbox)"
+            try await guest.createContainer(id: sandbox, spec: Self.spec(args: ["sleep", "3600"], annotations: [("io.kubernetes.cri.container-type", "sandbox")]))
+            _ = try await guest.start(.containerInit(sandbox), stdout: false, stderr: false)
+            let points = try Self.mountPoints(under: root)
+            for directory in ["sandboxMounts", "sandboxTmpfsMounts", "hugepages"] { #expect(points.contains("\(root)/\(directory)")) }
+            var st = stat()
+            #expect(stat("\(root)/logs", &st) == 0 && st.st_mode & 0o777 == 0o777)
+
+            let uvmDirectory = "\(guest.workDirectory)/uvm-share"
+            #expect(mkdir(uvmDirectory, 0o755) == 0)
+            let marker = open("\(uvmDirectory)/marker", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            #expect("from the VM\n".withCString { write(marker, $0, strlen($0)) } == 12)
+            close(marker)
+            var mounts = [Self.mount("/vol", "sandbox://vol"), Self.mount("/mem", "sandbox-tmp://mem"),
+                          Self.mount("/uvm", "uvm://\(uvmDirectory)", ["rbind", "ro"])]
+            let hugePages = Self.hugetlbfsAvailable
+            if hugePages { mounts.append(Self.mount("/hp", "hugepages://2M/hp")) }
+            let writerSpec = Self.spec(args: ["sleep", "3600"],
+                                       annotations: Self.workload(sandbox) + [("io.microsoft.lcow.shm.size-kb", "2048"),
+                                                                              ("io.microsoft.lcow.rlimitcore", "4096;8192")],
+                                       mounts: mounts,
+                                       devices: [.object([("path", .string("/dev/null")), ("type", .string("c")), ("major", .int(0)), ("minor", .int(0))])])
+            try await guest.createContainer(id: writer, spec: writerSpec)
+            _ = try await guest.start(.containerInit(writer), stdout: false, stderr: false)
+            let script = "echo shared > /vol/file; echo memory > /mem/file; cat /uvm/marker; grep -c ' /mem tmpfs ' /proc/mounts; " +
+                "grep ' /dev/shm ' /proc/mounts | grep -o 'size=[0-9]*k'; grep 'core file' /proc/self/limits | tr -s ' ' | sed 's/ *$//'; " +
+                "grep -c ' /hp hugetlbfs ' /proc/mounts"
+            let written = try await guest.run(.exec(writer, Busybox.process(args: ["sh", "-c", script])))
+            #expect(written.stdoutText == "from the VM\n1\nsize=2048k\nMax core file size 4096 8192 bytes\n\(hugePages ? 1 : 0)\n")
+            // The device the host named with made-up numbers was re-read from the VM's /dev.
+            let config = try JSONValueParser.parse(String(decoding: try HostFiles.read("\(guest.workDirectory)/bundles/\(writer)/config.json"), as: UTF8.self))
+            #expect(config["linux"]?["devices"]?.arrayFirst?["major"] == .int(1))
+            #expect(config["linux"]?["devices"]?.arrayFirst?["minor"] == .int(3))
+            #expect(config["linux"]?["resources"]?["devices"] == .array([.object([("allow", .bool(true)), ("type", .string("c")), ("major", .int(1)),
+                                                                                  ("minor", .int(3)), ("access", .string("rwm"))])]))
+
+            // A second workload sees what the first wrote in both volumes.
+            try await guest.createContainer(id: reader, spec: Self.spec(args: ["sleep", "3600"], annotations: Self.workload(sandbox),
+                                                                        mounts: [Self.mount("/v", "sandbox://vol"), Self.mount("/m", "sandbox-tmp://mem")]))
+            _ = try await guest.start(.containerInit(reader), stdout: false, stderr: false)
+            let read = try await guest.run(.exec(reader, Busybox.process(args: ["sh", "-c", "cat /v/file /m/file"])))
+            #expect(read.stdoutText == "shared\nmemory\n")
+
+            for id in [reader, writer, sandbox] {
+                _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+                _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+            }
+            #expect(try Self.mountPoints(under: root).isEmpty)
+            #expect(stat(root, &st) != 0 && errno == ENOENT)
+        }
+    }
+
+    @Test("bad special sources and annotations are clear errors, and the pod serves on")
+    func refused() async throws {
+        try await withGuest("pod-refused") { guest in
+            let sandbox = "bad-sandbox"
+            let root = "\(guest.workDirectory)/bundles/\(sandbox)"
+            try await guest.createContainer(id: sandbox, spec: Self.spec(args: ["sleep", "3600"], annotations: [("io.kubernetes.cri.container-type", "sandbox")]))
+            // Each with a word its error message must contain: refused for the right reason.
+            let bad: [(annotations: [(String, String)], mounts: [JSONValue], devices: [JSONValue], reason: String)] = [
+                ([], [Self.mount("/x", "sandbox://../../escape")], [], "not within"),
+                ([], [Self.mount("/x", "sandbox-tmp://a/../../../b")], [], "not within"),
+                ([], [Self.mount("/x", "hugepages://1G/big")], [], "hugepages"),
+                ([], [Self.mount("/x", "uvm:///no/such/path")], [], "uVM mount target"),
+                ([("io.microsoft.lcow.shm.size-kb", "0")], [], [], "size-kb"),
+                ([("io.microsoft.lcow.shm.size-kb", "lots")], [], [], "size-kb"),
+                ([("io.microsoft.lcow.rlimitcore", "1024")], [], [], "rlimitcore"),
+                ([("io.microsoft.lcow.rlimitcore", "a;b")], [], [], "rlimitcore"),
+                ([], [], [.object([("path", .string("/dev/no-such-device"))])], "no-such-device"),
+            ]
+            for (index, input) in bad.enumerated() {
+                let spec = Self.spec(args: ["true"], annotations: Self.workload(sandbox) + input.annotations, mounts: input.mounts, devices: input.devices)
+                do {
+                    try await guest.createContainer(id: "bad-\(index)", spec: spec)
+                    Issue.record("case \(index) was accepted")
+                } catch let error as GuestRPCError {
+                    #expect(error.hresult == .fail, "case \(index)")
+                    #expect(error.base.errorMessage.contains(input.reason), "case \(index): \(error.base.errorMessage)")
+                }
+            }
+            // Nothing escaped the sandbox's directories, and the pod still takes workloads.
+            var st = stat()
+            #expect(stat("\(guest.workDirectory)/bundles/escape", &st) != 0)
+            try await guest.createContainer(id: "good", spec: Self.spec(args: ["true"], annotations: Self.workload(sandbox),
+                                                                         mounts: [Self.mount("/x", "sandbox://fine")]))
+            #expect(stat("\(root)/sandboxMounts/fine", &st) == 0)
+            for id in ["good", sandbox] {
+                _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+            }
+            #expect(try Self.mountPoints(under: root).isEmpty)
+        }
+    }
+}
+
+extension JSONValue {
+    var arrayFirst: JSONValue? { if case .array(let elements) = self { return elements.first } else { return nil } }
+}

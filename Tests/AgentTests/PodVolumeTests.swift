@@ -61,6 +61,9 @@ struct PodVolumeTests {
             close(marker)
             var mounts = [Self.mount("/vol", "sandbox://vol"), Self.mount("/mem", "sandbox-tmp://mem"),
                           Self.mount("/uvm", "uvm://\(uvmDirectory)", ["rbind", "ro"])]
+            // A SCSI BlockDev mount leaves a link to the device; the host names it as a blockdev:// destination.
+            #expect(symlink("/dev/null", "\(guest.workDirectory)/blockdev-link") == 0)
+            mounts.append(Self.mount("blockdev:///blk", "\(guest.workDirectory)/blockdev-link", ["bind", "ro"]))
             let hugePages = Self.hugetlbfsAvailable
             if hugePages { mounts.append(Self.mount("/hp", "hugepages://2M/hp")) }
             let writerSpec = Self.spec(args: ["sleep", "3600"],
@@ -72,15 +75,17 @@ struct PodVolumeTests {
             _ = try await guest.start(.containerInit(writer), stdout: false, stderr: false)
             let script = "echo shared > /vol/file; echo memory > /mem/file; cat /uvm/marker; grep -c ' /mem tmpfs ' /proc/mounts; " +
                 "grep ' /dev/shm ' /proc/mounts | grep -o 'size=[0-9]*k'; grep 'core file' /proc/self/limits | tr -s ' ' | sed 's/ *$//'; " +
-                "grep -c ' /hp hugetlbfs ' /proc/mounts"
+                "grep -c ' /hp hugetlbfs ' /proc/mounts; test -c /blk && echo device"
             let written = try await guest.run(.exec(writer, Busybox.process(args: ["sh", "-c", script])))
-            #expect(written.stdoutText == "from the VM\n1\nsize=2048k\nMax core file size 4096 8192 bytes\n\(hugePages ? 1 : 0)\n")
+            #expect(written.stdoutText == "from the VM\n1\nsize=2048k\nMax core file size 4096 8192 bytes\n\(hugePages ? 1 : 0)\ndevice\n")
             // The device the host named with made-up numbers was re-read from the VM's /dev.
             let config = try JSONValueParser.parse(String(decoding: try HostFiles.read("\(guest.workDirectory)/bundles/\(writer)/config.json"), as: UTF8.self))
             #expect(config["linux"]?["devices"]?.arrayFirst?["major"] == .int(1))
             #expect(config["linux"]?["devices"]?.arrayFirst?["minor"] == .int(3))
-            #expect(config["linux"]?["resources"]?["devices"] == .array([.object([("allow", .bool(true)), ("type", .string("c")), ("major", .int(1)),
-                                                                                  ("minor", .int(3)), ("access", .string("rwm"))])]))
+            // Rules: the blockdev mount's (read-only), then the re-read device's.
+            #expect(config["linux"]?["resources"]?["devices"] == .array([
+                .object([("allow", .bool(true)), ("type", .string("c")), ("major", .int(1)), ("minor", .int(3)), ("access", .string("r"))]),
+                .object([("allow", .bool(true)), ("type", .string("c")), ("major", .int(1)), ("minor", .int(3)), ("access", .string("rwm"))])]))
 
             // A second workload sees what the first wrote in both volumes.
             try await guest.createContainer(id: reader, spec: Self.spec(args: ["sleep", "3600"], annotations: Self.workload(sandbox),

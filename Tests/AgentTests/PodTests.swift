@@ -39,4 +39,47 @@ struct PodTests {
             }
         }
     }
+
+    @Test("the pod cgroup carries the sandbox's resources and goes with the sandbox")
+    func podCgroup() async throws {
+        try await withGuest("pod-cgroup") { guest in
+            let sandbox = "cg-sandbox"
+            guard case .object(var members) = Busybox.spec(rootfs: sharedRootfs, args: ["sleep", "3600"]) else { return }
+            members.append(("annotations", .object([("io.kubernetes.cri.container-type", .string("sandbox"))])))
+            let resources: JSONValue = .object([("memory", .object([("limit", .int(256 << 20))])),
+                                                ("cpu", .object([("shares", .int(512)), ("quota", .int(50_000)), ("period", .int(100_000))])),
+                                                ("pids", .object([("limit", .int(100))]))])
+            if let index = members.firstIndex(where: { $0.key == "linux" }), case .object(var linux) = members[index].value {
+                linux.append(("resources", resources))
+                members[index].value = .object(linux)
+            }
+            try await guest.createContainer(id: sandbox, spec: .object(members))
+            let root = "/sys/fs/cgroup"
+            let unified = access("\(root)/cgroup.controllers", F_OK) == 0
+            func file(_ controller: String, _ name: String) -> String {
+                unified ? "\(root)\(guest.cgroupParent)/\(sandbox)/\(name)" : "\(root)/\(controller)\(guest.cgroupParent)/\(sandbox)/\(name)"
+            }
+            func read(_ path: String) -> String {
+                String((try? HostFiles.read(path)).map { String(decoding: $0, as: UTF8.self) }?.split(separator: "\n").first ?? "(missing)")
+            }
+            #expect(read(file("memory", unified ? "memory.max" : "memory.limit_in_bytes")) == "\(256 << 20)")
+            #expect(read(file("pids", "pids.max")) == "100")
+            if unified {
+                #expect(read(file("cpu", "cpu.max")) == "50000 100000")
+            } else {
+                #expect(read(file("cpu", "cpu.shares")) == "512")
+                #expect(read(file("cpu", "cpu.cfs_quota_us")) == "50000")
+            }
+            // The sandbox container's own cgroup is inside the pod's.
+            let initPID = try await guest.start(.containerInit(sandbox), stdout: false, stderr: false).pid
+            let cgroups = (try? HostFiles.read("/proc/\(initPID)/cgroup")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            #expect(cgroups.contains("\(guest.cgroupParent)/\(sandbox)/\(sandbox)"))
+            _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: sandbox)))
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: sandbox)))
+            for controller in unified ? [""] : ["memory", "cpu", "pids", "cpuset", "devices"] {
+                let directory = unified ? "\(root)\(guest.cgroupParent)/\(sandbox)" : "\(root)/\(controller)\(guest.cgroupParent)/\(sandbox)"
+                #expect(access(directory, F_OK) != 0, "\(directory) left behind")
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 @testable import Agent
 import Bridge
+import Glibc
 import Testing
 
 /// The spec rewrites that need no container: privileged device lists, the core limit beside
@@ -58,5 +59,55 @@ struct SpecAnnotationsTests {
         #expect(cleanPath("/../../") == "/")
         #expect(SandboxMounts.unescapeMountField("/tmp/with\\040space\\011tab\\134") == "/tmp/with space\ttab\\")
         #expect(SandboxMounts.unescapeMountField("/plain") == "/plain")
+    }
+}
+
+/// OCI resources as a pod cgroup's files, on both cgroup versions (a fake v2 root: only its
+/// `cgroup.controllers` matters to the conversion).
+@Suite("Pod cgroup settings")
+struct SandboxCgroupSettingsTests {
+    static let resources: JSONValue = .object([
+        ("memory", .object([("limit", .int(268_435_456)), ("reservation", .int(-1))])),
+        ("cpu", .object([("shares", .int(1024)), ("quota", .int(50_000)), ("period", .int(100_000)), ("cpus", .string("0"))])),
+        ("pids", .object([("limit", .int(0))])),
+        ("hugepageLimits", .array([.object([("pageSize", .string("2MB")), ("limit", .int(0))])])),
+        ("blockIO", .object([])),
+    ])
+
+    @Test("cgroup v1 files")
+    func v1() {
+        let cgroup = SandboxCgroup(path: "/pods/p", root: "/nonexistent")
+        let (settings, ignored) = cgroup.settings(for: Self.resources)
+        #expect(settings == [
+            .init(controller: "memory", file: "memory.limit_in_bytes", value: "268435456"),
+            .init(controller: "memory", file: "memory.soft_limit_in_bytes", value: "-1"),
+            .init(controller: "cpu", file: "cpu.shares", value: "1024"),
+            .init(controller: "cpu", file: "cpu.cfs_period_us", value: "100000"),
+            .init(controller: "cpu", file: "cpu.cfs_quota_us", value: "50000"),
+            .init(controller: "cpuset", file: "cpuset.cpus", value: "0"),
+            .init(controller: "pids", file: "pids.max", value: "max"),
+        ])
+        #expect(ignored == ["hugepageLimits"])
+    }
+
+    @Test("cgroup v2 files: weight from shares, cpu.max, the unified map")
+    func v2() throws {
+        let root = "/tmp/gcs-fake-cgroup2-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(mkdir(root, 0o755) == 0)
+        defer { removeTree(root) }
+        try writeFile("\(root)/cgroup.controllers", Array("cpu memory pids\n".utf8))
+        let cgroup = SandboxCgroup(path: "/pods/p", root: root)
+        guard case .object(var members) = Self.resources else { return }
+        members.append(("unified", .object([("memory.high", .string("200000000"))])))
+        let (settings, _) = cgroup.settings(for: .object(members))
+        #expect(settings == [
+            .init(controller: "memory", file: "memory.max", value: "268435456"),
+            .init(controller: "memory", file: "memory.low", value: "max"),
+            .init(controller: "cpu", file: "cpu.weight", value: "39"),
+            .init(controller: "cpu", file: "cpu.max", value: "50000 100000"),
+            .init(controller: "cpuset", file: "cpuset.cpus", value: "0"),
+            .init(controller: "pids", file: "pids.max", value: "max"),
+            .init(controller: "memory", file: "memory.high", value: "200000000"),
+        ])
     }
 }

@@ -64,11 +64,16 @@ public actor AgentHost: BridgeHandler {
         // A failure removes the bundle (guest-behaviour §7.1 step 4), unless a pod of this id
         // is still registered: the bundle may be its root.
         let bundleIsThisCreates = pods[id] == nil
+        var madePodCgroup = false
         do {
             let pods = self.pods
             let prepared = try ContainerPreparation.prepare(spec: spec, id: id, bundle: bundle, configuration: configuration,
                                                             sandboxRoot: { pods[$0]?.root })
             if prepared.kind == .sandbox, pods[id] != nil { throw BridgeError(.systemAlreadyExists, "pod \(id) already exists") }
+            if prepared.kind == .sandbox {
+                madePodCgroup = true
+                try podCgroup(id).create(resources: prepared.spec["linux"]?["resources"], logger: logger)
+            }
             let container = Container(id: id, bundle: bundle, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
                                       runc: runc, reaper: reaper, loop: loop, logger: logger, activityID: request.base.activityId,
                                       execStdio: configuration.execStdio, userFromName: prepared.userFromName)
@@ -91,6 +96,7 @@ public actor AgentHost: BridgeHandler {
             logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
         } catch {
             removeTree("\(configuration.runDirectory)/\(id)")
+            if madePodCgroup { podCgroup(id).remove(logger: logger) }
             if bundleIsThisCreates {
                 SandboxMounts.release(root: bundle, logger: logger)  // a sandbox's, if it got that far
                 removeTree(bundle)
@@ -125,9 +131,12 @@ public actor AgentHost: BridgeHandler {
         defer {
             containers.removeValue(forKey: id)
             reclaimer.noteRelease()
-            // Forget the container in its pod; the pod goes with its sandbox.
+            // Forget the container in its pod; the pod goes with its sandbox, and so does its
+            // cgroup (runc delete removed the sandbox container's own, inside it).
             if pods.removeValue(forKey: id) == nil {
                 for sandbox in pods.keys { pods[sandbox]?.members.remove(id) }
+            } else {
+                podCgroup(id).remove(logger: logger)
             }
         }
         try await container.delete()
@@ -292,6 +301,9 @@ public actor AgentHost: BridgeHandler {
     }
 
     // MARK: Lookups
+
+    /// The cgroup of the pod whose sandbox is `sandboxID`.
+    private func podCgroup(_ sandboxID: String) -> SandboxCgroup { SandboxCgroup(path: "\(configuration.cgroupParent)/\(sandboxID)") }
 
     private func container(_ id: String) throws -> Container {
         if let container = containers[id] { return container }

@@ -87,10 +87,19 @@ public final class LocalGuest: Sendable {
 
     /// Stops gcs (SIGTERM) and waits for it; closes the bridge.
     public func stop() async throws -> ExitStatus {
+        try await waitForExit(signal: SIGTERM)
+    }
+
+    /// Waits for gcs to exit, after sending it `signal` if given (without one: it exits on its
+    /// own, as after the host shuts the VM down); closes the bridge and removes what the
+    /// guest's start made.
+    public func waitForExit(signal: Int32? = nil) async throws -> ExitStatus {
+        if let status = exitStatus.withLock({ $0 }) { return status }  // stopped already
         let (client, reader) = connection.withLock { ($0.client, $0.reader) }
         client.close()
-        try? child.signal(SIGTERM)
+        if let signal { try? child.signal(signal) }
         let status = try await child.wait()
+        exitStatus.withLock { $0 = status }
         await reader.value
         removeCgroupParents()
         let sockets = String(prefix.dropLast("/vsock".count))
@@ -114,6 +123,8 @@ public final class LocalGuest: Sendable {
     /// parent, so guests running side by side (parallel tests) never share or remove each
     /// other's containers.
     private static let instances = Atomic<Int>(0)
+    /// gcs's exit, once waited for (its pidfd is gone then).
+    private let exitStatus = Mutex<ExitStatus?>(nil)
 
     /// The agent's own cgroup (`--gcs-cgroup`): the containers' parent's name with `-agent`.
     public var agentCgroup: String { Self.agentCgroup(beside: cgroupParent) }

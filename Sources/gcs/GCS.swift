@@ -74,12 +74,15 @@ enum GCS {
         exit(Int32(status))
     }
 
-    /// Runs the agent until SIGTERM/SIGINT: the reaper, the host registry, the bridge
+    /// Runs the agent until SIGTERM/SIGINT or the host's shutdown of the VM: the reaper, the host registry, the bridge
     /// connection loop (which re-dials after disconnects). Containers are left running.
     static func serve(configuration: AgentConfiguration, transport: any Transport, loop: EventLoop, logger: Logger) async throws {
         let reaper = try await Reaper(loop: loop)
         let connections = BridgeConnectionLoop(transport: transport, loop: loop, logger: logger)
-        let host = AgentHost(configuration: configuration, transport: transport, reaper: reaper, loop: loop, logger: logger) {
+        // The host's shutdown of the VM ends the agent like SIGTERM does; the VM's init
+        // (`init -p`) then powers the VM off.
+        let host = AgentHost(configuration: configuration, transport: transport, reaper: reaper, loop: loop, logger: logger,
+                             onVMShutdown: { connections.stop() }) {
             await connections.send($0)
         }
         let podsLimit = host.maintainPodsMemoryLimit()

@@ -193,6 +193,29 @@ struct ContainerLifecycleTests {
         }
     }
 
+    @Test("ShutdownGraceful on the VM's id: no response; the agent stops serving and exits 0 on its own")
+    func vmShutdown() async throws {
+        try await withGuest("vm-shutdown") { guest in
+            do {
+                _ = try await guest.client.send(ShutdownGracefulRequest(base: RequestBase(containerId: uvmContainerID)))
+                Issue.record("the VM's shutdown was answered")
+            } catch is BridgeClientError {
+                // The agent closed the bridge without answering.
+            }
+            // A deadline, not synchronisation: an agent that hangs is killed and the test fails.
+            let deadline = Task {
+                try await Task.sleep(for: .seconds(30))
+                guest.kill()
+            }
+            let status = try await guest.waitForExit()
+            deadline.cancel()
+            #expect(status == .exited(0))
+            let log = guest.log()
+            #expect(log.contains("UVM shutdown requested by the host"))
+            #expect(log.contains("gcs stopped") && !log.contains("stopping on signal"))
+        }
+    }
+
     @Test("wait with a timeout fails with the VMCOMPUTE timeout HRESULT, then the real wait works")
     func waitTimeout() async throws {
         try await withGuest("timeout") { guest in

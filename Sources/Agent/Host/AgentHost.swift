@@ -31,8 +31,14 @@ public actor AgentHost: BridgeHandler {
     /// Pods: sandbox container id -> its root (hostname/hosts/resolv.conf), and its members.
     private var pods: [String: (root: String, members: Set<String>)] = [:]
 
+    /// Called when the host shuts the VM down (ShutdownGraceful/Forced on the VM's id): the
+    /// daemon stops serving and exits, and the VM's init powers it off.
+    let onVMShutdown: @Sendable () -> Void
+
     public init(configuration: AgentConfiguration, transport: any Transport, reaper: Reaper, loop: EventLoop = .shared,
-                logger: Logger, notify: @escaping @Sendable (ContainerNotification) async -> Void) {
+                logger: Logger, onVMShutdown: @escaping @Sendable () -> Void = {},
+                notify: @escaping @Sendable (ContainerNotification) async -> Void) {
+        self.onVMShutdown = onVMShutdown
         self.configuration = configuration
         self.transport = transport
         self.reaper = reaper
@@ -112,7 +118,9 @@ public actor AgentHost: BridgeHandler {
 
     public func shutdownContainer(_ request: RequestBase, forced: Bool) async throws -> ShutdownReply {
         if request.containerId == uvmContainerID {
-            logger.notice("UVM shutdown requested by the host")
+            // No answer (§7.5): the host waits for the VM to power off.
+            logger.notice("UVM shutdown requested by the host: stopping", metadata: ["forced": "\(forced)"])
+            onVMShutdown()
             return .noResponse
         }
         try await container(request.containerId).shutdown(forced: forced)

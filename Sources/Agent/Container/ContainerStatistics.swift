@@ -9,7 +9,13 @@ public struct ContainerStatistics: Sendable {
     /// The cgroupfs mount (`/sys/fs/cgroup`).
     public var root: String
 
-    public init(root: String = "/sys/fs/cgroup") { self.root = root }
+    /// Where the kernel lists its huge page sizes (`hugepages-<n>kB`).
+    public var hugePagesDirectory: String
+
+    public init(root: String = "/sys/fs/cgroup", hugePagesDirectory: String = "/sys/kernel/mm/hugepages") {
+        self.root = root
+        self.hugePagesDirectory = hugePagesDirectory
+    }
 
     /// Whether `root` is a unified (v2) hierarchy.
     public var isUnified: Bool { CgroupFile.isUnified(root: root) }
@@ -44,6 +50,9 @@ public struct ContainerStatistics: Sendable {
         memory.object("kernel", [("usage", memoryStat["kernel_stack"])])
         memory.object("kernel_tcp", [("usage", memoryStat["sock"])])
         var metrics = Metrics()
+        metrics.hugeTLB(pageSizes: hugePageSizes(), directory: dir) { size in
+            [("usage", "hugetlb.\(size).current"), ("max", "hugetlb.\(size).max")]
+        }
         metrics.object("pids", [("current", CgroupFile.number("\(dir)/pids.current")), ("limit", CgroupFile.number("\(dir)/pids.max"))])
         metrics.nested("cpu", [
             ("usage", [("total", cpuStat["usage_usec"].map { $0 &* 1000 }), ("kernel", cpuStat["system_usec"].map { $0 &* 1000 }),
@@ -78,6 +87,9 @@ public struct ContainerStatistics: Sendable {
         memory.object("kernel", [("usage", CgroupFile.number("\(memoryDir)/memory.kmem.usage_in_bytes"))])
         memory.object("kernel_tcp", [("usage", CgroupFile.number("\(memoryDir)/memory.kmem.tcp.usage_in_bytes"))])
         var metrics = Metrics()
+        metrics.hugeTLB(pageSizes: hugePageSizes(), directory: "\(root)/hugetlb\(path)") { size in
+            [("usage", "hugetlb.\(size).usage_in_bytes"), ("max", "hugetlb.\(size).max_usage_in_bytes"), ("failcnt", "hugetlb.\(size).failcnt")]
+        }
         metrics.object("pids", [("current", CgroupFile.number("\(pidsDir)/pids.current")), ("limit", CgroupFile.number("\(pidsDir)/pids.max"))])
         metrics.nested("cpu", [
             ("usage", [("total", CgroupFile.number("\(cpuacctDir)/cpuacct.usage")), ("kernel", CgroupFile.number("\(cpuacctDir)/cpuacct.usage_sys")),
@@ -89,6 +101,23 @@ public struct ContainerStatistics: Sendable {
         let oom = CgroupFile.keyValues("\(memoryDir)/memory.oom_control")
         if !oom.isEmpty { metrics.object("memory_oom_control", [("oom_kill", oom["oom_kill"])]) }
         return metrics.value
+    }
+}
+
+extension ContainerStatistics {
+    /// The kernel's huge page sizes as cgroup files name them (`2MB`, `1GB`: containerd's
+    /// units, 1024-based), from `hugepages-<n>kB`, smallest first.
+    func hugePageSizes() -> [String] {
+        let kilobytes = LocalDirectory.entries(hugePagesDirectory).compactMap { name -> UInt64? in
+            guard name.hasPrefix("hugepages-"), name.hasSuffix("kB") else { return nil }
+            return UInt64(name.dropFirst("hugepages-".count).dropLast(2))
+        }
+        return kilobytes.sorted().map { size in
+            var value = size, unit = 1  // in "KB"
+            let units = ["B", "KB", "MB", "GB", "TB", "PB"]
+            while value >= 1024 && value % 1024 == 0 && unit < units.count - 1 { value /= 1024; unit += 1 }
+            return "\(value)\(units[unit])"
+        }
     }
 }
 
@@ -107,6 +136,21 @@ struct Metrics {
         var inner = Metrics()
         for (name, number) in fields { inner.add(name, number) }
         members.append((key, inner.value))
+    }
+
+    /// `hugetlb`: one entry per page size whose files the cgroup has (the controller may be
+    /// absent), its numbers from `files(size)` and its `pagesize`.
+    mutating func hugeTLB(pageSizes: [String], directory: String, files: (String) -> [(String, String)]) {
+        var entries: [JSONValue] = []
+        for size in pageSizes {
+            let fields = files(size)
+            guard let first = fields.first, access("\(directory)/\(first.1)", F_OK) == 0 else { continue }
+            var entry = Metrics()
+            for (key, file) in fields { entry.add(key, CgroupFile.number("\(directory)/\(file)")) }
+            entry.members.append(("pagesize", .string(size)))
+            entries.append(entry.value)
+        }
+        if !entries.isEmpty { members.append(("hugetlb", .array(entries))) }
     }
 
     mutating func nested(_ key: String, _ objects: [(String, [(String, UInt64?)])]) {

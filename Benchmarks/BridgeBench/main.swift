@@ -15,7 +15,7 @@ struct NoopHandler: BridgeHandler {
     func startContainer(_ request: StartContainerRequest) async throws {}
     func shutdownContainer(_ request: RequestBase, forced: Bool) async throws -> ShutdownReply { .respond }
     func executeProcess(_ request: ExecuteProcessRequest, parameters: ProcessParameters) async throws -> UInt32 { 1 }
-    func waitForProcess(_ request: WaitForProcessRequest) async throws -> UInt32 { 0 }
+    func waitForProcess(_ request: WaitForProcessRequest) async throws -> ProcessExitAnswer { ProcessExitAnswer(exitCode: 0) }
     func signalProcess(_ request: SignalProcessRequest) async throws {}
     func resizeConsole(_ request: ResizeConsoleRequest) async throws {}
     func getProperties(_ request: GetPropertiesRequest, query: PropertyQuery) async throws -> PropertiesDocument { PropertiesDocument() }

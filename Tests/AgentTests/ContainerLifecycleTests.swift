@@ -3,6 +3,7 @@ import Bridge
 import EventLoop
 import Glibc
 import HostSupport
+import Synchronization
 import Testing
 
 @Suite("End to end: containers")
@@ -189,6 +190,33 @@ struct ContainerLifecycleTests {
             #expect(output.contains("33 111"))
             #expect(try await wait(guest, id, pid) == 0)
             _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
+    @Test("the exit notification waits until the host has been told the init's exit code (guest-behaviour §7.6)")
+    func notificationAfterWait() async throws {
+        try await withGuest("notify-after-wait") { guest in
+            let id = "notify-after-wait"
+            let initPID = try await startContainer(guest, id: id)
+            let seen = Mutex<[ContainerNotification]>([])
+            let collector = Task { () -> ContainerNotification? in
+                for await n in guest.client.notifications {
+                    seen.withLock { $0.append(n) }
+                    return n
+                }
+                return nil
+            }
+            #expect(kill(pid_t(initPID), SIGKILL) == 0)
+            // Until the agent has taken the exit (the container shows as stopped)...
+            let dump = DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))
+            while try await !guest.client.send(dump).guestStacks.contains("container \(id) stopped") {}
+            // ...and a round trip more, no notification: nobody has asked for the exit code.
+            _ = try await guest.client.send(dump)
+            #expect(seen.withLock { $0.isEmpty })
+            #expect(try await wait(guest, id, initPID) == 137)
+            let notification = await collector.value
+            #expect(notification?.type == "UnexpectedExit")
             _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
         }
     }

@@ -1,6 +1,7 @@
 @testable import Agent
 import Bridge
 import EventLoop
+import Synchronization
 import Testing
 
 @Suite("Exit latch")
@@ -42,5 +43,37 @@ struct ExitLatchTests {
         #expect(try await timed.get() == 7)
         #expect(try await outcome(latch, timeoutMs: 0).get() == 7)
         #expect(latch.deliveredCount == 3)
+    }
+
+    @Test("answered() returns once every waiter that got the code has acknowledged, and not before one has", .timeLimit(.minutes(1)))
+    func answered() async throws {
+        let latch = ExitLatch()
+        let done = Mutex(false)
+        let watcher = Task {
+            #expect(await latch.answered())
+            done.withLock { $0 = true }
+        }
+        latch.publish(3)
+        #expect(try await outcome(latch, timeoutMs: nil).get() == 3)
+        #expect(try await outcome(latch, timeoutMs: nil).get() == 3)
+        latch.acknowledge()
+        #expect(!done.withLock { $0 })  // the second answer has not gone out
+        latch.acknowledge()
+        latch.acknowledge()  // more acknowledgements than codes received change nothing
+        await watcher.value
+        #expect(done.withLock { $0 })
+        #expect(await latch.answered())  // later calls return at once
+        latch.abandonAnswer()  // too late to change the answer
+        #expect(await latch.answered())
+    }
+
+    @Test("an abandoned answer ends answered() with false, also for later calls", .timeLimit(.minutes(1)))
+    func abandoned() async {
+        let latch = ExitLatch()
+        let watcher = Task { await latch.answered() }
+        latch.publish(1)
+        latch.abandonAnswer()
+        #expect(await watcher.value == false)
+        #expect(await latch.answered() == false)
     }
 }

@@ -19,11 +19,13 @@ struct ReconnectTests {
                 // The host is away: the container's init dies (killed from outside the bridge).
                 #expect(kill(pid_t(dying), SIGKILL) == 0)
             }
+            // The host waits for the init, as hcsshim's shim does; the queued notification goes
+            // out once the exit code has (guest-behaviour §7.6).
+            #expect(try await wait(guest, "dies-while-away", dying) == 137)
             var notification: ContainerNotification?
             for await n in guest.client.notifications { notification = n; break }
             #expect(notification?.base.containerId == "dies-while-away")
             #expect(notification?.type == "UnexpectedExit")
-            #expect(try await wait(guest, "dies-while-away", dying) == 137)
             let alive = try await guest.run(.exec("keeps-running", Busybox.process(args: ["echo", "still here"])))
             #expect(alive.stdoutText == "still here\n")
             for id in ["dies-while-away", "keeps-running"] {

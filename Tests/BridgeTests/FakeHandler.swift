@@ -14,6 +14,8 @@ import Synchronization
 final class FakeHandler: BridgeHandler {
     let guestCapabilities = GuestDefinedCapabilities()
     let calls = Atomic<Int>(0)
+    /// WaitForProcess answers written (their `answered` callbacks run).
+    let answers = Atomic<Int>(0)
     private let gate = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     /// Lets every WaitForProcess of pid 0xBEEF (and later ones) return.
@@ -52,7 +54,7 @@ final class FakeHandler: BridgeHandler {
         return 1000 + UInt32(parameters.commandArgs.count)
     }
 
-    func waitForProcess(_ request: WaitForProcessRequest) async throws -> UInt32 {
+    func waitForProcess(_ request: WaitForProcessRequest) async throws -> ProcessExitAnswer {
         calls.add(1, ordering: .relaxed)
         if request.processId == 0xDEAD { throw BridgeError(.notFound, "process 57005 not found") }
         if request.processId == 0xBEEF {
@@ -69,7 +71,7 @@ final class FakeHandler: BridgeHandler {
         } else if request.processId % 3 == 0 {
             await Task.yield()
         }
-        return request.processId &+ 1
+        return ProcessExitAnswer(exitCode: request.processId &+ 1, answered: { [self] in answers.add(1, ordering: .relaxed) })
     }
 
     func signalProcess(_ request: SignalProcessRequest) async throws { try check(request.base) }

@@ -122,8 +122,16 @@ public actor Container {
                 logger.info("runc kill --all after the init's exit", metadata: ["id": "\(id)", "error": "\(error)"])
             }
         }
+        // The notification goes out once the host has been told the init's exit code, as Go's
+        // guest does (§7.6): hcsshim's shim, told of the container's exit first, kills the init
+        // or records exit code 1 for it.
         await process.start(reaper: reaper, loop: loop, onReaped: killOthers, onExit: { _ in
-            await onExit(await self.initExited())
+            let notification = await self.initExited()
+            // A container deleted before anyone asked for its exit gets no notification (Go's
+            // guest never sends one then, and hcsshim's host fails the bridge on a notification
+            // for a container it has closed).
+            guard await process.exitAnswered() else { return }
+            await onExit(notification)
         })
         do {
             try await runc.start(id: id, log: "\(bundle)/runc.log")
@@ -265,6 +273,7 @@ public actor Container {
 
     /// DeleteContainerState: `runc delete`, then the agent's run directory and the bundle.
     func delete() async throws {
+        initProcess?.abandonExitAnswer()
         var firstError: (any Error)?
         do { try await runc.delete(id: id, force: status == .running) } catch { firstError = error }
         removeTree(runDirectory)

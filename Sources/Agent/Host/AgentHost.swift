@@ -216,7 +216,7 @@ public actor AgentHost: BridgeHandler {
         try await Task(executorPreference: loop) { try await body() }.value
     }
 
-    public func waitForProcess(_ request: WaitForProcessRequest) async throws -> UInt32 {
+    public func waitForProcess(_ request: WaitForProcessRequest) async throws -> ProcessExitAnswer {
         let timeout = request.timeoutInMs == WaitForProcessRequest.infinite ? nil : request.timeoutInMs
         let process = try await process(request.base.containerId, request.processId)
         let code = try await process.wait(timeoutMs: timeout, loop: loop)
@@ -230,7 +230,7 @@ public actor AgentHost: BridgeHandler {
             // a container probed by exec every few seconds must not pile up records.
             await container.forget(process)
         }
-        return code
+        return ProcessExitAnswer(exitCode: code, answered: { process.acknowledgeExit() })
     }
 
     public func signalProcess(_ request: SignalProcessRequest) async throws {

@@ -4,7 +4,9 @@ import Synchronization
 
 /// Holds a process's exit code once known and wakes every waiter, each with its own optional
 /// timeout (WaitForProcess's `TimeoutInMs`) and cancellation. A timed-out or cancelled waiter is
-/// removed; the others keep waiting.
+/// removed; the others keep waiting. A waiter that received the code acknowledges it once its
+/// answer went out (`acknowledge`); `answered()` is how the container's exit notification
+/// waits for the host to have been told the init's exit code first (guest-behaviour §7.6).
 final class ExitLatch: Sendable {
     /// Where one wait stands until it is answered (answered waits have no slot).
     private enum Slot {
@@ -22,6 +24,14 @@ final class ExitLatch: Sendable {
         var nextID = 0
         /// Waiters that received the code (the exit notification needs at least one).
         var delivered = 0
+        /// Of those, how many have acknowledged that their answer went out.
+        var acknowledged = 0
+        /// Waiting in `answered()`.
+        var answerWaiters: [UnsafeContinuation<Bool, Never>] = []
+        /// At least one answer went out, and every waiter that received the code has answered.
+        var isAnswered: Bool { acknowledged > 0 && acknowledged == delivered }
+        /// Nobody will ask any more (the container was deleted): `answered()` returns false.
+        var abandoned = false
     }
 
     private let state = Mutex(State())
@@ -74,6 +84,46 @@ final class ExitLatch: Sendable {
             }
         } onCancel: {
             fail(id, CancellationError())
+        }
+    }
+
+    /// A waiter that received the code has answered its caller (the WaitForProcess response
+    /// is written, or could not be because the host left). Once per received code.
+    func acknowledge() {
+        let waiters = state.withLock { s -> [UnsafeContinuation<Bool, Never>] in
+            guard s.acknowledged < s.delivered else { return [] }
+            s.acknowledged += 1
+            guard s.isAnswered else { return [] }
+            defer { s.answerWaiters = [] }
+            return s.answerWaiters
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    /// No answer is coming (the process's container was deleted): `answered()` returns false,
+    /// now and later, unless it was answered already.
+    func abandonAnswer() {
+        let waiters = state.withLock { s -> [UnsafeContinuation<Bool, Never>] in
+            if s.isAnswered { return [] }
+            s.abandoned = true
+            defer { s.answerWaiters = [] }
+            return s.answerWaiters
+        }
+        for waiter in waiters { waiter.resume(returning: false) }
+    }
+
+    /// Returns true once the exit code has been answered to at least one waiter and every
+    /// waiter that received it has acknowledged (Go's guest: the init's waiters have all
+    /// finished); false if the answer was abandoned first.
+    func answered() async -> Bool {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
+            let now = state.withLock { s -> Bool? in
+                if s.isAnswered { return true }
+                if s.abandoned { return false }
+                s.answerWaiters.append(continuation)
+                return nil
+            }
+            if let now { continuation.resume(returning: now) }
         }
     }
 

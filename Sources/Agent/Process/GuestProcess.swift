@@ -57,6 +57,20 @@ public actor GuestProcess {
         try await latch.wait(timeoutMs: timeoutMs, loop: loop)
     }
 
+    /// Called once per `wait` that returned the code, when its answer has gone out.
+    public nonisolated func acknowledgeExit() { latch.acknowledge() }
+
+    /// True once the exit code has been answered to the host, false if that will not happen
+    /// (see `ExitLatch.answered`).
+    public nonisolated func exitAnswered() async -> Bool {
+        await latch.answered()
+    }
+
+    /// Nobody will wait any more: `exitAnswered()` returns false.
+    public nonisolated func abandonExitAnswer() {
+        latch.abandonAnswer()
+    }
+
     /// Sends `signal` (SignalProcess). A process that is gone answers ERROR_NOT_FOUND.
     public nonisolated func signal(_ signal: Int32) throws {
         let gone = reaped.load(ordering: .acquiring)

@@ -19,8 +19,9 @@ public protocol BridgeHandler: Sendable {
     func shutdownContainer(_ request: RequestBase, forced: Bool) async throws -> ShutdownReply
     /// ExecuteProcess: returns the pid in the UVM's root pid namespace.
     func executeProcess(_ request: ExecuteProcessRequest, parameters: ProcessParameters) async throws -> UInt32
-    /// WaitForProcess: returns the exit code when the process exits (or throws on timeout).
-    func waitForProcess(_ request: WaitForProcessRequest) async throws -> UInt32
+    /// WaitForProcess: the exit code when the process exits (or throws on timeout), and what
+    /// to call once the response carrying it has been written (or the connection was gone).
+    func waitForProcess(_ request: WaitForProcessRequest) async throws -> ProcessExitAnswer
     func signalProcess(_ request: SignalProcessRequest) async throws
     func resizeConsole(_ request: ResizeConsoleRequest) async throws
     /// GetProperties: the server embeds the document, trimmed to the 64 KiB limit.
@@ -36,4 +37,18 @@ public enum ShutdownReply: Sendable {
     case respond
     /// The guest is powering off; no response is sent (§1.2 item 5).
     case noResponse
+}
+
+/// A WaitForProcess answer. `answered` runs after the response is written to the connection,
+/// or found it gone: the agent sends a container's exit notification only after the host was
+/// told its init's exit code (guest-behaviour §7.6), which hcsshim's shim relies on (an exit
+/// notification first makes it kill the init, or record exit code 1).
+public struct ProcessExitAnswer: Sendable {
+    public var exitCode: UInt32
+    public var answered: (@Sendable () -> Void)?
+
+    public init(exitCode: UInt32, answered: (@Sendable () -> Void)? = nil) {
+        self.exitCode = exitCode
+        self.answered = answered
+    }
 }

@@ -154,6 +154,9 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
         var answered = false
         defer { if !answered { inFlight.end(token) } }
         let body: Data
+        // Runs once the response is written (or the connection is found gone).
+        var afterResponse: (@Sendable () -> Void)?
+        defer { afterResponse?() }
         do {
             switch routed {
             case .negotiateProtocol:
@@ -172,7 +175,9 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
             case .executeProcess(let request, let parameters):
                 body = encode(ExecuteProcessResponse(processId: try await handler.executeProcess(request, parameters: parameters)), activityId)
             case .waitForProcess(let request):
-                body = encode(WaitForProcessResponse(exitCode: try await handler.waitForProcess(request)), activityId)
+                let answer = try await handler.waitForProcess(request)
+                afterResponse = answer.answered
+                body = encode(WaitForProcessResponse(exitCode: answer.exitCode), activityId)
             case .signalProcess(let request):
                 try await handler.signalProcess(request)
                 body = encode(EmptyResponse(), activityId)

@@ -8,7 +8,7 @@ import Testing
 @Suite("Pod cgroup settings")
 struct SandboxCgroupSettingsTests {
     static let resources: JSONValue = .object([
-        ("memory", .object([("limit", .int(268_435_456)), ("reservation", .int(-1))])),
+        ("memory", .object([("limit", .int(268_435_456)), ("swap", .int(536_870_912)), ("reservation", .int(-1))])),
         ("cpu", .object([("shares", .int(1024)), ("quota", .int(50_000)), ("period", .int(100_000)), ("cpus", .string("0"))])),
         ("pids", .object([("limit", .int(0))])),
         ("hugepageLimits", .array([.object([("pageSize", .string("2MB")), ("limit", .int(0))])])),
@@ -21,6 +21,7 @@ struct SandboxCgroupSettingsTests {
         let (settings, ignored) = cgroup.settings(for: Self.resources)
         #expect(settings == [
             .init(controller: "memory", file: "memory.limit_in_bytes", value: "268435456"),
+            .init(controller: "memory", file: "memory.memsw.limit_in_bytes", value: "536870912"),
             .init(controller: "memory", file: "memory.soft_limit_in_bytes", value: "-1"),
             .init(controller: "cpu", file: "cpu.shares", value: "1024"),
             .init(controller: "cpu", file: "cpu.cfs_period_us", value: "100000"),
@@ -43,6 +44,7 @@ struct SandboxCgroupSettingsTests {
         let (settings, _) = cgroup.settings(for: .object(members))
         #expect(settings == [
             .init(controller: "memory", file: "memory.max", value: "268435456"),
+            .init(controller: "memory", file: "memory.swap.max", value: "268435456"),
             .init(controller: "memory", file: "memory.low", value: "max"),
             .init(controller: "cpu", file: "cpu.weight", value: "39"),
             .init(controller: "cpu", file: "cpu.max", value: "50000 100000"),

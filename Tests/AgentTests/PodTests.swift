@@ -75,6 +75,7 @@ struct PodTests {
             let cgroups = (try? HostFiles.read("/proc/\(initPID)/cgroup")).map { String(decoding: $0, as: UTF8.self) } ?? ""
             #expect(cgroups.contains("\(guest.cgroupParent)/\(sandbox)/\(sandbox)"))
             _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: sandbox)))
+            #expect(try await wait(guest, sandbox, initPID) == 137)
             _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: sandbox)))
             for controller in unified ? [""] : ["memory", "cpu", "pids", "cpuset", "devices"] {
                 let directory = unified ? "\(root)\(guest.cgroupParent)/\(sandbox)" : "\(root)/\(controller)\(guest.cgroupParent)/\(sandbox)"

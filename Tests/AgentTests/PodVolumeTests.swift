@@ -32,8 +32,18 @@ struct PodVolumeTests {
         [("io.kubernetes.cri.container-type", "container"), ("io.kubernetes.cri.sandbox-id", sandbox)]
     }
 
+    /// hugetlbfs with 2 MiB pages (x86; not arm64 with 64 KiB pages).
     static var hugetlbfsAvailable: Bool {
-        (try? HostFiles.read("/proc/filesystems")).map { String(decoding: $0, as: UTF8.self).contains("hugetlbfs") } ?? false
+        access("/sys/kernel/mm/hugepages/hugepages-2048kB", F_OK) == 0
+            && ((try? HostFiles.read("/proc/filesystems")).map { String(decoding: $0, as: UTF8.self).contains("hugetlbfs") } ?? false)
+    }
+
+    /// Whether `path` is absent (lstat fails with ENOENT).
+    static func absent(_ path: String) -> Bool {
+        var st = stat()
+        let rc = lstat(path, &st)
+        let error = errno
+        return rc != 0 && error == ENOENT
     }
 
     static func mountPoints(under root: String) throws -> [String] {
@@ -99,7 +109,7 @@ struct PodVolumeTests {
                 _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
             }
             #expect(try Self.mountPoints(under: root).isEmpty)
-            #expect(stat(root, &st) != 0 && errno == ENOENT)
+            #expect(Self.absent(root))
         }
     }
 
@@ -109,17 +119,23 @@ struct PodVolumeTests {
             let sandbox = "bad-sandbox"
             let root = "\(guest.workDirectory)/bundles/\(sandbox)"
             try await guest.createContainer(id: sandbox, spec: Self.spec(args: ["sleep", "3600"], annotations: [("io.kubernetes.cri.container-type", "sandbox")]))
-            // Each with a word its error message must contain: refused for the right reason.
+            // A container left a symlink to the VM's files in a shared volume.
+            let outside = "\(guest.workDirectory)/outside"
+            #expect(mkdir(outside, 0o755) == 0)
+            #expect(symlink(outside, "\(root)/sandboxMounts/evil") == 0)
+            // Each with a phrase its error message must contain: refused for the right reason.
             let bad: [(annotations: [(String, String)], mounts: [JSONValue], devices: [JSONValue], reason: String)] = [
-                ([], [Self.mount("/x", "sandbox://../../escape")], [], "not within"),
-                ([], [Self.mount("/x", "sandbox-tmp://a/../../../b")], [], "not within"),
-                ([], [Self.mount("/x", "hugepages://1G/big")], [], "hugepages"),
-                ([], [Self.mount("/x", "uvm:///no/such/path")], [], "uVM mount target"),
-                ([("io.microsoft.lcow.shm.size-kb", "0")], [], [], "size-kb"),
-                ([("io.microsoft.lcow.shm.size-kb", "lots")], [], [], "size-kb"),
-                ([("io.microsoft.lcow.rlimitcore", "1024")], [], [], "rlimitcore"),
-                ([("io.microsoft.lcow.rlimitcore", "a;b")], [], [], "rlimitcore"),
-                ([], [], [.object([("path", .string("/dev/no-such-device"))])], "no-such-device"),
+                ([], [Self.mount("/x", "sandbox://../../escape")], [], "is not within"),
+                ([], [Self.mount("/x", "sandbox-tmp://a/../../../b")], [], "is not within"),
+                ([], [Self.mount("/x", "sandbox://evil/made-outside")], [], "is a symlink"),
+                ([], [Self.mount("/x", "hugepages://1G/big")], [], "only 2M hugepages are supported"),
+                ([], [Self.mount("/x", "hugepages://2M/../../x")], [], "is not within"),
+                ([], [Self.mount("/x", "uvm:///no/such/path")], [], "could not open uVM mount target"),
+                ([("io.microsoft.lcow.shm.size-kb", "0")], [], [], "must be a positive number"),
+                ([("io.microsoft.lcow.shm.size-kb", "lots")], [], [], "must be a positive number"),
+                ([("io.microsoft.lcow.rlimitcore", "1024")], [], [], "wrong number of values"),
+                ([("io.microsoft.lcow.rlimitcore", "a;b")], [], [], "must be unsigned integers"),
+                ([], [], [.object([("path", .string("/dev/no-such-device"))])], "is not a usable device node"),
             ]
             for (index, input) in bad.enumerated() {
                 let spec = Self.spec(args: ["true"], annotations: Self.workload(sandbox) + input.annotations, mounts: input.mounts, devices: input.devices)
@@ -131,12 +147,16 @@ struct PodVolumeTests {
                     #expect(error.base.errorMessage.contains(input.reason), "case \(index): \(error.base.errorMessage)")
                 }
             }
-            // Nothing escaped the sandbox's directories, and the pod still takes workloads.
-            var st = stat()
-            #expect(stat("\(guest.workDirectory)/bundles/escape", &st) != 0)
+            // Nothing escaped the sandbox's directories, and the pod still takes workloads (the
+            // whole shared directory too, as `sandbox://`).
+            #expect(Self.absent("\(guest.workDirectory)/bundles/escape"))
+            #expect(Self.absent("\(outside)/made-outside"))
             try await guest.createContainer(id: "good", spec: Self.spec(args: ["true"], annotations: Self.workload(sandbox),
-                                                                         mounts: [Self.mount("/x", "sandbox://fine")]))
-            #expect(stat("\(root)/sandboxMounts/fine", &st) == 0)
+                                                                         mounts: [Self.mount("/x", "sandbox://fine/deeper"), Self.mount("/all", "sandbox://")]))
+            var st = stat()
+            for level in ["fine", "fine/deeper"] {
+                #expect(stat("\(root)/sandboxMounts/\(level)", &st) == 0 && st.st_mode & 0o777 == 0o777, "\(level)")
+            }
             for id in ["good", sandbox] {
                 _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
             }

@@ -43,6 +43,14 @@ struct SpecAnnotationsTests {
         #expect(zero.type == "c" && zero.major == 1 && zero.minor == 5)
     }
 
+    @Test("flags read as Go's strconv.ParseBool reads them")
+    func flags() {
+        for (text, expected) in [("true", true), ("True", true), ("TRUE", true), ("1", true), ("t", true),
+                                 ("yes", false), ("false", false), ("0", false), ("", false)] {
+            #expect(SpecAnnotations.flag(Self.spec([("k", text)]), "k") == expected, "\(text)")
+        }
+    }
+
     @Test("rlimitcore is appended to the process's other rlimits")
     func coreLimit() throws {
         var spec = Self.spec([("io.microsoft.lcow.rlimitcore", "0;18446744073709551615")])

@@ -82,7 +82,8 @@ enum ContainerPreparation {
             try SpecAnnotations.applyWorkload(&rewritten)
             rewritten.setMember(["linux", "cgroupsPath"], .string("\(configuration.cgroupParent)/\(sandboxID)/\(id)"))
         }
-        try SpecAnnotations.applyCoreLimit(&rewritten)
+        // The core-dump limit: sandboxes and workloads, not standalone containers (as Go).
+        if kind != .standalone { try SpecAnnotations.applyCoreLimit(&rewritten) }
         var userFromName = false
         if var process = rewritten["process"] {
             userFromName = try UserResolution.apply(to: &process, rootfs: rootfsPath(rewritten, bundle: bundle))

@@ -12,7 +12,6 @@ struct DeviceNode: Equatable {
     var type: Character
     var major: Int64
     var minor: Int64
-    var mode: UInt32
     var uid: UInt32
     var gid: UInt32
 
@@ -22,21 +21,23 @@ struct DeviceNode: Equatable {
         var major: Int64 = 0, minor: Int64 = 0
         var mode: UInt32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
         guard shim_device_numbers(path, &type, &major, &minor, &mode, &uid, &gid) == 0 else {
-            throw BridgeError(.fail, "\(path) is not a usable device node: \(SyscallError("lstat", errno: errno))")
+            let error = errno
+            throw BridgeError(.fail, "\(path) is not a usable device node: \(SyscallError("lstat", errno: error))")
         }
         self.path = path
         self.type = Character(UnicodeScalar(UInt8(bitPattern: type)))
         self.major = major
         self.minor = minor
-        self.mode = mode
         self.uid = uid
         self.gid = gid
     }
 
-    /// The `linux.devices` entry runc creates the node from.
+    /// The `linux.devices` entry runc creates the node from. No `fileMode`, as Go's guest
+    /// writes none: runc makes the node 0666, so a container's non-root users can use the
+    /// devices it was given even where the VM's node is 0660.
     var specEntry: JSONValue {
         .object([("path", .string(path)), ("type", .string(String(type))), ("major", .int(major)), ("minor", .int(minor)),
-                 ("fileMode", .uint(UInt64(mode))), ("uid", .uint(UInt64(uid))), ("gid", .uint(UInt64(gid)))])
+                 ("uid", .uint(UInt64(uid))), ("gid", .uint(UInt64(gid)))])
     }
 
     /// The `linux.resources.devices` rule that lets the container use it.

@@ -28,67 +28,70 @@ enum SandboxMounts {
         }
         let tmpfs = tmpfsDirectory(root)
         try makeDirectory(tmpfs, mode: 0o755)
-        if shim_mount_fs("tmpfs", tmpfs, "tmpfs", "") != 0 && errno != EBUSY {
-            throw SyscallError("mount(tmpfs \(tmpfs))", errno: errno)
+        if shim_mount_fs("tmpfs", tmpfs, "tmpfs", "") != 0 {
+            let error = errno
+            if error != EBUSY { throw SyscallError("mount(tmpfs \(tmpfs))", errno: error) }
         }
         try check(shim_mount_make_rshared(tmpfs), "mount(rshared \(tmpfs))")
-        try makeOpenDirectory("\(root)/logs")
+        _ = try makeOpenDirectory("\(root)/logs", below: root, source: "logs")
     }
 
-    /// Unmounts everything mounted at or below the three shared directories, deepest first,
-    /// each as many times as it is stacked, and removes the mount points (§7.11 step 4).
-    /// Failures are logged: the sandbox's deletion goes on.
+    /// Unmounts everything mounted at or below the three shared directories, the latest mount
+    /// first (`/proc/self/mountinfo` order reversed: a mount made over another goes before it),
+    /// and removes the mount points, deepest first (§7.11 step 4). Failures are logged: the
+    /// sandbox's deletion goes on.
     static func release(root: String, logger: Logger) {
         let points: [String]
         do { points = try mountPoints() } catch {
             logger.error("sandbox mounts not released: mount table unreadable", metadata: ["root": "\(root)", "error": "\(error)"])
             return
         }
-        for directory in [mountsDirectory(root), tmpfsDirectory(root), hugePagesDirectory(root)] {
-            let inside = points.filter { $0 == directory || $0.hasPrefix(directory + "/") }
-            // Longest first: a mount below another goes before it.
-            for point in Set(inside).sorted(by: { $0.count > $1.count }) {
-                while shim_umount(point) == 0 {}
-                if errno != EINVAL {
-                    logger.error("sandbox mount not unmounted", metadata: ["path": "\(point)", "errno": "\(errno)"])
-                    continue
-                }
-                if rmdir(point) != 0 && errno != ENOENT && errno != ENOTEMPTY {
-                    logger.warning("sandbox mount point not removed", metadata: ["path": "\(point)", "errno": "\(errno)"])
-                }
+        let directories = [mountsDirectory(root), tmpfsDirectory(root), hugePagesDirectory(root)]
+        let inside = points.filter { point in directories.contains { point == $0 || point.hasPrefix($0 + "/") } }
+        for point in inside.reversed() where shim_umount(point) != 0 {
+            let error = errno
+            // EINVAL: no longer a mount point (a stacked twin or a parent took it along).
+            if error != EINVAL && error != ENOENT {
+                logger.error("sandbox mount not unmounted", metadata: ["path": "\(point)", "error": "\(String(cString: strerror(error)))"])
+            }
+        }
+        for point in Set(inside).sorted(by: { $0.count > $1.count }) where rmdir(point) != 0 {
+            let error = errno
+            if error != ENOENT && error != ENOTEMPTY {
+                logger.warning("sandbox mount point not removed", metadata: ["path": "\(point)", "error": "\(String(cString: strerror(error)))"])
             }
         }
     }
 
-    /// Rewrites a workload's special mount sources (step 7.4) against its pod's root; creates
-    /// the shared directories (and hugetlbfs mounts) they name. A source that leaves its
-    /// directory once cleaned (`sandbox://../x`) is an error, as is a `uvm://` path that does
-    /// not exist or a `blockdev://` source that is no block device.
+    /// Rewrites a workload's special mount sources (step 7.4) against its pod's root, in
+    /// Go's order (shared volumes, hugepages, block devices, VM paths), creating the shared
+    /// directories (and hugetlbfs mounts) they name. A source that leaves its directory, by
+    /// `..` or through a symlink a container left in a shared volume, is an error, as is a
+    /// `uvm://` path that does not exist or a `blockdev://` source that is no device.
     static func resolveSources(_ spec: inout JSONValue, root: String) throws {
         guard case .array(var mounts)? = spec["mounts"] else { return }
+        func rewriteSources(_ prefix: String, _ resolve: (String, String) throws -> String) rethrows {
+            for index in mounts.indices {
+                guard case .string(let source)? = mounts[index]["source"], let rest = source.dropPrefix(prefix) else { continue }
+                mounts[index].setMember(["source"], .string(try resolve(rest, source)))
+            }
+        }
+        try rewriteSources("sandbox://") { try sharedDirectory(mountsDirectory(root), $0, $1) }
+        try rewriteSources("sandbox-tmp://") { try sharedDirectory(tmpfsDirectory(root), $0, $1) }
+        try rewriteSources("hugepages://") { try hugePages(root: root, $0, $1) }
         var deviceRules: [JSONValue] = []
         for index in mounts.indices {
-            var mount = mounts[index]
-            if case .string(let source)? = mount["source"] {
-                if let sub = source.dropPrefix("sandbox://") {
-                    mount.setMember(["source"], .string(try sharedDirectory(mountsDirectory(root), sub, source)))
-                } else if let sub = source.dropPrefix("sandbox-tmp://") {
-                    mount.setMember(["source"], .string(try sharedDirectory(tmpfsDirectory(root), sub, source)))
-                } else if let sub = source.dropPrefix("hugepages://") {
-                    mount.setMember(["source"], .string(try hugePages(root: root, sub, source)))
-                } else if let path = source.dropPrefix("uvm://") {
-                    var st = stat()
-                    guard stat(path, &st) == 0 else {
-                        throw BridgeError(.fail, "could not open uVM mount target \(path) of mount source \(source): \(SyscallError("stat", errno: errno))")
-                    }
-                    mount.setMember(["source"], .string(path))
-                }
+            guard case .string(let destination)? = mounts[index]["destination"], let stripped = destination.dropPrefix("blockdev://") else { continue }
+            deviceRules.append(try blockDeviceRule(mounts[index]))
+            mounts[index].setMember(["destination"], .string(stripped))
+        }
+        try rewriteSources("uvm://") { path, source in
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                let error = errno
+                throw BridgeError(.fail, "could not open uVM mount target \(path) of mount source \(source): \(SyscallError("stat", errno: error))")
             }
-            if case .string(let destination)? = mount["destination"], let stripped = destination.dropPrefix("blockdev://") {
-                deviceRules.append(try blockDeviceRule(mount))
-                mount.setMember(["destination"], .string(stripped))
-            }
-            mounts[index] = mount
+            return path
         }
         spec.setMember(["mounts"], .array(mounts))
         if !deviceRules.isEmpty {
@@ -99,18 +102,19 @@ enum SandboxMounts {
 
     // MARK: Pieces
 
-    /// `<directory>/<sub>`, cleaned and still inside `directory`, created (0777) if missing.
+    /// `<directory>/<sub>`, cleaned and still inside `directory`, created (each level 0777)
+    /// where missing, with no symlink on the way.
     private static func sharedDirectory(_ directory: String, _ sub: String, _ source: String) throws -> String {
         let path = cleanPath(directory + "/" + sub)
-        guard path.hasPrefix(directory + "/") else {
+        guard path == directory || path.hasPrefix(directory + "/") else {
             throw BridgeError(.fail, "mount path \(path) for mount \(source) is not within the sandbox's directory \(directory)")
         }
-        try makeOpenDirectory(path)
+        _ = try makeOpenDirectory(path, below: directory, source: source)
         return path
     }
 
     /// `hugepages://<size>/<sub>`: a hugetlbfs of that page size at `<root>/hugepages/<size>/<sub>`,
-    /// mounted when the directory is new.
+    /// mounted when the directory is new (and removed again if the mount fails).
     private static func hugePages(root: String, _ sub: String, _ source: String) throws -> String {
         let directory = hugePagesDirectory(root)
         let size = String(sub.prefix { $0 != "/" })
@@ -118,13 +122,14 @@ enum SandboxMounts {
             throw BridgeError(.fail, "mount \(source): only \(hugePageSize) hugepages are supported, not '\(size)'")
         }
         let path = cleanPath(directory + "/" + sub)
-        guard path.hasPrefix(directory + "/") else {
-            throw BridgeError(.fail, "mount path \(path) for mount \(source) is not within the sandbox's hugepages directory")
+        guard path.hasPrefix(directory + "/\(size)/") else {
+            throw BridgeError(.fail, "mount path \(path) for mount \(source) is not within the sandbox's directory \(directory)/\(size)")
         }
-        var st = stat()
-        if stat(path, &st) != 0 {
-            try makeOpenDirectory(path)
-            try check(shim_mount_fs("none", path, "hugetlbfs", "pagesize=\(size)"), "mount(hugetlbfs \(path))")
+        let created = try makeOpenDirectory(path, below: directory, source: source)
+        if created.contains(path) && shim_mount_fs("none", path, "hugetlbfs", "pagesize=\(size)") != 0 {
+            let error = errno
+            for made in created.reversed() { rmdir(made) }
+            throw BridgeError(.fail, "mount \(source): hugetlbfs at \(path): \(SyscallError("mount", errno: error))")
         }
         return path
     }
@@ -137,23 +142,44 @@ enum SandboxMounts {
         let access = options.contains(.string("ro")) ? "r" : "rwm"
         var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink(link, &target, target.count - 1)
-        guard n > 0 else { throw BridgeError(.fail, "failed to readlink \(link): \(SyscallError("readlink", errno: errno))") }
+        guard n > 0 else {
+            let error = errno
+            throw BridgeError(.fail, "failed to readlink \(link): \(SyscallError("readlink", errno: error))")
+        }
         let device = String(decoding: target[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let node = try DeviceNode(path: device)
         return .object([("allow", .bool(true)), ("type", .string(String(node.type))), ("major", .int(node.major)),
                         ("minor", .int(node.minor)), ("access", .string(access))])
     }
 
-    /// mkdir -p, each new directory 0777 whatever the umask (the containers' users may differ).
-    private static func makeOpenDirectory(_ path: String) throws {
-        var st = stat()
-        if stat(path, &st) == 0 { return }
-        try makeDirectory(path, mode: 0o777)
-        _ = chmod(path, 0o777)
+    /// mkdir -p of `path` below `base` (which exists), each new level 0777 whatever the umask
+    /// (the containers' users may differ). A level that exists must be a directory and not a
+    /// symlink: a container may have left one in a shared volume, pointing anywhere in the VM.
+    /// Returns the directories it made, outermost first.
+    private static func makeOpenDirectory(_ path: String, below base: String, source: String) throws -> [String] {
+        var current = base, created: [String] = []
+        for component in path.dropFirst(base.count).split(separator: "/") {
+            current += "/" + component
+            var st = stat()
+            if lstat(current, &st) == 0 {
+                guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                    throw BridgeError(.fail, "mount \(source): \(current) is a symlink or not a directory")
+                }
+                continue
+            }
+            guard mkdir(current, 0o777) == 0 || errno == EEXIST, chmod(current, 0o777) == 0 else {
+                let error = errno
+                throw BridgeError(.fail, "mount \(source): \(SyscallError("mkdir(\(current))", errno: error))")
+            }
+            created.append(current)
+        }
+        return created
     }
 
     private static func check(_ rc: Int32, _ operation: @autoclosure () -> String) throws {
-        if rc != 0 { throw SyscallError(operation(), errno: errno) }
+        guard rc != 0 else { return }
+        let error = errno
+        throw SyscallError(operation(), errno: error)
     }
 
     /// Every mount point of this mount namespace, from `/proc/self/mountinfo` (field 5,

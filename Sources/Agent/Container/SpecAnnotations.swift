@@ -4,7 +4,8 @@ import Logging
 /// The OCI annotations by which hcsshim asks the guest to change a container's spec
 /// (guest-behaviour §7.1 steps 6.7, 7.6, 7.7): a core-dump limit, the size of `/dev/shm`, and
 /// privileged containers, which get every device of the VM. Values are taken as the Go guest
-/// takes them (exact keys; `"true"` exactly for flags); a malformed value is a clear error.
+/// takes them (exact keys; flags as `strconv.ParseBool` reads them); a malformed limit or size
+/// is a clear error.
 enum SpecAnnotations {
     static let rlimitCore = "io.microsoft.lcow.rlimitcore"
     static let shmSizeKB = "io.microsoft.lcow.shm.size-kb"
@@ -18,11 +19,16 @@ enum SpecAnnotations {
         return value
     }
 
+    /// A boolean annotation as Go's `strconv.ParseBool` reads it; anything else is false.
+    static func flag(_ spec: JSONValue, _ key: String) -> Bool {
+        ["1", "t", "T", "true", "TRUE", "True"].contains(value(spec, key) ?? "")
+    }
+
     /// `rlimitcore` = `"<soft>;<hard>"`: an `RLIMIT_CORE` entry appended to `process.rlimits`.
     static func applyCoreLimit(_ spec: inout JSONValue) throws {
         guard let text = value(spec, rlimitCore), !text.isEmpty else { return }
         let parts = text.split(separator: ";", omittingEmptySubsequences: false)
-        guard parts.count == 2 else { throw BridgeError(.fail, "\(rlimitCore) '\(text)': expected '<soft>;<hard>'") }
+        guard parts.count == 2 else { throw BridgeError(.fail, "\(rlimitCore) '\(text)': wrong number of values, expected '<soft>;<hard>'") }
         guard let soft = UInt64(parts[0]), let hard = UInt64(parts[1]) else {
             throw BridgeError(.fail, "\(rlimitCore) '\(text)': the soft and hard limits must be unsigned integers")
         }
@@ -47,7 +53,7 @@ enum SpecAnnotations {
             spec.setMember(["mounts"], .array(mounts))
         }
         let requested: [JSONValue] = { if case .array(let d)? = spec["linux"]?["devices"] { return d } else { return [] } }()
-        let isPrivileged = value(spec, privileged) == "true"
+        let isPrivileged = flag(spec, privileged)
         guard !requested.isEmpty || isPrivileged else { return }
         var rules: [JSONValue] = { if case .array(let r)? = spec["linux"]?["resources"]?["devices"] { return r } else { return [] } }()
         var devices: [JSONValue] = []

@@ -30,6 +30,8 @@ public actor AgentHost: BridgeHandler {
     private var external: [pid_t: GuestProcess] = [:]
     /// Pods: sandbox container id -> its root (hostname/hosts/resolv.conf), and its members.
     private var pods: [String: (root: String, members: Set<String>)] = [:]
+    /// Deleted sandboxes whose pod cgroup could not be removed yet (a workload's was still in it).
+    private var lingeringPodCgroups: Set<String> = []
 
     /// Called when the host shuts the VM down (ShutdownGraceful/Forced on the VM's id): the
     /// daemon stops serving and exits, and the VM's init powers it off.
@@ -144,7 +146,11 @@ public actor AgentHost: BridgeHandler {
             if pods.removeValue(forKey: id) == nil {
                 for sandbox in pods.keys { pods[sandbox]?.members.remove(id) }
             } else {
-                podCgroup(id).remove(logger: logger)
+                lingeringPodCgroups.insert(id)
+            }
+            // A pod cgroup goes once its last container's has: tried again at every delete.
+            for sandbox in lingeringPodCgroups where podCgroup(sandbox).remove(logger: logger) {
+                lingeringPodCgroups.remove(sandbox)
             }
         }
         try await container.delete()

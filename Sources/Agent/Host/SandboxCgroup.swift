@@ -27,12 +27,12 @@ struct SandboxCgroup {
         var value: String
     }
 
-    /// The files that OCI `resources` become: memory limit and reservation, CPU shares, quota
+    /// The files that OCI `resources` become: memory limit, swap and reservation, CPU shares, quota
     /// and period, cpuset, pids, and on v2 the `unified` map as given. What it cannot apply
     /// (hugepage limits, block I/O, network classes: the host clears them for Linux pods) is
     /// returned by name, to be logged.
     func settings(for resources: JSONValue) -> (settings: [Setting], ignored: [String]) {
-        var settings: [Setting] = []
+        var settings: [Setting] = [], ignored: [String] = []
         func add(_ controller: String, v1: String, v2: String, _ value: String) {
             settings.append(Setting(controller: controller, file: isUnified ? v2 : v1, value: value))
         }
@@ -46,6 +46,20 @@ struct SandboxCgroup {
         let memory = resources["memory"], cpu = resources["cpu"]
         if let limit = integer(memory?["limit"]) {
             add("memory", v1: "memory.limit_in_bytes", v2: "memory.max", limit < 0 ? (isUnified ? "max" : "-1") : "\(limit)")
+        }
+        if let swap = integer(memory?["swap"]) {
+            // OCI's swap is memory plus swap. v1 writes it as is (after the limit, which it
+            // must not be below); v2 limits swap alone, so the memory limit is taken off.
+            let limit = integer(memory?["limit"]) ?? -1
+            if !isUnified {
+                settings.append(Setting(controller: "memory", file: "memory.memsw.limit_in_bytes", value: swap < 0 ? "-1" : "\(swap)"))
+            } else if swap < 0 {
+                settings.append(Setting(controller: "memory", file: "memory.swap.max", value: "max"))
+            } else if limit > 0 && swap >= limit {
+                settings.append(Setting(controller: "memory", file: "memory.swap.max", value: "\(swap - limit)"))
+            } else {
+                ignored.append("memory.swap")
+            }
         }
         if let reservation = integer(memory?["reservation"]) {
             add("memory", v1: "memory.soft_limit_in_bytes", v2: "memory.low", reservation < 0 ? (isUnified ? "max" : "-1") : "\(reservation)")
@@ -68,7 +82,6 @@ struct SandboxCgroup {
         if case .string(let cpus)? = cpu?["cpus"], !cpus.isEmpty { add("cpuset", v1: "cpuset.cpus", v2: "cpuset.cpus", cpus) }
         if case .string(let mems)? = cpu?["mems"], !mems.isEmpty { add("cpuset", v1: "cpuset.mems", v2: "cpuset.mems", mems) }
         if let pids = integer(resources["pids"]?["limit"]) { add("pids", v1: "pids.max", v2: "pids.max", pids > 0 ? "\(pids)" : "max") }
-        var ignored: [String] = []
         if isUnified, case .object(let unified)? = resources["unified"] {
             for (file, value) in unified {
                 guard case .string(let text) = value, !file.contains("/") else { ignored.append("unified.\(file)"); continue }
@@ -111,12 +124,19 @@ struct SandboxCgroup {
         }
     }
 
-    /// Removes the cgroup from every hierarchy it is in. Its containers' cgroups must be gone
-    /// (runc delete removes them); a cgroup still busy is logged and left.
-    func remove(logger: Logger) {
+    /// Removes the cgroup from every hierarchy it is in; true when it is gone from all. Its
+    /// containers' cgroups must be gone first (runc delete removes them): while one is left
+    /// the removal fails, and the caller tries again later.
+    @discardableResult
+    func remove(logger: Logger) -> Bool {
         let directories = isUnified ? [root + path] : LocalDirectory.entries(root).map { "\(root)/\($0)\(path)" }
-        for directory in directories where rmdir(directory) != 0 && errno != ENOENT && errno != ENOTDIR {
-            logger.warning("pod cgroup not removed", metadata: ["cgroup": "\(directory)", "error": "\(String(cString: strerror(errno)))"])
+        var removed = true
+        for directory in directories where rmdir(directory) != 0 {
+            let error = errno
+            if error == ENOENT || error == ENOTDIR { continue }
+            removed = false
+            logger.info("pod cgroup not removed yet", metadata: ["cgroup": "\(directory)", "error": "\(String(cString: strerror(error)))"])
         }
+        return removed
     }
 }

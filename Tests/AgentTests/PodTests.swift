@@ -83,4 +83,45 @@ struct PodTests {
             }
         }
     }
+
+    /// The network namespace `pid` is in (the `net:[inode]` link).
+    static func networkNamespace(_ pid: pid_t) -> String {
+        var buffer = [CChar](repeating: 0, count: 128)
+        let n = readlink("/proc/\(pid)/ns/net", &buffer, buffer.count - 1)
+        return n > 0 ? String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "(unreadable)"
+    }
+
+    @Test("host-network mode: the annotated sandbox and its workloads stay in the VM's network namespace; other pods get their own")
+    func hostNetwork() async throws {
+        try await withGuest("pod-host-network") { guest in
+            func spec(_ annotations: [(String, String)]) -> JSONValue {
+                guard case .object(var members) = Busybox.spec(rootfs: sharedRootfs, args: ["sleep", "3600"]) else { return .null }
+                members.append(("annotations", .object(annotations.map { ($0.0, .string($0.1)) })))
+                if let index = members.firstIndex(where: { $0.key == "linux" }), case .object(var linux) = members[index].value,
+                   let ns = linux.firstIndex(where: { $0.key == "namespaces" }), case .array(let namespaces) = linux[ns].value {
+                    linux[ns].value = .array(namespaces + [.object([("type", .string("network"))])])
+                    members[index].value = .object(linux)
+                }
+                return .object(members)
+            }
+            let sandboxType = ("io.kubernetes.cri.container-type", "sandbox")
+            let ids = ["hn-sandbox", "hn-workload", "own-sandbox"]
+            let specs = [spec([sandboxType, ("io.microsoft.virtualmachine.lcow.hostnetwork", "true")]),
+                         spec([("io.kubernetes.cri.container-type", "container"), ("io.kubernetes.cri.sandbox-id", "hn-sandbox")]),
+                         spec([sandboxType])]
+            var pids: [pid_t] = []
+            for (id, spec) in zip(ids, specs) {
+                try await guest.createContainer(id: id, spec: spec)
+                pids.append(pid_t(try await guest.start(.containerInit(id), stdout: false, stderr: false).pid))
+            }
+            let vm = Self.networkNamespace(getpid())
+            #expect(Self.networkNamespace(pids[0]) == vm)
+            #expect(Self.networkNamespace(pids[1]) == vm)
+            #expect(Self.networkNamespace(pids[2]) != vm)
+            for id in ids.reversed() {
+                _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+                _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+            }
+        }
+    }
 }

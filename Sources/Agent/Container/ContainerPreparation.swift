@@ -43,11 +43,22 @@ enum ContainerPreparation {
         /// The spec named its user (`process.user.username`): execs without a name of their
         /// own run as the user it resolved to (§7.3).
         var userFromName = false
+        /// Host-network mode: the container (and, for a sandbox, its pod) shares the VM's
+        /// network namespace (§7.1 step 14).
+        var hostNetwork = false
     }
 
-    /// `sandboxRoot(sandboxID)` gives a registered pod's root, or nil if there is no such pod.
+    /// What a workload's create needs of its pod.
+    struct PodInfo {
+        var root: String
+        var hostNetwork: Bool
+    }
+
+    static let hostNetworkAnnotation = "io.microsoft.virtualmachine.lcow.hostnetwork"
+
+    /// `pod(sandboxID)` gives a registered pod, or nil if there is no such pod.
     static func prepare(spec: JSONValue, id: String, bundle: String, configuration: AgentConfiguration,
-                        sandboxRoot: (String) -> String?) throws -> Prepared {
+                        pod: (String) -> PodInfo?) throws -> Prepared {
         for section in ["process", "root", "linux"] where spec[section] == nil || spec[section] == .null {
             throw BridgeError(.fail, "container \(id): the OCI spec has no '\(section)' section")
         }
@@ -55,12 +66,14 @@ enum ContainerPreparation {
         var rewritten = spec
         let hostname: String = { if case .string(let h)? = spec["hostname"] { return h } else { return "" } }()
         let root: String
+        let hostNetwork: Bool
         switch kind {
         case .sandbox, .standalone:
             guard hostname.count <= 255, hostname.allSatisfy({ $0.isLetter && $0.isASCII || $0.isNumber && $0.isASCII || "_-.".contains($0) }) else {
                 throw BridgeError(.fail, "invalid hostname '\(hostname)'")
             }
             root = bundle
+            hostNetwork = SpecAnnotations.flag(spec, hostNetworkAnnotation)
             try makeDirectory(root, mode: 0o755)
             let name = hostname.isEmpty ? configuration.hostname : hostname
             try writeFile("\(root)/hostname", Array("\(name)\n".utf8))
@@ -73,12 +86,13 @@ enum ContainerPreparation {
             let path = kind == .sandbox ? "\(configuration.cgroupParent)/\(id)/\(id)" : "\(configuration.cgroupParent)/\(id)"
             rewritten.setMember(["linux", "cgroupsPath"], .string(path))
         case .workload(let sandboxID):
-            guard let podRoot = sandboxRoot(sandboxID) else {
+            guard let podInfo = pod(sandboxID) else {
                 throw BridgeError(.fail, "pod \(sandboxID) does not exist for workload container \(id)")
             }
             guard hostname.isEmpty else { throw BridgeError(.fail, "workload container \(id) must not set a hostname") }
-            root = podRoot
-            try SandboxMounts.resolveSources(&rewritten, root: podRoot)
+            root = podInfo.root
+            hostNetwork = podInfo.hostNetwork  // a workload has its sandbox's network
+            try SandboxMounts.resolveSources(&rewritten, root: root)
             try SpecAnnotations.applyWorkload(&rewritten)
             rewritten.setMember(["linux", "cgroupsPath"], .string("\(configuration.cgroupParent)/\(sandboxID)/\(id)"))
         }
@@ -90,12 +104,13 @@ enum ContainerPreparation {
             if userFromName { rewritten.setMember(["process"], process) }
         }
         if kind != .sandbox { addNetworkFileMounts(&rewritten, from: root) }
+        if hostNetwork { removeNamespace("network", from: &rewritten) }
         rewritten.removeMember("windows")
         try makeDirectory(bundle, mode: 0o700)
         precreateWorkingDirectory(rewritten, bundle: bundle)
         let bytes = try specEncoder().encode(rewritten) + [0x0A]
         try writeFile("\(bundle)/config.json", Array(bytes))
-        return Prepared(spec: rewritten, kind: kind, sandboxRoot: root, userFromName: userFromName)
+        return Prepared(spec: rewritten, kind: kind, sandboxRoot: root, userFromName: userFromName, hostNetwork: hostNetwork)
     }
 
     /// guest-behaviour §9.4.
@@ -130,6 +145,12 @@ enum ContainerPreparation {
                                    ("source", .string("\(root)/\(file)")), ("options", .array(options))]))
         }
         spec.setMember(["mounts"], .array(mounts))
+    }
+
+    /// Drops the `linux.namespaces` entries of `type`: the container stays in the VM's.
+    static func removeNamespace(_ type: String, from spec: inout JSONValue) {
+        guard case .array(let namespaces)? = spec["linux"]?["namespaces"] else { return }
+        spec.setMember(["linux", "namespaces"], .array(namespaces.filter { $0["type"] != .string(type) }))
     }
 
     /// runc needs `process.cwd` to exist in the rootfs; create it (errors ignored, §10).

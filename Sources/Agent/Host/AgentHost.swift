@@ -28,8 +28,8 @@ public actor AgentHost: BridgeHandler {
     /// the create never got its answer, and deletes it after reconnecting).
     private var creations: [String: Task<Void, any Error>] = [:]
     private var external: [pid_t: GuestProcess] = [:]
-    /// Pods: sandbox container id -> its root (hostname/hosts/resolv.conf), and its members.
-    private var pods: [String: (root: String, members: Set<String>)] = [:]
+    /// Pods, by sandbox container id.
+    private var pods: [String: Pod] = [:]
     /// Deleted sandboxes whose pod cgroup could not be removed yet (a workload's was still in it).
     private var lingeringPodCgroups: Set<String> = []
 
@@ -76,7 +76,7 @@ public actor AgentHost: BridgeHandler {
         do {
             let pods = self.pods
             let prepared = try ContainerPreparation.prepare(spec: spec, id: id, bundle: bundle, configuration: configuration,
-                                                            sandboxRoot: { pods[$0]?.root })
+                                                            pod: { pods[$0].map { .init(root: $0.root, hostNetwork: $0.hostNetwork) } })
             if prepared.kind == .sandbox, pods[id] != nil { throw BridgeError(.systemAlreadyExists, "pod \(id) already exists") }
             if prepared.kind == .sandbox {
                 madePodCgroup = true
@@ -92,7 +92,7 @@ public actor AgentHost: BridgeHandler {
             try await creation.value
             containers[id] = container
             switch prepared.kind {
-            case .sandbox: self.pods[id] = (prepared.sandboxRoot, [id])
+            case .sandbox: self.pods[id] = Pod(root: prepared.sandboxRoot, hostNetwork: prepared.hostNetwork, members: [id])
             case .workload(let sandbox):
                 // Its sandbox may have been deleted while runc created it: it runs on, in no pod.
                 if self.pods[sandbox]?.members.insert(id) == nil {
@@ -315,6 +315,14 @@ public actor AgentHost: BridgeHandler {
     }
 
     // MARK: Lookups
+
+    /// A pod: its sandbox's root (hostname, hosts, resolv.conf, shared directories), whether it
+    /// uses the VM's network, and its containers.
+    struct Pod {
+        var root: String
+        var hostNetwork: Bool
+        var members: Set<String>
+    }
 
     /// The cgroup of the pod whose sandbox is `sandboxID`.
     private func podCgroup(_ sandboxID: String) -> SandboxCgroup { SandboxCgroup(path: "\(configuration.cgroupParent)/\(sandboxID)") }

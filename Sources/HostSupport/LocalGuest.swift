@@ -30,7 +30,8 @@ public final class LocalGuest: Sendable {
         let cgroupParent = "/swift-gcs-\(getpid())-\(instance)"
         let listener = try UnixListener(path: "\(prefix)_\(0x4000_0000)", loop: loop)
         defer { listener.close() }
-        let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4",
+        // No time sync: the local machine is no utility VM (a test may turn it on again).
+        let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4", "-disable-time-sync",
                          "--transport", "unix:\(prefix)", "--run-directory", "\(workDirectory)/gcsrunc",
                          "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", cgroupParent,
                          "--gcs-cgroup", agentCgroup(beside: cgroupParent)] + extraArguments

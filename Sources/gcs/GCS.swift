@@ -62,7 +62,8 @@ enum GCS {
                 let memoryWatch = options.agentCgroup.isEmpty ? nil
                     : AgentCgroup.join(path: options.agentCgroup, threshold: options.agentMemoryThreshold, loop: loop, logger: logger)
                 defer { memoryWatch?.cancel() }
-                try await serve(configuration: configuration, transport: transport, loop: loop, logger: logger)
+                try await serve(configuration: configuration, transport: transport, timeSync: options.disableTimeSync ? nil : options.timeSync,
+                                loop: loop, logger: logger)
             } catch {
                 logger.critical("gcs failed: \(error)")
                 status = 1
@@ -76,8 +77,10 @@ enum GCS {
 
     /// Runs the agent until SIGTERM/SIGINT or the host's shutdown of the VM: the reaper, the host registry, the bridge
     /// connection loop (which re-dials after disconnects). Containers are left running.
-    static func serve(configuration: AgentConfiguration, transport: any Transport, loop: EventLoop, logger: Logger) async throws {
+    static func serve(configuration: AgentConfiguration, transport: any Transport, timeSync: TimeSync?, loop: EventLoop,
+                      logger: Logger) async throws {
         let reaper = try await Reaper(loop: loop)
+        let chronyd = timeSync?.start(reaper: reaper, loop: loop, logger: logger)
         let connections = BridgeConnectionLoop(transport: transport, loop: loop, logger: logger)
         // The host's shutdown of the VM ends the agent like SIGTERM does; the VM's init
         // (`init -p`) then powers the VM off.
@@ -96,6 +99,7 @@ enum GCS {
         await connections.run(host: host)
         stopper.cancel()
         podsLimit.cancel()
+        chronyd?.cancel()
         logger.info("gcs stopped")
     }
 

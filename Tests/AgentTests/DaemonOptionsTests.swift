@@ -37,7 +37,12 @@ struct DaemonOptionsTests {
                                                     "-scrub-logs", "-core-dump-location", "/tmp/cores/core.%p"])
         #expect(options.logFormat == "json" && options.logLevel == "debug")
         #expect(options.coreDumpLocation == "/tmp/cores/core.%p")
-        #expect(options.acceptedWithoutEffect == ["-disable-time-sync", "-scrub-logs"])
+        #expect(options.acceptedWithoutEffect == ["-scrub-logs"])
+        #expect(options.disableTimeSync)
+        let enabled = try DaemonOptions(arguments: ["-disable-time-sync", "--ptp-class-dir", "/p", "--chronyd=/c", "--chronyd-config", "/f",
+                                                    "-disable-time-sync=false"])
+        #expect(!enabled.disableTimeSync)
+        #expect(enabled.timeSync.ptpClassDirectory == "/p" && enabled.timeSync.chronyd == "/c" && enabled.timeSync.configurationPath == "/f")
         let more = try DaemonOptions(arguments: ["-scrub-logs=false", "-kmsgLogLevel", "4", "--gcs-mem-limit-bytes=52428800",
                                                  "-initial-policy-stance", "allow", "-use-inouterr=false"])
         #expect(more.acceptedWithoutEffect.isEmpty && more.agentMemoryThreshold == 52_428_800)

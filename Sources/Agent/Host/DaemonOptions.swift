@@ -22,10 +22,14 @@ public struct DaemonOptions: Sendable, Equatable {
     public var agentCgroup = "/gcs"
     /// `-gcs-mem-limit-bytes`: a warning is logged when the agent's cgroup uses more (0: none).
     public var agentMemoryThreshold: UInt64 = 50 << 20
-    /// `-disable-time-sync`, `-scrub-logs`: flags the host passes (hcsshim adds them, and the
-    /// core dump location, to the command line by its options) for features this agent does
-    /// not have or does not need: accepted, so that the agent starts, and kept for the
-    /// start-up log line.
+    /// `-disable-time-sync`: no chronyd (the local host tool passes it: its machine is no VM).
+    public var disableTimeSync = false
+    /// Where time sync finds its clock and chronyd (`--ptp-class-dir`, `--chronyd`,
+    /// `--chronyd-config`: for tests and images that keep them elsewhere).
+    public var timeSync = TimeSync()
+    /// `-scrub-logs`: a flag the host passes (hcsshim adds it to the command line by its
+    /// options) for what this agent does not need: accepted, so that the agent starts, and
+    /// kept for the start-up log line.
     public var acceptedWithoutEffect: [String] = []
     public var execStdio = AgentConfiguration.ExecStdio.passThrough
     /// `-h`/`--help` was given: print `usage` and exit.
@@ -57,9 +61,13 @@ public struct DaemonOptions: Sendable, Equatable {
                                  "" stays in the cgroup it was started in)
           -gcs-mem-limit-bytes N log a warning when that cgroup uses more than N bytes
                                  (default 52428800; 0: never)
-          -disable-time-sync, -scrub-logs
-                                 accepted for hcsshim compatibility, without effect: this agent
-                                 runs no time sync and logs no request bodies
+          -disable-time-sync     do not run chronyd on the Hyper-V PTP clock
+          --ptp-class-dir DIR    where PTP clocks are listed (default /sys/class/ptp)
+          --chronyd PATH         the chronyd program (default chronyd, from PATH)
+          --chronyd-config PATH  the chrony configuration written at start
+                                 (default /tmp/chronyd.conf)
+          -scrub-logs            accepted for hcsshim compatibility, without effect: this
+                                 agent logs no request bodies
           -initial-policy-stance allow (the only stance: no security policy is enforced)
         """
 
@@ -92,8 +100,12 @@ public struct DaemonOptions: Sendable, Equatable {
             case "h", "help": helpRequested = true
             case "v4":
                 try boolean(inline, name)
-            case "disable-time-sync", "scrub-logs":
+            case "disable-time-sync": disableTimeSync = try boolean(inline, name)
+            case "scrub-logs":
                 if try boolean(inline, name) { acceptedWithoutEffect.append("-\(name)") }
+            case "ptp-class-dir": timeSync.ptpClassDirectory = try value()
+            case "chronyd": timeSync.chronyd = try value()
+            case "chronyd-config": timeSync.configurationPath = try value()
             case "kmsgLogLevel": kernelLogLevel = Int(min(try unsigned(), 7))
             case "gcs-mem-limit-bytes": agentMemoryThreshold = try unsigned()
             case "gcs-cgroup": agentCgroup = try value()

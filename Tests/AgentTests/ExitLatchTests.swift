@@ -63,7 +63,18 @@ struct ExitLatchTests {
         await watcher.value
         #expect(done.withLock { $0 })
         #expect(await latch.answered())  // later calls return at once
-        latch.abandonAnswer()  // too late to change the answer
+        latch.abandonAnswer()  // a delete: later callers (a notification not yet sent) get false
+        #expect(await latch.answered() == false)
+    }
+
+    @Test("a wait lost to a disconnect (cancelled) lets answered() return at the exit without a new answer", .timeLimit(.minutes(1)))
+    func cancelledWaitReleases() async {
+        let latch = ExitLatch()
+        let waiting = Task { await outcome(latch, timeoutMs: nil) }
+        waiting.cancel()
+        guard case .failure(let error) = await waiting.value else { Issue.record("the wait was not cancelled"); return }
+        #expect(error is CancellationError)
+        latch.publish(137)
         #expect(await latch.answered())
     }
 

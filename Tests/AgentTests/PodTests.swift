@@ -105,10 +105,13 @@ struct PodTests {
                 return .object(members)
             }
             let sandboxType = ("io.kubernetes.cri.container-type", "sandbox")
-            let ids = ["hn-sandbox", "hn-workload", "own-sandbox"]
-            let specs = [spec([sandboxType, ("io.microsoft.virtualmachine.lcow.hostnetwork", "true")]),
+            let hostNetwork = ("io.microsoft.virtualmachine.lcow.hostnetwork", "true")
+            let ids = ["hn-sandbox", "hn-workload", "own-sandbox", "own-workload"]
+            // The last workload's own annotation counts for nothing: its pod has its own network.
+            let specs = [spec([sandboxType, hostNetwork]),
                          spec([("io.kubernetes.cri.container-type", "container"), ("io.kubernetes.cri.sandbox-id", "hn-sandbox")]),
-                         spec([sandboxType])]
+                         spec([sandboxType]),
+                         spec([("io.kubernetes.cri.container-type", "container"), ("io.kubernetes.cri.sandbox-id", "own-sandbox"), hostNetwork])]
             var pids: [pid_t] = []
             for (id, spec) in zip(ids, specs) {
                 try await guest.createContainer(id: id, spec: spec)
@@ -118,6 +121,7 @@ struct PodTests {
             #expect(Self.networkNamespace(pids[0]) == vm)
             #expect(Self.networkNamespace(pids[1]) == vm)
             #expect(Self.networkNamespace(pids[2]) != vm)
+            #expect(Self.networkNamespace(pids[3]) != vm)
             for id in ids.reversed() {
                 _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
                 _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))

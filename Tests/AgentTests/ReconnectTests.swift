@@ -15,17 +15,22 @@ struct ReconnectTests {
             try await startContainer(guest, id: "keeps-running")
             var logger = Logger(label: "reconnect")
             logger.logLevel = .warning
+            // The host waits for the init, as hcsshim's shim does; the disconnect cancels that
+            // wait, and the host that comes back does not ask again before the notification.
+            let client = guest.client
+            let lostWait = Task { try await client.send(WaitForProcessRequest(base: RequestBase(containerId: "dies-while-away"), processId: dying)) }
+            // Frames are read in order: once this is answered the wait has reached the agent.
+            _ = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
             try await guest.reconnect(logger: logger) {
                 // The host is away: the container's init dies (killed from outside the bridge).
                 #expect(kill(pid_t(dying), SIGKILL) == 0)
             }
-            // The host waits for the init, as hcsshim's shim does; the queued notification goes
-            // out once the exit code has (guest-behaviour §7.6).
-            #expect(try await wait(guest, "dies-while-away", dying) == 137)
+            #expect(await (try? lostWait.value) == nil)  // failed with the old connection
             var notification: ContainerNotification?
             for await n in guest.client.notifications { notification = n; break }
             #expect(notification?.base.containerId == "dies-while-away")
             #expect(notification?.type == "UnexpectedExit")
+            #expect(try await wait(guest, "dies-while-away", dying) == 137)
             let alive = try await guest.run(.exec("keeps-running", Busybox.process(args: ["echo", "still here"])))
             #expect(alive.stdoutText == "still here\n")
             for id in ["dies-while-away", "keeps-running"] {

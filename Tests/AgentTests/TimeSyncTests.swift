@@ -52,6 +52,15 @@ struct TimeSyncTests {
             _ = try await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
             #expect(guest.log().contains("no Hyper-V PTP clock"))
         }
+        // A clock, but no chronyd: said once, no restart loop.
+        #expect(mkdir("\(fake)/ptp0", 0o755) == 0)
+        Self.write("\(fake)/ptp0/clock_name", "hyperv\n")
+        try await withGuest("time-sync-no-chronyd", arguments: ["-disable-time-sync=false", "--ptp-class-dir", fake,
+                                                               "--chronyd", "\(fake)/no-such-chronyd", "--chronyd-config", "\(fake)/c.conf"]) { guest in
+            _ = try await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
+            #expect(guest.log().contains("no-such-chronyd not found (or not executable)"))
+            #expect(!guest.log().contains("restarting"))
+        }
         try await withGuest("time-sync-off", arguments: ["--ptp-class-dir", fake]) { guest in
             _ = try await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
             #expect(!guest.log().contains("time sync"))

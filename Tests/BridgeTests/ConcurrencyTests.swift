@@ -127,6 +127,23 @@ struct ConcurrencyTests {
         await pair.stop()
     }
 
+    @Test("a WaitForProcess answer's callback runs once its response is written, and not for an error answer",
+          .timeLimit(.minutes(1)))
+    func answeredCallback() async throws {
+        let pair = try await ClientServerPair.start()
+        let answer = try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 41))
+        #expect(answer.exitCode == 42)
+        // The callback runs right after the write, in the request's task: the client may see
+        // the response first.
+        while pair.handler.answers.load(ordering: .relaxed) < 1 { await Task.yield() }
+        let failed = await pair.client.sendExpectingFailure(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 0xDEAD))
+        #expect(failed)
+        _ = try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 1))
+        while pair.handler.answers.load(ordering: .relaxed) < 2 { await Task.yield() }
+        #expect(pair.handler.answers.load(ordering: .relaxed) == 2)  // the error answer added none
+        await pair.stop()
+    }
+
     @Test("UVM shutdown gets no response; every other shutdown does")
     func uvmShutdownSilent() async throws {
         let pair = try await ClientServerPair.start()
@@ -150,4 +167,11 @@ struct ConcurrencyTests {
 /// A shareable boolean.
 final class Flag: Sendable {
     let value = Atomic<Bool>(false)
+}
+
+extension BridgeClient {
+    /// Whether `request` was answered with an error.
+    func sendExpectingFailure<R: BridgeRequest>(_ request: R) async -> Bool {
+        do { _ = try await send(request); return false } catch { return true }
+    }
 }

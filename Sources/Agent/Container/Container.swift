@@ -112,8 +112,9 @@ public actor Container {
         let process = GuestProcess(pid: initPID, arguments: Self.arguments(of: spec["process"]), io: io,
                                    signalledCode: { 128 + UInt32($0) })
         initProcess = process
-        // Strong: the exit notification must go out even if the container was deleted from the
-        // registry while the init's output drained (the monitor ends, and the cycle with it).
+        // Strong: the monitor keeps the container until the init's exit is handled and its
+        // notification sent (or dropped by a delete; a container whose init is never waited for
+        // and never deleted keeps it, as Go's guest keeps its waiting goroutine).
         // Without a pid namespace of its own, the container's other processes would outlive
         // the init (and hold its output open): kill them, as the namespace's end would
         // (guest-behaviour §7.4).

@@ -50,7 +50,16 @@ public final class BridgeConnectionLoop: Sendable {
             }
             logger.info("bridge connected")
             let server = BridgeServer(connection: connection, handler: host, logger: logger)
-            state.withLock { $0.server = server }
+            // A stop() that came while dialling found no server to close: do not serve this one.
+            let stopped = state.withLock { s -> Bool in
+                if s.stopping { return true }
+                s.server = server
+                return false
+            }
+            if stopped {
+                connection.close()
+                break
+            }
             let flusher = Task(executorPreference: loop) { [self] in
                 // Deliver what queued while disconnected once the host has negotiated.
                 while !server.isNegotiated {

@@ -42,8 +42,8 @@ public struct TimeSync: Sendable, Equatable {
             logger.error("time sync: no Hyper-V PTP clock (clock_name 'hyperv') in \(ptpClassDirectory); the VM's clock is not synchronised")
             return nil
         }
-        guard let program = ExternalProcess.resolve(chronyd) else {
-            logger.error("time sync: \(chronyd) not found in PATH; the VM's clock is not synchronised")
+        guard let program = ExternalProcess.resolve(chronyd), access(program, X_OK) == 0 else {
+            logger.error("time sync: \(chronyd) not found (or not executable); the VM's clock is not synchronised")
             return nil
         }
         do {
@@ -69,6 +69,10 @@ public struct TimeSync: Sendable, Equatable {
                         _ = kill(pid, SIGTERM)  // the agent is stopping: so does chronyd
                     }
                     outcome = "\(status)"
+                } catch let error as SyscallError where [ENOENT, EACCES, ENOEXEC].contains(error.errno) {
+                    // Restarting cannot help a program that cannot be run.
+                    logger.error("time sync: chronyd cannot be started; the VM's clock is not synchronised", metadata: ["error": "\(error)"])
+                    return
                 } catch {
                     outcome = "\(error)"
                 }

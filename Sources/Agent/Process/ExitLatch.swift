@@ -28,8 +28,12 @@ final class ExitLatch: Sendable {
         var acknowledged = 0
         /// Waiting in `answered()`.
         var answerWaiters: [UnsafeContinuation<Bool, Never>] = []
-        /// At least one answer went out, and every waiter that received the code has answered.
-        var isAnswered: Bool { acknowledged > 0 && acknowledged == delivered }
+        /// Waits ended by cancellation (the host went away with the request in flight).
+        var cancelled = 0
+        /// Every waiter that received the code has answered, and either one did or the host
+        /// lost a wait to a disconnect: a host that reconnects does not ask again (hcsshim's
+        /// sends only short probes), so its notification must not wait for an answer.
+        var isAnswered: Bool { acknowledged == delivered && (acknowledged > 0 || cancelled > 0) }
         /// Nobody will ask any more (the container was deleted): `answered()` returns false.
         var abandoned = false
     }
@@ -72,7 +76,16 @@ final class ExitLatch: Sendable {
             }
         }
         defer { timer?.cancel() }
-        return try await withTaskCancellationHandler {
+        do {
+            return try await waitRegistered(id)
+        } catch is CancellationError {
+            noteCancelled()
+            throw CancellationError()
+        }
+    }
+
+    private func waitRegistered(_ id: Int) async throws -> UInt32 {
+        try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<UInt32, any Error>) in
                 let ready = state.withLock { s -> Result<UInt32, any Error>? in
                     if let code = s.code { s.slots[id] = nil; s.delivered += 1; return .success(code) }
@@ -85,6 +98,18 @@ final class ExitLatch: Sendable {
         } onCancel: {
             fail(id, CancellationError())
         }
+    }
+
+    /// A wait ended by cancellation: counted, and `answered()` callers released if that makes
+    /// the exit answered (see `State.isAnswered`).
+    private func noteCancelled() {
+        let waiters = state.withLock { s -> [UnsafeContinuation<Bool, Never>] in
+            s.cancelled += 1
+            guard s.isAnswered, !s.abandoned else { return [] }
+            defer { s.answerWaiters = [] }
+            return s.answerWaiters
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
     }
 
     /// A waiter that received the code has answered its caller (the WaitForProcess response
@@ -100,11 +125,10 @@ final class ExitLatch: Sendable {
         for waiter in waiters { waiter.resume(returning: true) }
     }
 
-    /// No answer is coming (the process's container was deleted): `answered()` returns false,
-    /// now and later, unless it was answered already.
+    /// The process's container was deleted: `answered()` returns false from now on (an
+    /// answer that went out before has already released its callers).
     func abandonAnswer() {
         let waiters = state.withLock { s -> [UnsafeContinuation<Bool, Never>] in
-            if s.isAnswered { return [] }
             s.abandoned = true
             defer { s.answerWaiters = [] }
             return s.answerWaiters
@@ -118,8 +142,8 @@ final class ExitLatch: Sendable {
     func answered() async -> Bool {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Bool, Never>) in
             let now = state.withLock { s -> Bool? in
-                if s.isAnswered { return true }
                 if s.abandoned { return false }
+                if s.isAnswered { return true }
                 s.answerWaiters.append(continuation)
                 return nil
             }

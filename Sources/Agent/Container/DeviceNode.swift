@@ -50,24 +50,17 @@ struct DeviceNode: Equatable {
     /// `pts`, `shm`, `fd`, `mqueue` and the container managers' private directories are skipped,
     /// and so is `console`.
     static func all(under directory: String = "/dev") -> [DeviceNode] {
-        guard let dir = opendir(directory) else { return [] }
-        var names: [(String, UInt8)] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append((name, entry.pointee.d_type)) }
-        }
-        closedir(dir)
         var nodes: [DeviceNode] = []
-        for (name, kind) in names.sorted(by: { $0.0 < $1.0 }) {
+        for name in LocalDirectory.entries(directory).sorted() {
             let path = "\(directory)/\(name)"
-            if kind == UInt8(DT_DIR) {
+            var st = stat()
+            guard lstat(path, &st) == 0 else { continue }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
                 if !["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"].contains(name) { nodes += all(under: path) }
                 continue
             }
-            if name == "console" || (kind != UInt8(DT_CHR) && kind != UInt8(DT_BLK)) { continue }
-            if let node = try? DeviceNode(path: path) { nodes.append(node) }
+            // Anything but a character or block device is refused by the initialiser.
+            if name != "console", let node = try? DeviceNode(path: path) { nodes.append(node) }
         }
         return nodes
     }

@@ -48,17 +48,11 @@ enum ContainerPreparation {
         var hostNetwork = false
     }
 
-    /// What a workload's create needs of its pod.
-    struct PodInfo {
-        var root: String
-        var hostNetwork: Bool
-    }
-
     static let hostNetworkAnnotation = "io.microsoft.virtualmachine.lcow.hostnetwork"
 
     /// `pod(sandboxID)` gives a registered pod, or nil if there is no such pod.
     static func prepare(spec: JSONValue, id: String, bundle: String, configuration: AgentConfiguration,
-                        pod: (String) -> PodInfo?) throws -> Prepared {
+                        pod: (String) -> AgentHost.Pod?) throws -> Prepared {
         for section in ["process", "root", "linux"] where spec[section] == nil || spec[section] == .null {
             throw BridgeError(.fail, "container \(id): the OCI spec has no '\(section)' section")
         }

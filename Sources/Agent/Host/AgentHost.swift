@@ -76,7 +76,7 @@ public actor AgentHost: BridgeHandler {
         do {
             let pods = self.pods
             let prepared = try ContainerPreparation.prepare(spec: spec, id: id, bundle: bundle, configuration: configuration,
-                                                            pod: { pods[$0].map { .init(root: $0.root, hostNetwork: $0.hostNetwork) } })
+                                                            pod: { pods[$0] })
             if prepared.kind == .sandbox, pods[id] != nil { throw BridgeError(.systemAlreadyExists, "pod \(id) already exists") }
             if prepared.kind == .sandbox {
                 madePodCgroup = true

@@ -181,6 +181,12 @@ public final class AsyncFD: Sendable {
         return nil
     }
 
+    /// Runs `body` on the descriptor as one operation: a concurrent `close()` waits for it, so
+    /// the number cannot meanwhile be closed and reused for another file. Throws once closed.
+    public func withDescriptor<T>(_ body: (Int32) throws(SyscallError) -> T) throws -> T {
+        try registration.withOp(body).0
+    }
+
     /// Clears O_NONBLOCK before the descriptor is handed to a child process as its stdio (the
     /// flag belongs to the shared file description, and most programs expect blocking I/O).
     /// After this the descriptor must not be used for async operations; close it once handed on.

@@ -279,6 +279,14 @@ struct ContainerLifecycleTests {
             try await startContainer(guest, id: id)
             let noPid = await hresult { _ = try await wait(guest, id, 999_999) }
             #expect(noPid == .notFound)
+            // ProcessIds above Int32.max name no process, in a container or in the VM.
+            for pid: UInt32 in [0x8000_0000, .max] {
+                #expect(await hresult { _ = try await wait(guest, id, pid) } == .notFound)
+                #expect(await hresult { _ = try await wait(guest, uvmContainerID, pid) } == .notFound)
+                let signal = SignalProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: pid,
+                                                  options: SignalProcessOptions(signal: SIGTERM))
+                #expect(await hresult { _ = try await guest.client.send(signal) } == .notFound)
+            }
             let duplicate = await hresult { try await guest.createContainer(id: id, spec: Busybox.spec(rootfs: sharedRootfs, args: ["true"])) }
             #expect(duplicate == .systemAlreadyExists)
             // still serving

@@ -119,6 +119,8 @@ struct WireTests {
         ("'unterminated", []),
         ("trailing\\", []),
         ("x | y", ["x"]),
+        ("/bin/echo a\r\nb", ["/bin/echo", "a", "b"]),  // "\r\n" is one Character, two runes
+        ("'e'\u{301} x", ["e\u{301}", "x"]),            // a combining mark after a quote
     ])
     func splitting(line: String, expected: [String]) {
         #expect(CommandLineSplitter.split(line) == expected)

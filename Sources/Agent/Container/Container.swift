@@ -233,7 +233,7 @@ public actor Container {
     /// The process `pid` of this container (init or exec), or ERROR_NOT_FOUND.
     func process(_ pid: UInt32) throws -> GuestProcess {
         if pid == UInt32(initPID), let initProcess { return initProcess }
-        if let process = processes[pid_t(pid)] { return process }
+        if let key = pid_t(exactly: pid), let process = processes[key] { return process }
         throw BridgeError(.notFound, "process \(pid) not found in container \(id)")
     }
 

@@ -30,6 +30,10 @@ public actor AgentHost: BridgeHandler {
     private var external: [pid_t: GuestProcess] = [:]
     /// Pods, by sandbox container id.
     private var pods: [String: Pod] = [:]
+    /// Sandboxes whose delete is under way: their pods take no new workloads.
+    private var deletingPods: Set<String> = []
+    /// Workloads runc is creating, by id, with their sandbox's id: a sandbox delete waits for them.
+    private var creatingWorkloads: [String: String] = [:]
     /// Deleted sandboxes whose pod cgroup could not be removed yet (a workload's was still in it).
     private var lingeringPodCgroups: Set<String> = []
 
@@ -78,28 +82,33 @@ public actor AgentHost: BridgeHandler {
             let prepared = try ContainerPreparation.prepare(spec: spec, id: id, bundle: bundle, configuration: configuration,
                                                             pod: { pods[$0] })
             if prepared.kind == .sandbox, pods[id] != nil { throw BridgeError(.systemAlreadyExists, "pod \(id) already exists") }
+            if case .workload(let sandbox) = prepared.kind, deletingPods.contains(sandbox) {
+                throw BridgeError(.fail, "container \(id): its sandbox \(sandbox) is being deleted")
+            }
             if prepared.kind == .sandbox {
                 madePodCgroup = true
                 try podCgroup(id).create(resources: prepared.spec["linux"]?["resources"], logger: logger)
             }
             let container = Container(id: id, bundle: bundle, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
-                                      runc: runc, reaper: reaper, loop: loop, logger: logger, activityID: request.base.activityId,
+                                      runc: runc, reaper: reaper, loop: loop, logger: logger,
+                                      // The exit notification carries it; a host rejects one that is not a GUID.
+                                      activityID: HostChecks.isGUID(request.base.activityId) ? request.base.activityId : uvmContainerID,
                                       execStdio: configuration.execStdio, userFromName: prepared.userFromName)
-            // To its end even if this request is cancelled (see runToCompletion).
-            let creation = Task(executorPreference: loop) { try await container.create() }
-            creations[id] = creation
-            defer { creations.removeValue(forKey: id) }
-            try await creation.value
-            containers[id] = container
-            switch prepared.kind {
-            case .sandbox: self.pods[id] = Pod(root: prepared.sandboxRoot, hostNetwork: prepared.hostNetwork, members: [id])
-            case .workload(let sandbox):
-                // Its sandbox may have been deleted while runc created it: it runs on, in no pod.
-                if self.pods[sandbox]?.members.insert(id) == nil {
-                    logger.warning("sandbox deleted while its workload was created", metadata: ["id": "\(id)", "sandbox": "\(sandbox)"])
-                }
-            case .standalone: break
+            // To its end even if this request is cancelled (see runToCompletion). The container
+            // is registered inside the task: a delete that waited for the task finds it.
+            let pod = Pod(root: prepared.sandboxRoot, hostNetwork: prepared.hostNetwork, members: [id])
+            let kind = prepared.kind
+            let creation = Task(executorPreference: loop) { [self] in
+                try await container.create()
+                await register(container, kind: kind, pod: pod)
             }
+            creations[id] = creation
+            if case .workload(let sandbox) = kind { creatingWorkloads[id] = sandbox }
+            defer {
+                creations.removeValue(forKey: id)
+                creatingWorkloads.removeValue(forKey: id)
+            }
+            try await creation.value
             let initPID = await container.initPID
             logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
         } catch {
@@ -133,6 +142,13 @@ public actor AgentHost: BridgeHandler {
         let id = request.base.containerId
         if let creation = creations[id] { _ = await creation.result }
         let container = try container(id)
+        if pods[id] != nil {
+            // No workload joins the pod from here on, and those runc is creating are waited
+            // for: their mounts and cgroups live in the sandbox's, which go now.
+            deletingPods.insert(id)
+            for workload in creatingWorkloads.filter({ $0.value == id }).keys { _ = await creations[workload]?.result }
+        }
+        defer { deletingPods.remove(id) }
         // A sandbox's shared directories are unmounted first (§7.11 step 4): its bundle, their
         // parent, goes with the container.
         if let pod = pods[id] { SandboxMounts.release(root: pod.root, logger: logger) }
@@ -227,8 +243,8 @@ public actor AgentHost: BridgeHandler {
         let process = try await process(request.base.containerId, request.processId)
         let code = try await process.wait(timeoutMs: timeout, loop: loop)
         // Only the process waited for: its pid may have been reused by a newer one meanwhile.
-        if request.base.containerId == uvmContainerID, let known = external[pid_t(request.processId)], known === process {
-            external.removeValue(forKey: pid_t(request.processId))
+        if request.base.containerId == uvmContainerID, let known = external[process.pid], known === process {
+            external.removeValue(forKey: process.pid)
             if external.isEmpty && external.capacity > 64 { external = [:] }  // do not keep a burst's capacity
             reclaimer.noteRelease()
         } else if request.base.containerId != uvmContainerID, let container = containers[request.base.containerId] {
@@ -314,6 +330,21 @@ public actor AgentHost: BridgeHandler {
         return text
     }
 
+    /// Makes a container runc has created known to later requests (and a sandbox's pod).
+    private func register(_ container: Container, kind: ContainerKind, pod: Pod) {
+        let id = container.id
+        containers[id] = container
+        switch kind {
+        case .sandbox: pods[id] = pod
+        case .workload(let sandbox):
+            // Its sandbox may have been deleted while runc created it: it runs on, in no pod.
+            if pods[sandbox]?.members.insert(id) == nil {
+                logger.warning("sandbox deleted while its workload was created", metadata: ["id": "\(id)", "sandbox": "\(sandbox)"])
+            }
+        case .standalone: break
+        }
+    }
+
     // MARK: Lookups
 
     /// A pod: its sandbox's root (hostname, hosts, resolv.conf, shared directories), whether it
@@ -335,7 +366,8 @@ public actor AgentHost: BridgeHandler {
 
     private func process(_ containerID: String, _ pid: UInt32) async throws -> GuestProcess {
         if containerID == uvmContainerID {
-            guard let process = external[pid_t(pid)] else { throw BridgeError(.notFound, "process \(pid) not found") }
+            // A ProcessId above Int32.max names no process (and must not trap the conversion).
+            guard let key = pid_t(exactly: pid), let process = external[key] else { throw BridgeError(.notFound, "process \(pid) not found") }
             return process
         }
         return try await container(containerID).process(pid)

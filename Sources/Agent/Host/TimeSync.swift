@@ -1,6 +1,7 @@
 import EventLoop
 import Glibc
 import Logging
+import Shims
 
 /// Keeps the VM's clock on the host's (guest-behaviour §3.2 step 10): chronyd, disciplined by
 /// the PTP clock Hyper-V exposes to the guest, run under a restart monitor for the agent's
@@ -60,13 +61,17 @@ public struct TimeSync: Sendable, Equatable {
             while !Task.isCancelled {
                 let started = ContinuousClock.now
                 var outcome: String
-                var pid: pid_t = 0
                 do {
-                    pid = try Spawn.start(request, stdio: [nil, nil, nil])
+                    let pid = try Spawn.start(request, stdio: [nil, nil, nil])
+                    // The stop signal goes through a pidfd, opened before the reaper (on this
+                    // loop) can run: once chronyd is reaped its pid may be reused, the pidfd not.
+                    let pidfd = shim_pidfd_open(pid)
+                    defer { if pidfd >= 0 { close(pidfd) } }
                     let status = await withTaskCancellationHandler {
                         await reaper.wait(pid: pid)
-                    } onCancel: { [pid] in
-                        _ = kill(pid, SIGTERM)  // the agent is stopping: so does chronyd
+                    } onCancel: {
+                        // The agent is stopping: so does chronyd.
+                        if pidfd >= 0 { _ = shim_pidfd_send_signal(pidfd, SIGTERM) }
                     }
                     outcome = "\(status)"
                 } catch let error as SyscallError where [ENOENT, EACCES, ENOEXEC].contains(error.errno) {

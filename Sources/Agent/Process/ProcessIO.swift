@@ -146,8 +146,9 @@ public final class ProcessIO: Sendable {
     /// Resizes the terminal (`TIOCSWINSZ`); no-op once the relay has closed it.
     func resize(height: UInt16, width: UInt16) throws {
         guard let terminal else { throw BridgeError(.fail, "is not a tty and cannot be resized") }
-        if terminal.isClosed { return }
-        _ = shim_ioctl_set_winsize(terminal.rawValue, height, width)
+        // Inside an operation on the master: a close by the exit's teardown, on another thread,
+        // waits for it (the fd number cannot be another terminal's by then).
+        _ = try? terminal.withDescriptor { fd throws(SyscallError) in shim_ioctl_set_winsize(fd, height, width) }
     }
 
     /// Relays for diagnostics (dump stacks).

@@ -12,18 +12,20 @@ public enum CommandLineSplitter {
         var single = false
         var double = false
         var escaped = false
-        loop: for ch in line {
+        // Scalars, not Characters: "\r\n" is one Character, and a combining mark would fuse
+        // with the quote or backslash before it; go-shellwords reads runes.
+        loop: for ch in line.unicodeScalars {
             if escaped {
-                word.append(ch); escaped = false; inWord = true
+                word.unicodeScalars.append(ch); escaped = false; inWord = true
                 continue
             }
             if ch == "\\" {
-                if single { word.append(ch); inWord = true } else { escaped = true }
+                if single { word.unicodeScalars.append(ch); inWord = true } else { escaped = true }
                 continue
             }
             if ch == " " || ch == "\t" || ch == "\n" || ch == "\r" {
                 if single || double {
-                    word.append(ch)
+                    word.unicodeScalars.append(ch)
                 } else if inWord {
                     words.append(word); word = ""; inWord = false
                 }
@@ -43,7 +45,7 @@ public enum CommandLineSplitter {
             default:
                 break
             }
-            word.append(ch)
+            word.unicodeScalars.append(ch)
             inWord = true
         }
         if escaped || single || double { return [] }

@@ -35,6 +35,9 @@ public actor Container {
     private var processes: [pid_t: GuestProcess] = [:]
     private var prepared: PreparedInitIO?
     private var processCounter = 0
+    /// Set when DeleteContainerState begins: a start or exec that was waiting (dialling the
+    /// host's stdio) must not go on in a container that is going away.
+    private var deleted = false
 
     /// The init's stdio made at Create (the ports arrive only with the start request).
     enum PreparedInitIO {
@@ -80,7 +83,10 @@ public actor Container {
                 _ = try? await master
                 throw error
             }
-            prepared = .terminal(try await master)
+            do { prepared = .terminal(try await master) } catch {
+                await undoCreate()
+                throw error
+            }
         } else {
             let stdin = try BoxedPipe(), stdout = try BoxedPipe(), stderr = try BoxedPipe()
             initPID = try await runc.create(id: id, bundle: bundle, files: files,
@@ -88,12 +94,37 @@ public actor Container {
             // The init holds its ends now (the other ends close with the boxes); keep ours.
             prepared = .pipes(stdin: stdin.write, stdout: stdout.read, stderr: stderr.read)
         }
-        try finishProcessFiles(files, pid: initPID)
-        try writeFile("\(runDirectory)/initpid", Array("\(initPID)".utf8))
+        do {
+            try finishProcessFiles(files, pid: initPID)
+            try writeFile("\(runDirectory)/initpid", Array("\(initPID)".utf8))
+        } catch {
+            await undoCreate()
+            throw error
+        }
+    }
+
+    /// After `runc create` succeeded and a later step failed: the container must not stay
+    /// behind in runc's state (its init blocked, its cgroup made) with nobody knowing of it.
+    private func undoCreate() async {
+        do { try await runc.delete(id: id, force: true) } catch {
+            logger.warning("runc delete after a failed create", metadata: ["id": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    /// An exec runc started whose set-up then failed: SIGKILL it (reaped by the Reaper; its
+    /// exit stays unclaimed). Not once the Reaper has its exit: the pid may be reused then.
+    private func killUntracked(_ pid: pid_t) {
+        guard !reaper.hasUnclaimedExit(pid: pid) else { return }
+        _ = Glibc.kill(pid, SIGKILL)
+        logger.warning("exec set-up failed after runc started the process: killed", metadata: ["id": "\(id)", "pid": "\(pid)"])
     }
 
     /// Starts the init (ExecuteProcess without OciProcess): wires stdio, `runc start`.
     func startInit(_ connections: StdioConnections, onExit: @escaping @Sendable (ContainerNotification) async -> Void) async throws -> pid_t {
+        guard !deleted else {
+            connections.closeAll()
+            throw BridgeError(.systemNotFound, "container \(id) was deleted")
+        }
         guard status == .created, let prepared else {
             connections.closeAll()
             throw BridgeError(.invalidState, "container \(id) is already started")
@@ -154,9 +185,9 @@ public actor Container {
 
     /// `runc exec` of an OCI process (ExecuteProcess with OciProcess).
     func exec(process ociProcess: JSONValue, connections: StdioConnections) async throws -> pid_t {
-        guard status == .running else {
+        guard !deleted, status == .running else {
             connections.closeAll()
-            throw BridgeError(.invalidState, "container \(id) is not running")
+            throw BridgeError(deleted ? .systemNotFound : .invalidState, "container \(id) \(deleted ? "was deleted" : "is not running")")
         }
         let terminal = ociProcess["terminal"] == .bool(true)
         var ociProcess = ociProcess
@@ -172,46 +203,66 @@ public actor Container {
         try writeFile(processPath, Array(try ContainerPreparation.specEncoder().encode(ociProcess)))
         let pid: pid_t
         let io: ProcessIO
-        if terminal {
-            let console = try ConsoleSocket(path: files.consoleSocket!, loop: loop)
-            async let master = console.receiveMaster()
-            do {
-                pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: [nil, nil, nil])
-            } catch {
-                console.close()
-                _ = try? await master
+        // Set once runc has started the process: a later failure must not leave it running untracked.
+        var launched: pid_t?
+        do {
+            if terminal {
+                let console = try ConsoleSocket(path: files.consoleSocket!, loop: loop)
+                async let master = console.receiveMaster()
+                do {
+                    pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: [nil, nil, nil])
+                } catch {
+                    console.close()
+                    _ = try? await master
+                    connections.closeAll()
+                    throw error
+                }
+                launched = pid
+                do {
+                    io = try ProcessIO.terminal(connections, master: try await master.take(), loop: loop)
+                } catch {
+                    connections.closeAll()
+                    throw error
+                }
+            } else if execStdio == .passThrough {
+                // The process holds the host's connections itself; streams not asked for are /dev/null.
+                do {
+                    pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: try connections.handOff())
+                } catch {
+                    connections.closeAll()
+                    throw error
+                }
+                launched = pid
                 connections.closeAll()
-                throw error
+                io = ProcessIO.direct(StdioConnections())
+            } else {
+                // Streams the host did not ask for are /dev/null for exec'd processes.
+                let stdin = connections.stdin != nil ? try BoxedPipe() : nil
+                let stdout = connections.stdout != nil ? try BoxedPipe() : nil
+                let stderr = connections.stderr != nil ? try BoxedPipe() : nil
+                do {
+                    pid = try await runc.exec(id: id, processJSON: processPath, files: files,
+                                              stdio: [stdin?.read.rawValue, stdout?.write.rawValue, stderr?.write.rawValue])
+                } catch {
+                    connections.closeAll()
+                    throw error
+                }
+                launched = pid
+                do {
+                    io = ProcessIO.pipes(connections,
+                                         stdinWrite: try stdin.map { try AsyncFD($0.write.take(), loop: loop) },
+                                         stdoutRead: try stdout.map { try AsyncFD($0.read.take(), loop: loop) },
+                                         stderrRead: try stderr.map { try AsyncFD($0.read.take(), loop: loop) })
+                } catch {
+                    connections.closeAll()
+                    throw error
+                }
             }
-            io = try ProcessIO.terminal(connections, master: try await master.take(), loop: loop)
-        } else if execStdio == .passThrough {
-            // The process holds the host's connections itself; streams not asked for are /dev/null.
-            do {
-                pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: try connections.handOff())
-            } catch {
-                connections.closeAll()
-                throw error
-            }
-            connections.closeAll()
-            io = ProcessIO.direct(StdioConnections())
-        } else {
-            // Streams the host did not ask for are /dev/null for exec'd processes.
-            let stdin = connections.stdin != nil ? try BoxedPipe() : nil
-            let stdout = connections.stdout != nil ? try BoxedPipe() : nil
-            let stderr = connections.stderr != nil ? try BoxedPipe() : nil
-            do {
-                pid = try await runc.exec(id: id, processJSON: processPath, files: files,
-                                          stdio: [stdin?.read.rawValue, stdout?.write.rawValue, stderr?.write.rawValue])
-            } catch {
-                connections.closeAll()
-                throw error
-            }
-            io = ProcessIO.pipes(connections,
-                                 stdinWrite: try stdin.map { try AsyncFD($0.write.take(), loop: loop) },
-                                 stdoutRead: try stdout.map { try AsyncFD($0.read.take(), loop: loop) },
-                                 stderrRead: try stderr.map { try AsyncFD($0.read.take(), loop: loop) })
+            try finishProcessFiles(files, pid: pid)
+        } catch {
+            if let launched { killUntracked(launched) }
+            throw error
         }
-        try finishProcessFiles(files, pid: pid)
         let process = GuestProcess(pid: pid, arguments: Self.arguments(of: ociProcess), io: io, signalledCode: { 128 + UInt32($0) })
         processes[pid] = process
         await process.start(reaper: reaper, loop: loop)
@@ -274,9 +325,13 @@ public actor Container {
 
     /// DeleteContainerState: `runc delete`, then the agent's run directory and the bundle.
     func delete() async throws {
+        deleted = true
         initProcess?.abandonExitAnswer()
         var firstError: (any Error)?
-        do { try await runc.delete(id: id, force: status == .running) } catch { firstError = error }
+        // Forced once the init's start has begun: `runc start` may be running right now, and
+        // an unforced delete refuses a container that is running.
+        let force = status == .running || (status == .created && initProcess != nil)
+        do { try await runc.delete(id: id, force: force) } catch { firstError = error }
         removeTree(runDirectory)
         removeTree(bundle)
         processes.removeAll()
@@ -334,40 +389,5 @@ public actor Container {
     static func arguments(of process: JSONValue?) -> [String] {
         guard case .array(let items)? = process?["args"] else { return [] }
         return items.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
-    }
-}
-
-/// A box that lets a `~Copyable` descriptor sit in an enum case, an optional or an `async let`
-/// and be taken out once; closes it if never taken.
-final class OwnedFDBox: Sendable {
-    private let fd: Mutex<Int32>
-    init(_ owned: consuming OwnedFD) { fd = Mutex(owned.release()) }
-    /// The raw descriptor while still boxed (-1 once taken).
-    var rawValue: Int32 { fd.withLock { $0 } }
-    func take() -> OwnedFD {
-        let raw = fd.withLock { value -> Int32 in defer { value = -1 }; return value }
-        precondition(raw >= 0, "descriptor taken twice")
-        return OwnedFD(adopting: raw)
-    }
-    deinit { let raw = fd.withLock { $0 }; if raw >= 0 { Glibc.close(raw) } }
-}
-
-/// A blocking pipe whose ends are boxed: the child's end is passed to runc, ours is taken.
-struct BoxedPipe {
-    let read: OwnedFDBox
-    let write: OwnedFDBox
-    init() throws {
-        let pipe = try Pipes.make(nonBlocking: false)
-        read = OwnedFDBox(pipe.first)
-        write = OwnedFDBox(pipe.second)
-    }
-}
-
-typealias NSStringPath = String
-extension String {
-    /// The path without its last component ("/a/b/c" -> "/a/b").
-    var deletingLastComponent: String {
-        guard let slash = lastIndex(of: "/") else { return "." }
-        return slash == startIndex ? "/" : String(self[..<slash])
     }
 }

@@ -107,14 +107,18 @@ public struct Runc: Sendable {
     @discardableResult
     private func runChecked(_ args: [String], stdio: [Int32?], log: String?, captureStdout: Bool = false,
                             captureStderr: Bool = true) async throws -> Output {
+        // The log is the container's, shared by all its invocations (§10): only what this one
+        // appended explains its failure, not an older error or a concurrent exec's.
+        var logStart = stat()
+        let appendedFrom = log.map { stat($0, &logStart) == 0 ? logStart.st_size : 0 } ?? 0
         let output = try await run(args, stdio: stdio, captureStdout: captureStdout, captureStderr: captureStderr)
-        try check(output, log: log)
+        try check(output, log: log, from: appendedFrom)
         return output
     }
 
-    private func check(_ output: Output, log: String?) throws {
+    private func check(_ output: Output, log: String?, from offset: off_t = 0) throws {
         guard output.status != .exited(0) else { return }
-        let logText = log.flatMap { try? readFile($0) }
+        let logText = log.flatMap { try? readFile($0, from: offset) }
         let message = RuncErrorMapping.message(log: logText, stderr: output.stderr)
         throw BridgeError(RuncErrorMapping.hresult(for: message), "runc: \(message)")
     }
@@ -185,11 +189,12 @@ public struct Runc: Sendable {
     }
 }
 
-/// Reads a small file into a String (control-path helper).
-func readFile(_ path: String) throws -> String {
+/// Reads a small file into a String (control-path helper), from byte `offset` on.
+func readFile(_ path: String, from offset: off_t = 0) throws -> String {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw SyscallError("open(\(path))", errno: errno) }
     defer { close(fd) }
+    if offset > 0, lseek(fd, offset, SEEK_SET) < 0 { throw SyscallError("lseek(\(path))", errno: errno) }
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 16 << 10)
     while true {

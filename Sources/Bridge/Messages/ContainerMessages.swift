@@ -42,12 +42,20 @@ public struct CreateContainerRequest: BridgeRequest, Hashable {
         if settings.schemaVersion < SchemaVersion(major: 2, minor: 1) {
             throw BridgeError(.invalidJSON, "invalid schema version: {\(settings.schemaVersion.major) \(settings.schemaVersion.minor)}")
         }
-        guard let spec = settings.ociSpecification, case .object = spec else {
+        // A value of the wrong type is a decode failure in Go's guest (E_INVALIDJSON); a missing
+        // one, an invalid argument (Go's guest crashes on it).
+        guard let spec = settings.ociSpecification, spec != .null else {
             throw BridgeError(.invalidArgument, "ContainerConfig has no OciSpecification")
         }
+        guard case .object = spec else {
+            throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ContainerConfig: OciSpecification is not an object")
+        }
         for field in ["process", "root", "linux"] {
-            guard let value = spec[field], case .object = value else {
-                throw BridgeError(.invalidArgument, "OciSpecification.\(field) is missing or not an object")
+            guard let value = spec[field], value != .null else {
+                throw BridgeError(.invalidArgument, "OciSpecification.\(field) is missing")
+            }
+            guard case .object = value else {
+                throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ContainerConfig: OciSpecification.\(field) is not an object")
             }
         }
         return settings

@@ -48,6 +48,15 @@ public struct ExecuteProcessRequest: BridgeRequest, Hashable {
                 throw BridgeError(.invalidArgument, "process has an empty command line")
             }
         } else if let process = parameters.ociProcess {
+            // A value of the wrong type is a decode failure in Go's guest (E_INVALIDJSON); a
+            // missing one, an invalid argument.
+            guard case .object = process else {
+                throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess is not an object")
+            }
+            switch process["args"] {
+            case nil, .null?, .array?: break
+            default: throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess.args is not an array")
+            }
             guard case .array(let args) = process["args"] ?? .null, !args.isEmpty else {
                 throw BridgeError(.invalidArgument, "OciProcess has no args")
             }

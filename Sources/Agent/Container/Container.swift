@@ -259,6 +259,9 @@ public actor Container {
                 }
             }
             try finishProcessFiles(files, pid: pid)
+            // Deleted while runc ran: runc delete --force has killed the container's processes,
+            // or will not see this one; either way it must not join a container that is gone.
+            if deleted { throw BridgeError(.systemNotFound, "container \(id) was deleted") }
         } catch {
             if let launched { killUntracked(launched) }
             throw error

@@ -78,13 +78,14 @@ public actor AgentHost: BridgeHandler {
         let bundleIsThisCreates = pods[id] == nil
         var madePodCgroup = false
         do {
+            // Before any preparation: a workload's prepares directories (and mounts) in its sandbox's.
+            if case .workload(let sandbox)? = try? ContainerKind(spec: spec, id: id), deletingPods.contains(sandbox) {
+                throw BridgeError(.fail, "container \(id): its sandbox \(sandbox) is being deleted")
+            }
             let pods = self.pods
             let prepared = try ContainerPreparation.prepare(spec: spec, id: id, bundle: bundle, configuration: configuration,
                                                             pod: { pods[$0] })
             if prepared.kind == .sandbox, pods[id] != nil { throw BridgeError(.systemAlreadyExists, "pod \(id) already exists") }
-            if case .workload(let sandbox) = prepared.kind, deletingPods.contains(sandbox) {
-                throw BridgeError(.fail, "container \(id): its sandbox \(sandbox) is being deleted")
-            }
             if prepared.kind == .sandbox {
                 madePodCgroup = true
                 try podCgroup(id).create(resources: prepared.spec["linux"]?["resources"], logger: logger)

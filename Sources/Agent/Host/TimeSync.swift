@@ -66,12 +66,15 @@ public struct TimeSync: Sendable, Equatable {
                     // The stop signal goes through a pidfd, opened before the reaper (on this
                     // loop) can run: once chronyd is reaped its pid may be reused, the pidfd not.
                     let pidfd = shim_pidfd_open(pid)
+                    if pidfd < 0 {
+                        logger.warning("time sync: no pidfd for chronyd; it is stopped by pid", metadata: ["error": "\(SyscallError("pidfd_open", errno: errno))"])
+                    }
                     defer { if pidfd >= 0 { close(pidfd) } }
                     let status = await withTaskCancellationHandler {
                         await reaper.wait(pid: pid)
                     } onCancel: {
                         // The agent is stopping: so does chronyd.
-                        if pidfd >= 0 { _ = shim_pidfd_send_signal(pidfd, SIGTERM) }
+                        if pidfd >= 0 { _ = shim_pidfd_send_signal(pidfd, SIGTERM) } else { _ = kill(pid, SIGTERM) }
                     }
                     outcome = "\(status)"
                 } catch let error as SyscallError where [ENOENT, EACCES, ENOEXEC].contains(error.errno) {

@@ -49,7 +49,11 @@ public struct Runc: Sendable {
         if let socket = files.consoleSocket { args += ["--console-socket", socket] }
         args.append(id)
         try await runChecked(args, stdio: stdio, log: files.log, captureStderr: false)
-        return try readPID(files.pidFile)
+        do { return try readPID(files.pidFile) } catch {
+            // runc made the container: without its pid nobody could manage it, so it goes.
+            try? await delete(id: id, force: true)
+            throw error
+        }
     }
 
     /// `runc start`: runs the user process of a created container.

@@ -50,13 +50,14 @@ public struct CreateContainerRequest: BridgeRequest, Hashable {
         guard case .object = spec else {
             throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ContainerConfig: OciSpecification is not an object")
         }
-        for field in ["process", "root", "linux"] {
-            guard let value = spec[field], value != .null else {
-                throw BridgeError(.invalidArgument, "OciSpecification.\(field) is missing")
-            }
-            guard case .object = value else {
+        let fields = ["process", "root", "linux"]
+        for field in fields {
+            if let value = spec[field], value != .null, !{ if case .object = value { true } else { false } }() {
                 throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ContainerConfig: OciSpecification.\(field) is not an object")
             }
+        }
+        for field in fields where (spec[field] ?? .null) == .null {
+            throw BridgeError(.invalidArgument, "OciSpecification.\(field) is missing")
         }
         return settings
     }

@@ -40,6 +40,18 @@ public struct ExecuteProcessRequest: BridgeRequest, Hashable {
         } catch {
             throw .invalidJSON("ProcessParameters", error)
         }
+        // A value of the wrong type is a decode failure in Go's guest (E_INVALIDJSON), whatever
+        // the process's kind; a missing one, an invalid argument.
+        if let process = parameters.ociProcess, process != .null {
+            guard case .object = process else {
+                throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess is not an object")
+            }
+            switch process["args"] {
+            case nil, .null?: break
+            case .array(let items)? where items.allSatisfy({ if case .string = $0 { true } else { false } }): break
+            default: throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess.args is not an array of strings")
+            }
+        }
         if isExternal(parameters) {
             if parameters.commandArgs.isEmpty {
                 parameters.commandArgs = CommandLineSplitter.split(parameters.commandLine)
@@ -48,15 +60,6 @@ public struct ExecuteProcessRequest: BridgeRequest, Hashable {
                 throw BridgeError(.invalidArgument, "process has an empty command line")
             }
         } else if let process = parameters.ociProcess {
-            // A value of the wrong type is a decode failure in Go's guest (E_INVALIDJSON); a
-            // missing one, an invalid argument.
-            guard case .object = process else {
-                throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess is not an object")
-            }
-            switch process["args"] {
-            case nil, .null?, .array?: break
-            default: throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess.args is not an array")
-            }
             guard case .array(let args) = process["args"] ?? .null, !args.isEmpty else {
                 throw BridgeError(.invalidArgument, "OciProcess has no args")
             }

@@ -24,7 +24,7 @@ public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
 
 /// A child process seen through a pidfd: its exit is awaited on the loop (the pidfd becomes
 /// readable) and reaped with `waitid(P_PIDFD)`, so no thread blocks in wait and signals go to
-/// exactly this process even after its pid is reused.
+/// exactly this process even after its pid is reused. Under a `Reaper`, call only `signal`.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
     private let pidfd: AsyncFD

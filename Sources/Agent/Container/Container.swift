@@ -190,22 +190,17 @@ public actor Container {
             throw BridgeError(deleted ? .systemNotFound : .invalidState, "container \(id) \(deleted ? "was deleted" : "is not running")")
         }
         let terminal = ociProcess["terminal"] == .bool(true)
-        var ociProcess = ociProcess
-        do {
-            try inheritFromContainer(&ociProcess)
-        } catch {
-            connections.closeAll()
-            throw error
-        }
-        let files = try processFiles(console: terminal)
-        let directory = (files.pidFile as NSStringPath).deletingLastComponent
-        let processPath = "\(directory)/process.json"
-        try writeFile(processPath, Array(try ContainerPreparation.specEncoder().encode(ociProcess)))
         let pid: pid_t
         let io: ProcessIO
         // Set once runc has started the process: a later failure must not leave it running untracked.
         var launched: pid_t?
         do {
+            var ociProcess = ociProcess
+            try inheritFromContainer(&ociProcess)
+            let files = try processFiles(console: terminal)
+            let directory = (files.pidFile as NSStringPath).deletingLastComponent
+            let processPath = "\(directory)/process.json"
+            try writeFile(processPath, Array(try ContainerPreparation.specEncoder().encode(ociProcess)))
             if terminal {
                 let console = try ConsoleSocket(path: files.consoleSocket!, loop: loop)
                 async let master = console.receiveMaster()
@@ -214,24 +209,13 @@ public actor Container {
                 } catch {
                     console.close()
                     _ = try? await master
-                    connections.closeAll()
                     throw error
                 }
                 launched = pid
-                do {
-                    io = try ProcessIO.terminal(connections, master: try await master.take(), loop: loop)
-                } catch {
-                    connections.closeAll()
-                    throw error
-                }
+                io = try ProcessIO.terminal(connections, master: try await master.take(), loop: loop)
             } else if execStdio == .passThrough {
                 // The process holds the host's connections itself; streams not asked for are /dev/null.
-                do {
-                    pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: try connections.handOff())
-                } catch {
-                    connections.closeAll()
-                    throw error
-                }
+                pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: try connections.handOff())
                 launched = pid
                 connections.closeAll()
                 io = ProcessIO.direct(StdioConnections())
@@ -240,29 +224,22 @@ public actor Container {
                 let stdin = connections.stdin != nil ? try BoxedPipe() : nil
                 let stdout = connections.stdout != nil ? try BoxedPipe() : nil
                 let stderr = connections.stderr != nil ? try BoxedPipe() : nil
-                do {
-                    pid = try await runc.exec(id: id, processJSON: processPath, files: files,
-                                              stdio: [stdin?.read.rawValue, stdout?.write.rawValue, stderr?.write.rawValue])
-                } catch {
-                    connections.closeAll()
-                    throw error
-                }
+                pid = try await runc.exec(id: id, processJSON: processPath, files: files,
+                                          stdio: [stdin?.read.rawValue, stdout?.write.rawValue, stderr?.write.rawValue])
                 launched = pid
-                do {
-                    io = ProcessIO.pipes(connections,
-                                         stdinWrite: try stdin.map { try AsyncFD($0.write.take(), loop: loop) },
-                                         stdoutRead: try stdout.map { try AsyncFD($0.read.take(), loop: loop) },
-                                         stderrRead: try stderr.map { try AsyncFD($0.read.take(), loop: loop) })
-                } catch {
-                    connections.closeAll()
-                    throw error
-                }
+                io = ProcessIO.pipes(connections,
+                                     stdinWrite: try stdin.map { try AsyncFD($0.write.take(), loop: loop) },
+                                     stdoutRead: try stdout.map { try AsyncFD($0.read.take(), loop: loop) },
+                                     stderrRead: try stderr.map { try AsyncFD($0.read.take(), loop: loop) })
             }
             try finishProcessFiles(files, pid: pid)
             // Deleted while runc ran: runc delete --force has killed the container's processes,
             // or will not see this one; either way it must not join a container that is gone.
             if deleted { throw BridgeError(.systemNotFound, "container \(id) was deleted") }
         } catch {
+            // Whichever step failed: the host's connections close (closing twice is harmless),
+            // and a process runc started is not left running untracked.
+            connections.closeAll()
             if let launched { killUntracked(launched) }
             throw error
         }

@@ -1,7 +1,6 @@
 import EventLoop
 import Glibc
 import Logging
-import Shims
 
 /// Keeps the VM's clock on the host's (guest-behaviour §3.2 step 10): chronyd, disciplined by
 /// the PTP clock Hyper-V exposes to the guest, run under a restart monitor for the agent's
@@ -63,18 +62,19 @@ public struct TimeSync: Sendable, Equatable {
                 var outcome: String
                 do {
                     let pid = try Spawn.start(request, stdio: [nil, nil, nil])
-                    // The stop signal goes through a pidfd, opened before the reaper (on this
-                    // loop) can run: once chronyd is reaped its pid may be reused, the pidfd not.
-                    let pidfd = shim_pidfd_open(pid)
-                    if pidfd < 0 {
-                        logger.warning("time sync: no pidfd for chronyd; it is stopped by pid", metadata: ["error": "\(SyscallError("pidfd_open", errno: errno))"])
+                    // The stop signal goes through a pidfd (ChildProcess, used only to signal:
+                    // the Reaper reaps), opened before the Reaper (on this loop) can run: once
+                    // chronyd is reaped its pid may be reused, the pidfd not.
+                    let child: ChildProcess?
+                    do { child = try ChildProcess(pid: pid, loop: loop) } catch {
+                        logger.warning("time sync: no pidfd for chronyd; it is stopped by pid", metadata: ["error": "\(error)"])
+                        child = nil
                     }
-                    defer { if pidfd >= 0 { close(pidfd) } }
                     let status = await withTaskCancellationHandler {
                         await reaper.wait(pid: pid)
                     } onCancel: {
                         // The agent is stopping: so does chronyd.
-                        if pidfd >= 0 { _ = shim_pidfd_send_signal(pidfd, SIGTERM) } else { _ = kill(pid, SIGTERM) }
+                        if let child { try? child.signal(SIGTERM) } else { _ = kill(pid, SIGTERM) }
                     }
                     outcome = "\(status)"
                 } catch let error as SyscallError where [ENOENT, EACCES, ENOEXEC].contains(error.errno) {

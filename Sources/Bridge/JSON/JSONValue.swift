@@ -57,6 +57,8 @@ public enum JSONValue: Sendable, Hashable {
 
     /// Whether this is `null`.
     public var isNull: Bool { if case .null = self { return true } else { return false } }
+    public var isObject: Bool { if case .object = self { return true } else { return false } }
+    public var isString: Bool { if case .string = self { return true } else { return false } }
 
     /// An empty object, `{}`.
     public static let emptyObject = JSONValue.object([])

@@ -44,19 +44,17 @@ public struct CreateContainerRequest: BridgeRequest, Hashable {
         }
         // A value of the wrong type is a decode failure in Go's guest (E_INVALIDJSON); a missing
         // one, an invalid argument (Go's guest crashes on it).
-        guard let spec = settings.ociSpecification, spec != .null else {
+        guard let spec = settings.ociSpecification, !spec.isNull else {
             throw BridgeError(.invalidArgument, "ContainerConfig has no OciSpecification")
         }
-        guard case .object = spec else {
+        guard spec.isObject else {
             throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ContainerConfig: OciSpecification is not an object")
         }
         let fields = ["process", "root", "linux"]
-        for field in fields {
-            if let value = spec[field], value != .null, !{ if case .object = value { true } else { false } }() {
-                throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ContainerConfig: OciSpecification.\(field) is not an object")
-            }
+        if let field = fields.first(where: { spec[$0].map { !$0.isNull && !$0.isObject } ?? false }) {
+            throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ContainerConfig: OciSpecification.\(field) is not an object")
         }
-        for field in fields where (spec[field] ?? .null) == .null {
+        if let field = fields.first(where: { spec[$0]?.isNull ?? true }) {
             throw BridgeError(.invalidArgument, "OciSpecification.\(field) is missing")
         }
         return settings

@@ -42,13 +42,13 @@ public struct ExecuteProcessRequest: BridgeRequest, Hashable {
         }
         // A value of the wrong type is a decode failure in Go's guest (E_INVALIDJSON), whatever
         // the process's kind; a missing one, an invalid argument.
-        if let process = parameters.ociProcess, process != .null {
-            guard case .object = process else {
+        if let process = parameters.ociProcess, !process.isNull {
+            guard process.isObject else {
                 throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess is not an object")
             }
             switch process["args"] {
             case nil, .null?: break
-            case .array(let items)? where items.allSatisfy({ if case .string = $0 { true } else { false } }): break
+            case .array(let items)? where items.allSatisfy(\.isString): break
             default: throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess.args is not an array of strings")
             }
         }

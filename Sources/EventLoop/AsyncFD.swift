@@ -12,6 +12,9 @@ public final class AsyncFD: Sendable {
     let registration: Registration
     /// Sockets are written with send(MSG_NOSIGNAL); anything else with write(2).
     let isSocket: Bool
+    /// A short read proves the queue empty (pipes, AF_UNIX stream sockets): `readStream` may
+    /// then skip the read that would only say EAGAIN. False for vsock (see `shim_fd_traits`).
+    let shortReadDrains: Bool
 
     /// The loop this descriptor is registered with.
     public var loop: EventLoop { registration.loop }
@@ -23,7 +26,9 @@ public final class AsyncFD: Sendable {
     public init(_ fd: consuming OwnedFD, loop: EventLoop = .shared, writeOnly: Bool = false) throws(SyscallError) {
         try fd.setNonBlocking()
         let raw = fd.release()
-        isSocket = RelayEngine.isSocket(raw)
+        let traits = shim_fd_traits(raw)
+        isSocket = traits & Int32(SHIM_FD_SOCKET) != 0
+        shortReadDrains = traits & Int32(SHIM_FD_SHORT_READ_DRAINS) != 0
         let registration = Registration(fd: raw, loop: loop, readInterest: !writeOnly)
         do {
             try loop.register(registration)
@@ -47,18 +52,32 @@ public final class AsyncFD: Sendable {
 
     // MARK: Readiness
 
-    /// Waits until the descriptor is readable (or at EOF/error).
+    /// Waits for the next read readiness edge from now on (or EOF/error). Not for waiting after
+    /// a syscall said EAGAIN: an edge between that syscall and this call would be missed; use
+    /// `readAttempt` for that.
     public func waitReadable() async throws {
         let epochs = try registration.beginOp()
         registration.endOp()
         try await registration.waitReadable(after: epochs.read)
     }
 
-    /// Waits until the descriptor is writable (or in error).
+    /// Waits for the next write readiness edge from now on (or an error); see `waitReadable`.
     public func waitWritable() async throws {
         let epochs = try registration.beginOp()
         registration.endOp()
         try await registration.waitWritable(after: epochs.write)
+    }
+
+    /// Runs `attempt` on the descriptor, as one operation, until it returns a value; nil means
+    /// it would block, and then the next attempt waits for read readiness after the epoch noted
+    /// before this one, so an edge that came in between is not missed. For reads this type does
+    /// not wrap (recvmsg with SCM_RIGHTS).
+    public func readAttempt<T>(_ attempt: (Int32) throws(SyscallError) -> T?) async throws -> T {
+        while true {
+            let (result, epoch, _) = try registration.withOp(attempt)
+            if let result { return result }
+            try await registration.waitReadable(after: epoch)
+        }
     }
 
     // MARK: Reads and writes
@@ -74,12 +93,14 @@ public final class AsyncFD: Sendable {
         }
     }
 
-    /// `read(into:)` for a stream socket or a pipe, where a read that returns less than asked
-    /// means the receive queue is empty: the next call then waits for the next readiness edge
-    /// instead of first trying a read that would only say EAGAIN (one syscall per message saved
-    /// on the bridge). Once the peer has hung up (an edge with RDHUP/HUP/ERR) every read is
-    /// tried, since EOF or the error comes with no further edge. Never for a tty, which returns at
-    /// most 4 KiB per read however much waits.
+    /// `read(into:)` for a stream: where a read that returns less than asked means the receive
+    /// queue is empty (a pipe, an AF_UNIX stream socket: `shortReadDrains`), the next call
+    /// waits for the next readiness edge instead of first trying a read that would only say
+    /// EAGAIN (one syscall per message saved on the bridge). Elsewhere it reads until EAGAIN
+    /// like `read(into:)`: a Hyper-V socket returns one VMBus packet per read with more queued,
+    /// and the host signals again only once its ring has been emptied, so waiting after a short
+    /// read would stall the bridge for good. Once the peer has hung up (an edge with
+    /// RDHUP/HUP/ERR) every read is tried, since EOF or the error comes with no further edge.
     public func readStream(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         while true {
             let epoch: UInt64
@@ -99,7 +120,7 @@ public final class AsyncFD: Sendable {
                 throw error
             }
             if case .done(let n) = result {
-                registration.endOp(drainedAtReadEpoch: n > 0 && n < buffer.count ? epoch : nil)
+                registration.endOp(drainedAtReadEpoch: shortReadDrains && n > 0 && n < buffer.count ? epoch : nil)
                 return n
             }
             registration.endOp()

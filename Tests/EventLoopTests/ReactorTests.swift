@@ -74,6 +74,26 @@ struct ReactorTests {
         }
     }
 
+    @Test("stream reads where a short read does not mean empty (one message per read, as hv_sock's one packet) read on",
+          .timeLimit(.minutes(1)))
+    func streamReadsPerMessage() async throws {
+        try await withLoop("stream-reads-packets") { loop in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 1)
+            defer { buffer.deallocate() }
+            var fds: [Int32] = [-1, -1]
+            #expect(shim_socketpair(Int32(SOCK_SEQPACKET.rawValue), &fds) == 0)
+            let a = try AsyncFD(OwnedFD(adopting: fds[0]), loop: loop)
+            let b = try AsyncFD(OwnedFD(adopting: fds[1]), loop: loop)
+            try await b.writeAll(Array("abc".utf8))
+            try await b.writeAll(Array("de".utf8))
+            await loop.run {}  // both messages' edges are handled: no further edge will come
+            #expect(try await a.readStream(into: buffer) == 3)  // short, with a message queued
+            #expect(try await a.readStream(into: buffer) == 2)  // read, not waited for
+            #expect(Array(buffer[..<2]) == Array("de".utf8))
+            a.close(); b.close()
+        }
+    }
+
     @Test("tryRead: nil with nothing to read, the bytes when there are, 0 at end of file")
     func tryRead() async throws {
         try await withLoop("try-read") { loop in

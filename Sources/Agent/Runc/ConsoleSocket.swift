@@ -18,17 +18,15 @@ struct ConsoleSocket: Sendable {
     func receiveMaster() async throws -> OwnedFDBox {
         let connection = try await listener.accept()
         defer { connection.close(); listener.close() }
-        while true {
+        let fd = try await connection.readAttempt { (socket) throws(SyscallError) -> Int32? in
             var fd: Int32 = -1
             var byte: UInt8 = 0
-            let n = shim_recv_fd(connection.rawValue, &byte, 1, &fd)
-            if n >= 0 {
-                guard fd >= 0 else { throw BridgeError(.fail, "console socket: runc sent no pty descriptor") }
-                return OwnedFDBox(OwnedFD(adopting: fd))
-            }
+            if shim_recv_fd(socket, &byte, 1, &fd) >= 0 { return fd }
             guard errno == EAGAIN || errno == EINTR else { throw SyscallError("recvmsg(console socket)", errno: errno) }
-            try await connection.waitReadable()
+            return nil
         }
+        guard fd >= 0 else { throw BridgeError(.fail, "console socket: runc sent no pty descriptor") }
+        return OwnedFDBox(OwnedFD(adopting: fd))
     }
 
     func close() { listener.close() }

@@ -92,6 +92,17 @@ int shim_connect_vsock(int fd, unsigned int cid, unsigned int port);
 int shim_so_error(int fd);
 /// Receives data and at most one fd (SCM_RIGHTS); *fd_out is -1 when none arrived.
 long shim_recv_fd(int sock, void *buf, size_t len, int *fd_out);
+/// What `shim_fd_traits` reports.
+enum {
+    /// A socket (written with send(MSG_NOSIGNAL)).
+    SHIM_FD_SOCKET = 1,
+    /// A read that returns less than asked proves the queue empty at that moment: a pipe or
+    /// FIFO, an AF_UNIX stream socket. Not AF_VSOCK: a Hyper-V socket (hv_sock) read returns
+    /// one VMBus packet even when more are queued; nor datagram or seqpacket sockets.
+    SHIM_FD_SHORT_READ_DRAINS = 2,
+};
+/// SHIM_FD_* bits of `fd` (0 when it cannot be examined).
+int shim_fd_traits(int fd);
 
 // ---- limits and clocks --------------------------------------------------------------------------
 /// Raises RLIMIT_NOFILE to at least `want` (the hard limit too when privileged). 0 on success.

@@ -190,6 +190,8 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
             uring?.submit()
             var timeout = timers.millisecondsUntilNext(now: monotonicNanoseconds())
             if !ready.isEmpty { timeout = 0 }
+            // Submissions the kernel refused for now: poll again soon rather than block.
+            if uring?.hasUnsubmitted == true && (timeout < 0 || timeout > 1) { timeout = 1 }
             if timeout != 0 {
                 // About to block: a burst (a thousand processes starting) grew both queues,
                 // which keep their capacity; do not keep it while idle.

@@ -26,6 +26,9 @@ final class Registration: @unchecked Sendable {
     // @unchecked: `state` is a Mutex; `driver` is only read and written on the loop thread.
 
     struct Waiter {
+        /// Which wait this is: a cancelled wait removes only its own waiter, never one that
+        /// another task installed after this one was resumed.
+        var id: UInt64
         var epoch: UInt64
         var continuation: UnsafeContinuation<Void, any Error>
     }
@@ -54,6 +57,8 @@ final class Registration: @unchecked Sendable {
     let fd: Int32
     let loop: EventLoop
     let state = Mutex(State())
+    /// Numbers the waits (see `Waiter.id`).
+    private let waitIDs = Atomic<UInt64>(0)
     /// Loop thread only: when set, readiness goes to the driver (and waiters still wake).
     var driver: ReadinessDriver?
 
@@ -154,6 +159,7 @@ final class Registration: @unchecked Sendable {
     }
 
     private func wait(after epoch: UInt64, read: Bool) async throws {
+        let id = waitIDs.wrappingAdd(1, ordering: .relaxed).newValue
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 let outcome = state.withLock { s -> Result<Bool, any Error> in
@@ -162,12 +168,12 @@ final class Registration: @unchecked Sendable {
                     if read {
                         if s.readEpoch != epoch { return .success(true) }
                         if s.readWaiter != nil { return .failure(EventLoopError.concurrentWait(fd: fd, direction: "read")) }
-                        s.readWaiter = Waiter(epoch: epoch, continuation: continuation)
+                        s.readWaiter = Waiter(id: id, epoch: epoch, continuation: continuation)
                     } else {
                         if s.writeEpoch != epoch { return .success(true) }
                         if s.writeWaiter != nil { return .failure(EventLoopError.concurrentWait(fd: fd, direction: "write")) }
                         do { try watchWritability(&s) } catch { return .failure(error) }
-                        s.writeWaiter = Waiter(epoch: epoch, continuation: continuation)
+                        s.writeWaiter = Waiter(id: id, epoch: epoch, continuation: continuation)
                     }
                     return .success(false)
                 }
@@ -179,9 +185,14 @@ final class Registration: @unchecked Sendable {
             }
         } onCancel: {
             let waiter = state.withLock { s -> Waiter? in
-                if read { defer { s.readWaiter = nil }; return s.readWaiter }
-                defer { s.writeWaiter = nil }
-                return s.writeWaiter
+                if read {
+                    guard let waiter = s.readWaiter, waiter.id == id else { return nil }
+                    s.readWaiter = nil
+                    return waiter
+                }
+                guard let waiter = s.writeWaiter, waiter.id == id else { return nil }
+                s.writeWaiter = nil
+                return waiter
             }
             waiter?.continuation.resume(throwing: CancellationError())
         }

@@ -90,12 +90,17 @@ public final class Uring: @unchecked Sendable {
         return id
     }
 
-    /// Loop thread: hands queued submissions to the kernel.
+    /// Loop thread: hands queued submissions to the kernel. What it does not take (an error
+    /// such as EBUSY while the completion queue overflows, or a partial submit) stays queued
+    /// and is offered again next turn (`hasUnsubmitted` keeps the loop from blocking meanwhile).
     func submit() {
         guard unsubmitted > 0 else { return }
-        unsubmitted = 0
-        _ = shim_uring_submit(ring)
+        let submitted = shim_uring_submit(ring)
+        if submitted > 0 { unsubmitted = max(0, unsubmitted - Int(submitted)) }
     }
+
+    /// Loop thread: submissions are still waiting for the kernel to take them.
+    var hasUnsubmitted: Bool { unsubmitted > 0 }
 
     /// Loop thread: calls the handlers of every completion that has arrived.
     func reap() {

@@ -37,7 +37,7 @@ public final class Reaper: Sendable {
             slot = Task(executorPreference: loop) { [weak self] in
                 while true {
                     self?.reapAll()
-                    guard (try? await signals.next()) != nil else { return }
+                    guard (try? await signals.drain()) != nil else { return }
                 }
             }
         }

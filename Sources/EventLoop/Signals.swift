@@ -69,6 +69,25 @@ public final class SignalSource: Sendable {
         return Int32(bitPattern: shim_siginfo_signo(buffer.baseAddress!))
     }
 
+    /// Waits until at least one signal has arrived and takes every one pending, without their
+    /// numbers; returns how many. For a consumer that only needs "it happened" (the Reaper: one
+    /// `waitid` loop handles any number of SIGCHLDs), this saves the read per signal and, as a
+    /// short read shows the source drained, the read that would only say EAGAIN.
+    public func drain() async throws -> Int {
+        let size = mechanism == .handler ? 1 : shim_signalfd_siginfo_size()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size * 32, alignment: 8)
+        defer { buffer.deallocate() }
+        let n: Int
+        if mechanism == .handler {
+            n = try await descriptor.readStream(into: buffer)
+        } else {
+            // On the loop thread: signals sent to that thread are pending only there.
+            n = try await withTaskExecutorPreference(descriptor.loop) { try await descriptor.readStream(into: buffer) }
+        }
+        guard n > 0 else { throw EventLoopError.closed }
+        return n / size
+    }
+
     /// Stops listening (the signals stay blocked).
     public func close() { descriptor.close() }
 }

@@ -16,6 +16,23 @@ struct ProcessTests {
         }
     }
 
+    @Test("drain takes every signal the handler forwarded, then waits for the next one")
+    func signalDrain() async throws {
+        try await withLoop("signal-drain") { loop in
+            // The only test using SIGUSR2: a handler source is one per signal per process.
+            let source = try await SignalSource(signals: [SIGUSR2], mechanism: .handler, loop: loop)
+            defer { source.close() }
+            // Sent by the loop thread to itself: each is handled before the next is sent, so
+            // none coalesces with a pending one.
+            let sent = await loop.run { (0..<3).filter { _ in shim_tgkill(shim_gettid(), SIGUSR2) == 0 }.count }
+            #expect(sent == 3)
+            #expect(try await source.drain() == 3)
+            // The short read marked the pipe drained; a later signal must still be seen.
+            #expect(shim_tgkill(loop.threadID, SIGUSR2) == 0)
+            #expect(try await source.drain() == 1)
+        }
+    }
+
     @Test("child exit codes arrive through pidfd", arguments: [0, 1, 7])
     func childExit(code: Int32) async throws {
         try await withLoop("child") { loop in

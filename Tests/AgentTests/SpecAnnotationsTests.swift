@@ -68,4 +68,16 @@ struct SpecAnnotationsTests {
         #expect(SandboxMounts.unescapeMountField("/tmp/with\\040space\\011tab\\134") == "/tmp/with space\ttab\\")
         #expect(SandboxMounts.unescapeMountField("/plain") == "/plain")
     }
+
+    @Test("a rewrite lands on the member runc decodes and leaves it the only one under its key")
+    func rewriteWithRepeatedKeys() throws {
+        // runc (Go) decodes "Linux" last: rewriting "linux" alone would leave "/evil" in force.
+        var spec = try JSONValueParser.parse(#"{"linux":{"cgroupsPath":""},"ociVersion":"1","Linux":{"cgroupsPath":"/evil","x":1}}"#)
+        spec.setMember(["linux", "cgroupsPath"], .string("/pods/p/c"))
+        #expect(spec.serialized() == #"{"ociVersion":"1","linux":{"cgroupsPath":"/pods/p/c","x":1}}"#)
+        // A null (or any non-object) on the way is replaced, not silently left without the rewrite.
+        var nulled = try JSONValueParser.parse(#"{"linux":{"cgroupsPath":"/a"},"LINUX":null}"#)
+        nulled.setMember(["linux", "cgroupsPath"], .string("/pods/p/c"))
+        #expect(nulled.serialized() == #"{"linux":{"cgroupsPath":"/pods/p/c"}}"#)
+    }
 }

@@ -44,12 +44,14 @@ struct JSONValueTests {
         #expect(a.serialized() == #"{"k":1,"x":0,"k":2}"#)
     }
 
-    @Test("member lookup reads what Go's decoder (runc) would: last exact match, else case-insensitive")
+    @Test("member lookup reads what Go's decoder (runc) would: the last member matching exactly or ignoring case")
     func goMemberLookup() throws {
-        let spec = try JSONValueParser.parse(#"{"linux":{"a":1},"Process":{"b":2},"linux":{"a":3},"PROCESS":{"b":4}}"#)
-        #expect(spec["linux"] == (try JSONValueParser.parse(#"{"a":3}"#)))
-        #expect(spec["Process"] == (try JSONValueParser.parse(#"{"b":2}"#)))
+        let spec = try JSONValueParser.parse(#"{"linux":{"a":1},"Process":{"b":2},"linux":{"a":3},"PROCESS":{"b":4},"Linux":{"a":5}}"#)
+        #expect(spec["linux"] == (try JSONValueParser.parse(#"{"a":5}"#)))
+        #expect(spec["Process"] == (try JSONValueParser.parse(#"{"b":4}"#)))
         #expect(spec["process"] == (try JSONValueParser.parse(#"{"b":4}"#)))
+        let fields = try JSONFields(try JSONValueParser.parse(#"{"ProcessId":1,"processid":2}"#))
+        #expect(fields.value("ProcessId") == .int(2))
         #expect(spec["root"] == nil)
         // Only letters fold: '[' (0x5b) and '{' (0x7b) differ by the case bit, yet are not a pair.
         let odd = try JSONValueParser.parse(#"{"a[":1,"Ünïcode":2}"#)
@@ -59,6 +61,14 @@ struct JSONValueTests {
         #expect(odd["üNÏCODE"] == .int(2))  // beyond ASCII: compared lowercased
         #expect(try JSONFields(odd).value("A[") == .int(1))
         #expect(try JSONFields(odd).value("a[x") == nil)
+    }
+
+    @Test("control characters are written as Go writes them, in the bytes TextBudget counts")
+    func controlEscapes() {
+        let text = "a\u{08}b\u{0C}c\u{01}\n\"\\"
+        let written = JSONValue.string(text).serialized()
+        #expect(written == #""a\bb\fc\u0001\n\"\\""#)
+        #expect(TextBudget.encodedCount(text) == written.utf8.count - 2)
     }
 
     @Test("integer and double compare exactly, so equality stays transitive")

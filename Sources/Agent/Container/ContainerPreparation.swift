@@ -173,17 +173,24 @@ enum ContainerPreparation {
 }
 
 extension JSONValue {
-    /// Sets the member at `path` (creating intermediate objects). Where a key repeats, the
-    /// member changed is the one runc will decode (Go's rule, `JSONValue.memberIndex`), so a
-    /// duplicate cannot hide a rewrite.
+    /// Sets the member at `path` (creating intermediate objects, or replacing a non-object on
+    /// the way). The member rewritten is the one Go decodes (`JSONValue.memberIndex`), and it
+    /// is left the only one under its key in any case or repeat, so runc reads exactly what
+    /// was rewritten: a duplicate such as `"Linux"` after `"linux"` cannot hide a rewrite.
     mutating func setMember(_ path: [String], _ value: JSONValue) {
         guard let first = path.first else { self = value; return }
         guard case .object(var members) = self else { return }
-        if let index = JSONValue.memberIndex(first, in: members) {
-            members[index].value.setMember(Array(path.dropFirst()), value)
+        let index = JSONValue.memberIndex(first, in: members)
+        var child = index.map { members[$0].value } ?? .object([])
+        if path.count > 1 && !child.isObject { child = .object([]) }
+        child.setMember(Array(path.dropFirst()), value)
+        if let index {
+            members[index] = (first, child)
+            // The others under this key, whatever their case, go: only the rewritten one is left.
+            members = members.enumerated().filter { offset, member in
+                offset == index || !(member.key == first || JSONValue.keysMatchIgnoringCase(member.key, first))
+            }.map(\.element)
         } else {
-            var child = JSONValue.object([])
-            child.setMember(Array(path.dropFirst()), value)
             members.append((first, child))
         }
         self = .object(members)

@@ -21,11 +21,10 @@ public struct JSONFields {
 
     /// The value for `key`; nil when absent or `null`.
     public func value(_ key: String) -> JSONValue? {
+        // Go decodes the members in document order, each into the field it matches exactly or
+        // else ignoring case: the last match of either kind wins.
         var found: JSONValue?
-        for m in members where m.key == key { found = m.value }
-        if found == nil {
-            for m in members where JSONValue.keysMatchIgnoringCase(m.key, key) { found = m.value }
-        }
+        for m in members where m.key == key || JSONValue.keysMatchIgnoringCase(m.key, key) { found = m.value }
         if case .null = found { return nil }
         return found
     }

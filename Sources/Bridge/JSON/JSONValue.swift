@@ -20,8 +20,9 @@ public enum JSONValue: Sendable, Hashable {
     case object([(key: String, value: JSONValue)])
 
     /// The member `key` of an object, else nil, matched as Go's `encoding/json` (and so runc)
-    /// matches it: the last exact match, else the last case-insensitive match. Reading the
-    /// same member the runtime will read matters when a document repeats a key.
+    /// matches it: members are decoded in document order, each into the field it names exactly
+    /// or else ignoring case, so the last member matching either way wins. Reading the same
+    /// member the runtime will read matters when a document repeats a key.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self, let index = JSONValue.memberIndex(key, in: members) else { return nil }
         return members[index].value
@@ -29,14 +30,13 @@ public enum JSONValue: Sendable, Hashable {
 
     /// The index of the member Go would decode into field `key` (see the subscript).
     public static func memberIndex(_ key: String, in members: [(key: String, value: JSONValue)]) -> Int? {
-        if let exact = members.lastIndex(where: { $0.key == key }) { return exact }
-        return members.lastIndex(where: { keysMatchIgnoringCase($0.key, key) })
+        members.lastIndex(where: { $0.key == key || keysMatchIgnoringCase($0.key, key) })
     }
 
     /// Go's case-insensitive key match. Keys are ASCII in practice: those compare byte by byte
     /// with ASCII folding and allocate nothing (an absent optional field costs a scan of the
     /// keys, not a lowercased copy of each); other keys compare lowercased.
-    static func keysMatchIgnoringCase(_ a: String, _ b: String) -> Bool {
+    public static func keysMatchIgnoringCase(_ a: String, _ b: String) -> Bool {
         var a = a, b = b
         let ascii = a.withUTF8 { x in
             b.withUTF8 { y -> Bool? in

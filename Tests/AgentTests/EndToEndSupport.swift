@@ -21,7 +21,9 @@ func withGuest<T>(_ name: String, arguments: [String] = [], _ body: (LocalGuest)
     var logger = Logger(label: "e2e-\(name)")
     logger.logLevel = .warning
     let work = "/tmp/gcs-e2e-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let guest = try await LocalGuest.start(gcsBinary: gcsBinary(), workDirectory: work, extraArguments: arguments, logger: logger)
+    // GCS_E2E_LOGLEVEL=debug: the agents' logs (kept in the test's work directory) say more.
+    let level = getenv("GCS_E2E_LOGLEVEL").map { String(cString: $0) } ?? "info"
+    let guest = try await LocalGuest.start(gcsBinary: gcsBinary(), workDirectory: work, logLevel: level, extraArguments: arguments, logger: logger)
     do {
         let result = try await body(guest)
         _ = try await guest.stop()

@@ -19,8 +19,15 @@ struct ReconnectTests {
             // wait, and the host that comes back does not ask again before the notification.
             let client = guest.client
             let lostWait = Task { try await client.send(WaitForProcessRequest(base: RequestBase(containerId: "dies-while-away"), processId: dying)) }
-            // Frames are read in order: once this is answered the wait has reached the agent.
-            _ = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
+            // The task may send after anything sent from here: leave only once the agent lists
+            // the wait as in flight (else no wait was ever lost, and the notification rightly
+            // waits for the host to ask for the exit code).
+            var state = "", asked = 0
+            while !state.contains("ComputeSystemWaitForProcessV1 #") && asked < 100_000 {
+                state = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+                asked += 1
+            }
+            #expect(state.contains("ComputeSystemWaitForProcessV1 #"), "after \(asked) DumpStacks: \(state.prefix(300))")
             try await guest.reconnect(logger: logger) {
                 // The host is away: the container's init dies (killed from outside the bridge).
                 #expect(kill(pid_t(dying), SIGKILL) == 0)

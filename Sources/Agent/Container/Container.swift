@@ -157,12 +157,17 @@ public actor Container {
         // The notification goes out once the host has been told the init's exit code, as Go's
         // guest does (§7.6): hcsshim's shim, told of the container's exit first, kills the init
         // or records exit code 1 for it.
-        await process.start(reaper: reaper, loop: loop, onReaped: killOthers, onExit: { _ in
+        await process.start(reaper: reaper, loop: loop, onReaped: killOthers, onExit: { [id, logger] code in
             let notification = await self.initExited()
+            logger.debug("container init exited; notification waits for the exit code to be answered",
+                         metadata: ["id": "\(id)", "code": "\(code)"])
             // A container deleted before anyone asked for its exit gets no notification (Go's
             // guest never sends one then, and hcsshim's host fails the bridge on a notification
             // for a container it has closed).
-            guard await process.exitAnswered() else { return }
+            guard await process.exitAnswered() else {
+                logger.debug("no exit notification: the container was deleted", metadata: ["id": "\(id)"])
+                return
+            }
             await onExit(notification)
         })
         do {

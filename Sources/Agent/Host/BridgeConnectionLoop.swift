@@ -33,7 +33,8 @@ public final class BridgeConnectionLoop: Sendable {
 
     /// Queues `notification` and delivers it now if a negotiated connection is up.
     public func send(_ notification: ContainerNotification) async {
-        state.withLock { $0.queue.append(notification) }
+        let queued = state.withLock { s -> Int in s.queue.append(notification); return s.queue.count }
+        logger.debug("container notification queued", metadata: ["cid": "\(notification.base.containerId)", "type": "\(notification.type)", "queued": "\(queued)"])
         await flush()
     }
 
@@ -99,12 +100,18 @@ public final class BridgeConnectionLoop: Sendable {
             guard let (server, notification) = next else { return }
             do {
                 try await server.sendNotification(notification)
+                logger.debug("container notification sent", metadata: ["cid": "\(notification.base.containerId)"])
             } catch {
-                state.withLock { s in
+                logger.debug("container notification not sent; queued again", metadata: ["cid": "\(notification.base.containerId)", "error": "\(error)"])
+                // Back to the front. A connection that negotiated while this send was failing
+                // found `flushing` set and left the queue to this flush: go on with it.
+                let retry = state.withLock { s -> Bool in
                     s.queue.insert(notification, at: 0)
+                    if let current = s.server, current !== server, current.isNegotiated { return true }
                     s.flushing = false
+                    return false
                 }
-                return
+                if !retry { return }
             }
         }
     }

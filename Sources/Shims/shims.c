@@ -277,17 +277,20 @@ int shim_so_error(int fd) {
     return err;
 }
 int shim_fd_traits(int fd) {
+    // Sockets (the common case: bridge and stdio connections) in two getsockopt calls, no fstat.
+    int domain = 0, type = 0;
+    socklen_t length = sizeof(domain);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0) {
+        if (domain != AF_UNIX) return SHIM_FD_SOCKET;
+        length = sizeof(type);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0 || type != SOCK_STREAM) return SHIM_FD_SOCKET;
+        return SHIM_FD_SOCKET | SHIM_FD_SHORT_READ_DRAINS;
+    }
     struct stat st;
     if (fstat(fd, &st) != 0) return 0;
     if (S_ISFIFO(st.st_mode)) return SHIM_FD_SHORT_READ_DRAINS;
-    if (!S_ISSOCK(st.st_mode)) return 0;
-    struct sockaddr_storage address;
-    socklen_t length = sizeof(address);
-    int type = 0;
-    socklen_t type_length = sizeof(type);
-    if (getsockname(fd, (struct sockaddr *)&address, &length) != 0 || address.ss_family != AF_UNIX) return SHIM_FD_SOCKET;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) != 0 || type != SOCK_STREAM) return SHIM_FD_SOCKET;
-    return SHIM_FD_SOCKET | SHIM_FD_SHORT_READ_DRAINS;
+    if (S_ISSOCK(st.st_mode)) return SHIM_FD_SOCKET;  // SO_DOMAIN unknown to this kernel
+    return 0;
 }
 
 long shim_recv_fd(int sock, void *buf, size_t len, int *fd_out) {

@@ -22,9 +22,15 @@ public struct JSONFields {
     /// The value for `key`; nil when absent or `null`.
     public func value(_ key: String) -> JSONValue? {
         // Go decodes the members in document order, each into the field it matches exactly or
-        // else ignoring case: the last match of either kind wins.
+        // else ignoring case: the last match of either kind wins. Exact matches are cheap to
+        // find; only a member after the last of them can win by matching ignoring case.
         var found: JSONValue?
-        for m in members where m.key == key || JSONValue.keysMatchIgnoringCase(m.key, key) { found = m.value }
+        var firstAfterExact = 0
+        for (index, m) in members.enumerated() where m.key == key { found = m.value; firstAfterExact = index + 1 }
+        for m in members[firstAfterExact...].reversed() where JSONValue.keysMatchIgnoringCase(m.key, key) {
+            found = m.value
+            break
+        }
         if case .null = found { return nil }
         return found
     }

@@ -37,6 +37,9 @@ public enum JSONValue: Sendable, Hashable {
     /// with ASCII folding and allocate nothing (an absent optional field costs a scan of the
     /// keys, not a lowercased copy of each); other keys compare lowercased.
     public static func keysMatchIgnoringCase(_ a: String, _ b: String) -> Bool {
+        // Most keys compared are different fields: ASCII first bytes that differ even with the
+        // case bit set cannot fold together (a first character's case mapping never moves it).
+        if let x = a.utf8.first, let y = b.utf8.first, x < 0x80, y < 0x80, x | 0x20 != y | 0x20 { return false }
         var a = a, b = b
         let ascii = a.withUTF8 { x in
             b.withUTF8 { y -> Bool? in

@@ -65,7 +65,7 @@ enum ExecLatency {
                 BenchResult(benchmark: name, metric: "\(label) p99", value: percentile(values, 0.99), unit: "us"),
                 BenchResult(benchmark: name, metric: "\(label) overhead vs C (Go: \(Int(goOverhead)) us)",
                             value: percentile(values, 0.5) - cP50, unit: "us", baseline: goOverhead),
-                BenchResult(benchmark: name, metric: "\(label) overhead vs Go scaled by C spawn (\(Int(cP50)) / 500 us)",
+                BenchResult(benchmark: name, metric: "\(label) overhead vs Go scaled by this C spawn / 500 us",
                             value: percentile(values, 0.5) - cP50, unit: "us", baseline: scaledGo),
                 BenchResult(benchmark: name, metric: "\(label): gcs CPU per process", value: gcsCPU[kind]! / count * 1e6, unit: "us"),
                 BenchResult(benchmark: name, metric: "\(label): host CPU per process", value: hostCPU[kind]! / count * 1e6, unit: "us"),

@@ -27,12 +27,3 @@ struct BoxedPipe {
         write = OwnedFDBox(pipe.second)
     }
 }
-
-typealias NSStringPath = String
-extension String {
-    /// The path without its last component ("/a/b/c" -> "/a/b").
-    var deletingLastComponent: String {
-        guard let slash = lastIndex(of: "/") else { return "." }
-        return slash == startIndex ? "/" : String(self[..<slash])
-    }
-}

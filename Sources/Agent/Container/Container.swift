@@ -74,16 +74,11 @@ public actor Container {
         try makeDirectory(runDirectory, mode: 0o700)
         let files = try processFiles(console: usesTerminal)
         if usesTerminal {
-            let console = try ConsoleSocket(path: files.consoleSocket!, loop: loop)
-            async let master = console.receiveMaster()
-            do {
-                initPID = try await runc.create(id: id, bundle: bundle, files: files, stdio: [nil, nil, nil])
-            } catch {
-                console.close()
-                _ = try? await master
-                throw error
+            let (pid, master) = try await ConsoleSocket.receivingMaster(path: files.consoleSocket!, loop: loop) {
+                try await runc.create(id: id, bundle: bundle, files: files, stdio: [nil, nil, nil])
             }
-            do { prepared = .terminal(try await master) } catch {
+            initPID = pid
+            do { prepared = .terminal(try master.get()) } catch {
                 await undoCreate()
                 throw error
             }
@@ -203,21 +198,16 @@ public actor Container {
             var ociProcess = ociProcess
             try inheritFromContainer(&ociProcess)
             let files = try processFiles(console: terminal)
-            let directory = (files.pidFile as NSStringPath).deletingLastComponent
+            let directory = files.pidFile.deletingLastComponent
             let processPath = "\(directory)/process.json"
             try writeFile(processPath, Array(try ContainerPreparation.specEncoder().encode(ociProcess)))
             if terminal {
-                let console = try ConsoleSocket(path: files.consoleSocket!, loop: loop)
-                async let master = console.receiveMaster()
-                do {
-                    pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: [nil, nil, nil])
-                } catch {
-                    console.close()
-                    _ = try? await master
-                    throw error
+                let (started, master) = try await ConsoleSocket.receivingMaster(path: files.consoleSocket!, loop: loop) {
+                    try await runc.exec(id: id, processJSON: processPath, files: files, stdio: [nil, nil, nil])
                 }
+                pid = started
                 launched = pid
-                io = try ProcessIO.terminal(connections, master: try await master.take(), loop: loop)
+                io = try ProcessIO.terminal(connections, master: try master.get().take(), loop: loop)
             } else if execStdio == .passThrough {
                 // The process holds the host's connections itself; streams not asked for are /dev/null.
                 pid = try await runc.exec(id: id, processJSON: processPath, files: files, stdio: try connections.handOff())
@@ -356,7 +346,7 @@ public actor Container {
 
     /// Renames the per-process directory to the pid, as hcsshim's layout has it.
     private func finishProcessFiles(_ files: Runc.ProcessFiles, pid: pid_t) throws {
-        let directory = (files.pidFile as NSStringPath).deletingLastComponent
+        let directory = files.pidFile.deletingLastComponent
         _ = rename(directory, "\(runDirectory)/\(pid)")
     }
 

@@ -224,6 +224,12 @@ func cleanPath(_ path: String) -> String {
 }
 
 extension String {
+    /// The path without its last component ("/a/b/c" -> "/a/b").
+    var deletingLastComponent: String {
+        guard let slash = lastIndex(of: "/") else { return "." }
+        return slash == startIndex ? "/" : String(self[..<slash])
+    }
+
     /// The rest of the string after `prefix`, or nil when it does not start with it.
     func dropPrefix(_ prefix: String) -> String? {
         hasPrefix(prefix) ? String(dropFirst(prefix.count)) : nil

@@ -26,14 +26,17 @@ public actor AgentHost: BridgeHandler {
     /// Creates in flight, by id: a second Create for one fails, most requests for it are told it
     /// is still being created, and DeleteContainerState waits for it (a host that left during
     /// the create never got its answer, and deletes it after reconnecting).
-    private var creations: [String: Task<Void, any Error>] = [:]
+    private var creations: [String: Creation] = [:]
+    /// A create under way: its task, and for a workload its sandbox (whose delete waits for it).
+    private struct Creation {
+        let task: Task<Void, any Error>
+        let sandbox: String?
+    }
     private var external: [pid_t: GuestProcess] = [:]
     /// Pods, by sandbox container id.
     private var pods: [String: Pod] = [:]
     /// Sandboxes whose delete is under way: their pods take no new workloads.
     private var deletingPods: Set<String> = []
-    /// Workloads runc is creating, by id, with their sandbox's id: a sandbox delete waits for them.
-    private var creatingWorkloads: [String: String] = [:]
     /// Deleted sandboxes whose pod cgroup could not be removed yet (a workload's was still in it).
     private var lingeringPodCgroups: Set<String> = []
 
@@ -103,12 +106,10 @@ public actor AgentHost: BridgeHandler {
                 try await container.create()
                 await register(container, kind: kind, pod: pod)
             }
-            creations[id] = creation
-            if case .workload(let sandbox) = kind { creatingWorkloads[id] = sandbox }
-            defer {
-                creations.removeValue(forKey: id)
-                creatingWorkloads.removeValue(forKey: id)
-            }
+            var sandbox: String?
+            if case .workload(let pod) = kind { sandbox = pod }
+            creations[id] = Creation(task: creation, sandbox: sandbox)
+            defer { creations.removeValue(forKey: id) }
             try await creation.value
             let initPID = await container.initPID
             logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
@@ -141,13 +142,13 @@ public actor AgentHost: BridgeHandler {
 
     public func deleteContainerState(_ request: DeleteContainerStateRequest) async throws {
         let id = request.base.containerId
-        if let creation = creations[id] { _ = await creation.result }
+        if let creation = creations[id] { _ = await creation.task.result }
         let container = try container(id)
         if pods[id] != nil {
             // No workload joins the pod from here on, and those runc is creating are waited
             // for: their mounts and cgroups live in the sandbox's, which go now.
             deletingPods.insert(id)
-            for workload in creatingWorkloads.filter({ $0.value == id }).keys { _ = await creations[workload]?.result }
+            for workload in creations.values where workload.sandbox == id { _ = await workload.task.result }
         }
         defer { deletingPods.remove(id) }
         // A sandbox's shared directories are unmounted first (§7.11 step 4): its bundle, their

@@ -30,4 +30,24 @@ struct ConsoleSocket: Sendable {
     }
 
     func close() { listener.close() }
+
+    /// Listens at `path`, runs `launch` (the runc invocation told to use this socket) while
+    /// waiting for the pty master, and returns launch's result with the master's outcome. If
+    /// launch fails, the socket is closed and the wait ended before the error is rethrown; a
+    /// master that fails after launch succeeded is returned as a failure, for the caller to
+    /// undo what runc did.
+    static func receivingMaster<T: Sendable>(path: String, loop: EventLoop, isolation: isolated (any Actor)? = #isolation,
+                                             _ launch: () async throws -> T) async throws -> (T, Result<OwnedFDBox, any Error>) {
+        let console = try ConsoleSocket(path: path, loop: loop)
+        async let master = console.receiveMaster()
+        let launched: T
+        do {
+            launched = try await launch()
+        } catch {
+            console.close()
+            _ = try? await master
+            throw error
+        }
+        do { return (launched, .success(try await master)) } catch { return (launched, .failure(error)) }
+    }
 }

@@ -73,7 +73,11 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
                          metadata: ["cid": .string(String(notification.base.containerId.prefix(80)))])
             return
         }
-        try await send(type: .containerNotification, id: 0, body: body)
+        // Returns once the frame is written: if the connection breaks first, the caller keeps
+        // the notification for the next connection instead of losing it behind a failed write.
+        try await writer.sendAwaitingWrite { buffer in
+            body.withUnsafeBytes { buffer.appendFrame(type: .containerNotification, id: 0, body: $0) }
+        }
     }
 
     /// Closes the connection; `serve()` returns soon after.

@@ -16,6 +16,19 @@ public final class FrameWriter: Sendable {
         var spare: ByteBuffer? = ByteBuffer(capacity: FrameWriter.defaultCapacity)
         var draining = false
         var failure: (any Error)?
+        /// Frames appended so far; a frame's number is this count just after its append.
+        var appended: UInt64 = 0
+        /// Senders waiting until their frame is written (`sendAwaitingWrite` behind a drainer),
+        /// in frame order. Empty on the request path.
+        var awaitingWrite: [(frame: UInt64, sender: UnsafeContinuation<Bool, any Error>)] = []
+
+        /// Takes the waiters whose frame is among the first `through` frames.
+        mutating func takeWritten(through: UInt64) -> [UnsafeContinuation<Bool, any Error>] {
+            guard let first = awaitingWrite.first, first.frame <= through else { return [] }
+            let count = awaitingWrite.firstIndex { $0.frame > through } ?? awaitingWrite.count
+            defer { awaitingWrite.removeFirst(count) }
+            return awaitingWrite.prefix(count).map(\.sender)
+        }
     }
 
     private let connection: AsyncFD
@@ -27,6 +40,9 @@ public final class FrameWriter: Sendable {
         self.connection = connection
     }
 
+    /// Senders of `sendAwaitingWrite` waiting behind a drainer (tests).
+    var awaitingWriteCount: Int { state.withLock { $0.awaitingWrite.count } }
+
     /// Appends frames built by `build`, which runs under the writer's lock (so whatever it
     /// decides, e.g. a sequence id, is in wire order). Returns true when the caller must now
     /// call `drain()`: it became the task that writes. Throws the error that broke the writer.
@@ -34,6 +50,7 @@ public final class FrameWriter: Sendable {
         try state.withLock { s throws -> Bool in
             if let failure = s.failure { throw failure }
             try build(&s.pending)
+            s.appended &+= 1
             if s.draining { return false }
             s.draining = true
             return true
@@ -46,6 +63,29 @@ public final class FrameWriter: Sendable {
         if try append({ $0.appendFrame(type: type, id: id, body: body) }) { try await drain() }
     }
 
+    /// Sends one frame like `send`, but returns only once the frame itself is written to the
+    /// connection, and throws if the writer breaks before that. `send` returns as soon as its
+    /// frame is handed to a task already writing, so a frame queued behind a write that then
+    /// fails is lost without its sender knowing; a sender that must resend on another
+    /// connection (a container exit notification) uses this.
+    /// `build` appends the frame, under the writer's lock as with `append`.
+    public func sendAwaitingWrite(_ build: (inout ByteBuffer) -> Void) async throws {
+        let mustDrain = try await withUnsafeThrowingContinuation { (sender: UnsafeContinuation<Bool, any Error>) in
+            state.withLock { s in
+                if let failure = s.failure { return sender.resume(throwing: failure) }
+                build(&s.pending)
+                s.appended &+= 1
+                if s.draining {
+                    s.awaitingWrite.append((s.appended, sender))  // resumed by the drainer
+                } else {
+                    s.draining = true
+                    sender.resume(returning: true)
+                }
+            }
+        }
+        if mustDrain { try await drain() }
+    }
+
     /// Sends raw bytes (tests that need malformed frames).
     public func send(raw: UnsafeRawBufferPointer) async throws {
         if try append({ $0.append(raw) }) { try await drain() }
@@ -56,29 +96,41 @@ public final class FrameWriter: Sendable {
         state.withLock { if $0.failure == nil { $0.failure = error } }
     }
 
-    /// Writes until the queue is empty. Only the task `append` elected may call it.
+    /// Writes until the queue is empty. Only the task `append` elected may call it. Throws the
+    /// error of a failed write, or the writer's failure if it broke before the caller's frame
+    /// (always in the first batch) was written.
     public func drain() async throws {
         var batch = state.withLock { $0.spare.take() } ?? ByteBuffer(capacity: Self.defaultCapacity)
+        var written: UInt64?  // frames written so far (the number of the last frame of the last batch)
+        var writeError: (any Error)?
         while true {
-            let more = state.withLock { s -> Bool in
-                if s.pending.count == 0 || s.failure != nil {
+            let (through, done, ended) = state.withLock { s -> (UInt64, [UnsafeContinuation<Bool, any Error>], Bool) in
+                let done = written.map { s.takeWritten(through: $0) } ?? []
+                if s.failure != nil || s.pending.count == 0 {
                     s.draining = false
-                    return false
+                    return (0, done, true)
                 }
                 swap(&s.pending, &batch)
-                return true
+                return (s.appended, done, false)
             }
-            if !more { break }
+            for sender in done { sender.resume(returning: false) }
+            if ended { break }
             do {
                 try await connection.writeAll(batch.readableBytes)
+                written = through
             } catch {
                 fail(error)
-                state.withLock { $0.draining = false }
-                batch.clear()
-                throw error
+                writeError = error
             }
             batch.clear()
         }
+        // Whoever waits for a frame still queued will not see it written.
+        let (failure, stranded) = state.withLock { s -> ((any Error)?, [UnsafeContinuation<Bool, any Error>]) in
+            guard s.failure != nil, !s.awaitingWrite.isEmpty else { return (s.failure, []) }
+            defer { s.awaitingWrite.removeAll() }
+            return (s.failure, s.awaitingWrite.map(\.sender))
+        }
+        if let failure { for sender in stranded { sender.resume(throwing: failure) } }
         // A burst (many responses at once) grows or fills the buffers; do not keep its
         // high-water mark.
         batch.releaseIfEmpty(keeping: Self.defaultCapacity)
@@ -87,6 +139,8 @@ public final class FrameWriter: Sendable {
             s.pending.releaseIfEmpty(keeping: Self.defaultCapacity)
             swap(&s.spare, &parked)
         }
+        if let writeError { throw writeError }
+        if let failure, written == nil { throw failure }
     }
 }
 

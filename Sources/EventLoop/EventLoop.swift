@@ -4,23 +4,56 @@ import Shims
 import Synchronization
 
 /// The reactor: one thread that waits on epoll, resumes the tasks whose descriptors became ready,
-/// drives relays and timers, and runs Swift jobs. It is both a `SerialExecutor` (actors can be
-/// isolated to it) and a `TaskExecutor` (`withTaskExecutorPreference(loop)`), so the agent's
-/// process and container actors, their I/O and their relays can all live on one thread with no
-/// hops between them.
+/// drives relays and timers, and runs Swift jobs. It is a `TaskExecutor`
+/// (`withTaskExecutorPreference(loop)`, `Task(executorPreference: loop)`), so the agent's tasks,
+/// the default actors they call, their I/O and their relays all live on one thread; and through
+/// `serialExecutor` an actor can also be isolated to it.
+///
+/// The two roles have separate `enqueue`s because a job must run in the isolation it was queued
+/// for. A task running on a task executor without an actor is on the generic executor: running
+/// its jobs as isolated to a serial executor instead made every call into a nonisolated async
+/// function look like an isolation change, and each one a trip through the queue (63 queued jobs
+/// for one exec and wait, against 18 now).
 ///
 /// Thread-safety: public methods may be called from any thread. Everything marked "loop thread"
 /// is confined to the loop thread and touched only from code that runs there.
-public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
+public final class EventLoop: TaskExecutor, @unchecked Sendable {
     // @unchecked: cross-thread state is behind `inbox` (a Mutex) and atomics; the remaining mutable
     // state (`timers`, `ready`, `releases`) is only touched on the loop thread, which
     // `assertOnLoop()` checks in debug builds.
 
     /// A unit of work queued for the loop thread.
     enum Work {
+        /// Queued to the task executor: runs on the generic executor, preferring this loop.
         case job(UnownedJob)
+        /// Queued to `serialExecutor`: runs isolated to it.
+        case isolatedJob(UnownedJob)
         case closure(@Sendable () -> Void)
     }
+
+    /// The loop as a `SerialExecutor`, for actors that declare it as their `unownedExecutor`.
+    public final class Isolation: SerialExecutor, Sendable {
+        unowned let loop: EventLoop
+        init(loop: EventLoop) { self.loop = loop }
+
+        public func enqueue(_ job: consuming ExecutorJob) {
+            loop.submit(.isolatedJob(UnownedJob(job)))
+        }
+
+        public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+            UnownedSerialExecutor(ordinary: self)
+        }
+
+        public func checkIsolated() {
+            precondition(loop.inLoop, "not on the loop thread of \(loop.name)")
+        }
+    }
+
+    /// This loop as a serial executor (an actor's `unownedExecutor`).
+    public var serialExecutor: Isolation { isolation }
+    /// Set once at the end of `init`, before the loop thread starts or the loop is shared, and
+    /// never again: reads from any thread are safe.
+    private var isolation: Isolation!
 
     /// The process-wide loop, started on first use. Agents normally use this one.
     public static let shared: EventLoop = {
@@ -74,6 +107,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         if let uring {
             _ = shim_epoll_ctl(ep, Int32(SHIM_EPOLL_CTL_ADD), uring.ringFD, UInt32(SHIM_EPOLLIN), Self.uringToken)
         }
+        isolation = Isolation(loop: self)
         startThread()
     }
 
@@ -114,12 +148,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         submit(.job(UnownedJob(job)))
     }
 
+    /// `serialExecutor`'s unowned reference.
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
-        UnownedSerialExecutor(ordinary: self)
-    }
-
-    public func checkIsolated() {
-        precondition(inLoop, "not on the loop thread of \(name)")
+        serialExecutor.asUnownedSerialExecutor()
     }
 
     /// Runs `body` on the loop thread, soon. From the loop thread itself it is queued, never
@@ -128,7 +159,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         submit(.closure(body))
     }
 
-    private func submit(_ work: Work) {
+    fileprivate func submit(_ work: Work) {
         inbox.withLock { $0.append(work) }
         // The loop sets `sleeping` before its last look at the inbox, so either it sees this
         // work there or we see `sleeping` and wake it. Never both missed.
@@ -233,7 +264,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     @inline(__always) private func run(_ work: Work) {
         switch work {
         case .job(let job):
-            job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        case .isolatedJob(let job):
+            job.runSynchronously(isolatedTo: isolation.asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
         case .closure(let body):
             body()
         }

@@ -74,4 +74,38 @@ struct FrameWriterTests {
         #expect(tail == Self.notification)
         #expect(writer.awaitingWriteCount == 0)
     }
+
+    @Test("a frame that was written is reported written even when a later batch of the same drain fails",
+          .timeLimit(.minutes(1)))
+    func writtenFrameIsNotReportedLost() async throws {
+        let (guestEnd, hostEnd) = try AsyncFD.socketPair()
+        defer { guestEnd.close() }
+        let writer = FrameWriter(connection: guestEnd)
+        // The sender drains itself: its (big) frame is the first batch.
+        let sender = Task {
+            try await writer.sendAwaitingWrite { buffer in
+                Self.bigBody.withUnsafeBytes { buffer.appendFrame(type: .containerNotification, id: 0, body: $0) }
+            }
+        }
+        while writer.queueState != (1, 0) { await Task.yield() }  // taken by the drainer
+        // A second big frame queues behind it: the second batch.
+        #expect(try !Self.bigBody.withUnsafeBytes { bytes in
+            try writer.append { $0.appendFrame(type: .executeProcess, id: 1, body: bytes) }
+        })
+        // The host reads exactly the first frame, then goes away while the second is written.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 8)
+        defer { buffer.deallocate() }
+        var remaining = FrameHeader.byteCount + Self.bigBody.count
+        while remaining > 0 {
+            let n = try await hostEnd.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(remaining, buffer.count)]))
+            #expect(n > 0)
+            remaining -= n
+        }
+        hostEnd.close()
+        try await sender.value  // written: no error, so no resend that the host would see twice
+        await #expect(throws: (any Error).self) {
+            try await writer.sendAwaitingWrite { $0.appendFrame(type: .containerNotification, id: 0, body: UnsafeRawBufferPointer(start: nil, count: 0)) }
+        }
+    }
 }
+

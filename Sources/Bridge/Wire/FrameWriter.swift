@@ -20,16 +20,20 @@ public final class FrameWriter: Sendable {
         var appended: UInt64 = 0
         /// Senders waiting until their frame is written (`sendAwaitingWrite` behind a drainer),
         /// in frame order. Empty on the request path.
-        var awaitingWrite: [(frame: UInt64, sender: UnsafeContinuation<Bool, any Error>)] = []
+        var awaitingWrite: [(frame: UInt64, sender: Sender)] = []
 
         /// Takes the waiters whose frame is among the first `through` frames.
-        mutating func takeWritten(through: UInt64) -> [UnsafeContinuation<Bool, any Error>] {
+        mutating func takeWritten(through: UInt64) -> [Sender] {
             guard let first = awaitingWrite.first, first.frame <= through else { return [] }
             let count = awaitingWrite.firstIndex { $0.frame > through } ?? awaitingWrite.count
             defer { awaitingWrite.removeFirst(count) }
             return awaitingWrite.prefix(count).map(\.sender)
         }
     }
+
+    /// A `sendAwaitingWrite` caller: resumed with nil once its frame is written, or with its
+    /// frame's number when it is to drain itself.
+    typealias Sender = UnsafeContinuation<UInt64?, any Error>
 
     private let connection: AsyncFD
     private let state = Mutex(State())
@@ -42,6 +46,8 @@ public final class FrameWriter: Sendable {
 
     /// Senders of `sendAwaitingWrite` waiting behind a drainer (tests).
     var awaitingWriteCount: Int { state.withLock { $0.awaitingWrite.count } }
+    /// Frames appended so far, and bytes not yet taken by a drainer (tests).
+    var queueState: (appended: UInt64, pendingBytes: Int) { state.withLock { ($0.appended, $0.pending.count) } }
 
     /// Appends frames built by `build`, which runs under the writer's lock (so whatever it
     /// decides, e.g. a sequence id, is in wire order). Returns true when the caller must now
@@ -67,10 +73,13 @@ public final class FrameWriter: Sendable {
     /// connection, and throws if the writer breaks before that. `send` returns as soon as its
     /// frame is handed to a task already writing, so a frame queued behind a write that then
     /// fails is lost without its sender knowing; a sender that must resend on another
-    /// connection (a container exit notification) uses this.
+    /// connection (a container exit notification) uses this. It never throws for a frame that
+    /// was written, so a resend is never a duplicate of what the peer may have read.
     /// `build` appends the frame, under the writer's lock as with `append`.
     public func sendAwaitingWrite(_ build: (inout ByteBuffer) -> Void) async throws {
-        let mustDrain = try await withUnsafeThrowingContinuation { (sender: UnsafeContinuation<Bool, any Error>) in
+        // nil: a drainer already running wrote the frame; a number: this task is the drainer
+        // and the frame is that one.
+        let mine = try await withUnsafeThrowingContinuation { (sender: Sender) in
             state.withLock { s in
                 if let failure = s.failure { return sender.resume(throwing: failure) }
                 build(&s.pending)
@@ -79,11 +88,13 @@ public final class FrameWriter: Sendable {
                     s.awaitingWrite.append((s.appended, sender))  // resumed by the drainer
                 } else {
                     s.draining = true
-                    sender.resume(returning: true)
+                    sender.resume(returning: s.appended)
                 }
             }
         }
-        if mustDrain { try await drain() }
+        guard let mine else { return }
+        let outcome = await drainFrames()
+        if outcome.written < mine { throw outcome.error ?? EventLoopError.closed }
     }
 
     /// Sends raw bytes (tests that need malformed frames).
@@ -97,44 +108,64 @@ public final class FrameWriter: Sendable {
     }
 
     /// Writes until the queue is empty. Only the task `append` elected may call it. Throws the
-    /// error of a failed write, or the writer's failure if it broke before the caller's frame
-    /// (always in the first batch) was written.
+    /// error of a failed write (the frames queued behind it are lost: the caller tears the
+    /// connection down), or the writer's failure if it broke before the caller's frame (always
+    /// in the first batch) was written.
     public func drain() async throws {
+        let outcome = await drainFrames()
+        if let error = outcome.error, outcome.writeFailed || outcome.written == 0 { throw error }
+    }
+
+    /// What a drain did: frames are numbered from 1 in append order (`State.appended`).
+    struct DrainOutcome {
+        /// Every frame up to this number is written.
+        var written: UInt64 = 0
+        /// Why the drain stopped early, if it did.
+        var error: (any Error)?
+        /// The error is this drain's own failed write (not a failure set from outside).
+        var writeFailed = false
+    }
+
+    private func drainFrames() async -> DrainOutcome {
         // Let the tasks already queued on this executor run first: requests that arrived in the
         // same read answer in the same loop turn, and their frames then leave in this one write
         // (64 requests in flight: one write, not 64). Costs a queue hop, not a syscall.
         await Task.yield()
         var batch = state.withLock { $0.spare.take() } ?? ByteBuffer(capacity: Self.defaultCapacity)
-        var written: UInt64?  // frames written so far (the number of the last frame of the last batch)
-        var writeError: (any Error)?
+        var outcome = DrainOutcome()
         while true {
-            let (through, done, ended) = state.withLock { s -> (UInt64, [UnsafeContinuation<Bool, any Error>], Bool) in
-                let done = written.map { s.takeWritten(through: $0) } ?? []
-                if s.failure != nil || s.pending.count == 0 {
+            // One locked step: senders of written frames, and on failure every sender still
+            // waiting (none can join once the writer has failed), decided with `draining`.
+            let (through, done, stranded, failure, ended) = state.withLock { s -> (UInt64, [Sender], [Sender], (any Error)?, Bool) in
+                let done = outcome.written > 0 ? s.takeWritten(through: outcome.written) : []
+                if let failure = s.failure {
                     s.draining = false
-                    return (0, done, true)
+                    defer { s.awaitingWrite.removeAll() }
+                    return (0, done, s.awaitingWrite.map(\.sender), failure, true)
+                }
+                if s.pending.count == 0 {
+                    s.draining = false
+                    return (0, done, [], nil, true)
                 }
                 swap(&s.pending, &batch)
-                return (s.appended, done, false)
+                return (s.appended, done, [], nil, false)
             }
-            for sender in done { sender.resume(returning: false) }
+            for sender in done { sender.resume(returning: nil) }
+            if let failure {
+                for sender in stranded { sender.resume(throwing: failure) }
+                if outcome.error == nil { outcome.error = failure }
+            }
             if ended { break }
             do {
                 try await connection.writeAll(batch.readableBytes)
-                written = through
+                outcome.written = through
             } catch {
                 fail(error)
-                writeError = error
+                outcome.error = error
+                outcome.writeFailed = true
             }
             batch.clear()
         }
-        // Whoever waits for a frame still queued will not see it written.
-        let (failure, stranded) = state.withLock { s -> ((any Error)?, [UnsafeContinuation<Bool, any Error>]) in
-            guard s.failure != nil, !s.awaitingWrite.isEmpty else { return (s.failure, []) }
-            defer { s.awaitingWrite.removeAll() }
-            return (s.failure, s.awaitingWrite.map(\.sender))
-        }
-        if let failure { for sender in stranded { sender.resume(throwing: failure) } }
         // A burst (many responses at once) grows or fills the buffers; do not keep its
         // high-water mark.
         batch.releaseIfEmpty(keeping: Self.defaultCapacity)
@@ -143,8 +174,7 @@ public final class FrameWriter: Sendable {
             s.pending.releaseIfEmpty(keeping: Self.defaultCapacity)
             swap(&s.spare, &parked)
         }
-        if let writeError { throw writeError }
-        if let failure, written == nil { throw failure }
+        return outcome
     }
 }
 

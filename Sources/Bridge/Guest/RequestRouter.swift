@@ -110,13 +110,6 @@ public enum RequestRouter {
         }
     }
 
-    static func isNullLiteral(_ raw: UnsafeRawBufferPointer) -> Bool {
-        var bytes = raw[...]
-        while let b = bytes.first, b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { bytes = bytes.dropFirst() }
-        while let b = bytes.last, b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { bytes = bytes.dropLast() }
-        return bytes.elementsEqual("null".utf8)
-    }
-
     /// The negotiation rule (§7.2): the range must include 4.
     public static func negotiate(_ request: NegotiateProtocolRequest) throws(BridgeError) -> UInt32 {
         if request.maximumVersion < 4 || request.minimumVersion > 4 {

@@ -65,7 +65,7 @@ extension KeyedEncodingContainer {
 }
 
 /// The JSON coders used for every bridge body, configured once: Go-compatible output (no
-/// escaped slashes) and a decoder that accepts what Go's decoder accepts.
+/// escaped slashes) and Go's decoding rules (`GoJSONDecoder`).
 public enum BridgeJSON {
     /// Encoder for bodies and embedded documents. `JSONEncoder` is Sendable and its encode is
     /// safe to call concurrently.
@@ -75,7 +75,7 @@ public enum BridgeJSON {
         return e
     }()
 
-    public static let decoder = JSONDecoder()
+    public static let decoder = GoJSONDecoder()
 
     /// Encodes `value` to bytes.
     @inlinable
@@ -84,17 +84,11 @@ public enum BridgeJSON {
     }
 
     /// Decodes `T` from `bytes` without copying them.
-    @inlinable
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
-        guard let base = bytes.baseAddress, bytes.count > 0 else {
-            return try decoder.decode(T.self, from: Data())
-        }
-        let data = Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: bytes.count, deallocator: .none)
-        return try decoder.decode(T.self, from: data)
+        try decoder.decode(T.self, from: bytes)
     }
 
     /// Decodes `T` from an embedded JSON document carried in a string field.
-    @inlinable
     public static func decode<T: Decodable>(_ type: T.Type, fromEmbedded text: String) throws -> T {
         var text = text
         return try text.withUTF8 { try decode(T.self, from: UnsafeRawBufferPointer($0)) }

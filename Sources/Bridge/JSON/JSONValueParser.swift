@@ -15,8 +15,15 @@ public struct JSONValueParser {
     /// Deepest nesting accepted (Go's decoder allows 10000; FoundationEssentials 512).
     public static let maxDepth = 512
 
+    /// Most values one document may hold. A tree costs 24 to ~100 bytes per value against one
+    /// or a few bytes of text, so a 16 MiB body of tiny elements would take hundreds of MB in a
+    /// VM that may have little more; the cap bounds a document's tree to a few tens of MB. The
+    /// largest real bodies (a create with a big OCI spec) hold a few thousand values.
+    public static let maxValues = 1 << 18
+
     private let bytes: UnsafeRawBufferPointer
     private var index = 0
+    private var values = 0
 
     private init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
@@ -59,6 +66,8 @@ public struct JSONValueParser {
 
     private mutating func parseValue(depth: Int) throws(Error) -> JSONValue {
         guard index < bytes.count else { throw error("unexpected end") }
+        values += 1
+        if values > Self.maxValues { throw error("more than \(Self.maxValues) values") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)

@@ -69,4 +69,27 @@ struct GoJSONDecoderTests {
         #expect(error.hresult == .invalidJSON)
         #expect(error.message.contains("Query"))
     }
+
+    @Test("null where a value is required reads as the zero value, as in Go")
+    func nullIsTheZeroValue() throws {
+        let decoder = BridgeJSON.decoder
+        #expect(try decoder.decode([String].self, from: Data(#"["ro",null]"#.utf8)) == ["ro", ""])
+        #expect(try decoder.decode([String: String].self, from: Data(#"{"traceparent":null}"#.utf8)) == ["traceparent": ""])
+        #expect(try decoder.decode([UInt32].self, from: Data("[null,7]".utf8)) == [0, 7])
+        #expect(try decoder.decode([String?].self, from: Data(#"["a",null]"#.utf8)) == ["a", nil])
+        // An embedded query that is just `null` is an empty query, not an error.
+        #expect(try GetPropertiesRequest(base: RequestBase(containerId: "c"), query: "null").decodedQuery() == PropertyQuery())
+        let query = try BridgeJSON.decode(PropertyQuery.self, fromEmbedded: #"{"PropertyTypes":["ProcessList",null]}"#)
+        #expect(query.propertyTypes == ["ProcessList", ""])
+    }
+
+    @Test("a map's keys are each looked up once: a large map decodes whole")
+    func largeMapDecodes() throws {
+        let count = 50_000
+        let text = "{" + (0..<count).map { #""k\#($0)":"\#($0)""# }.joined(separator: ",") + #","k7":"last"}"#
+        let map = try BridgeJSON.decoder.decode([String: String].self, from: Data(text.utf8))
+        #expect(map.count == count)
+        #expect(map["k7"] == "last" && map["k49999"] == "49999")
+    }
 }
+

@@ -63,6 +63,19 @@ struct JSONValueTests {
         #expect(try JSONFields(odd).value("a[x") == nil)
     }
 
+    @Test("keys fold as Go folds them: long s, Kelvin sign, dotted and dotless I")
+    func keysFoldAsGoFoldsThem() {
+        #expect(JSONValue.keysMatchIgnoringCase("Requeſt", "Request"))
+        #expect(JSONValue.keysMatchIgnoringCase("\u{212A}ind", "kind"))
+        #expect(JSONValue.keysMatchIgnoringCase("İd", "id"))
+        #expect(JSONValue.keysMatchIgnoringCase("ıd", "ID"))
+        #expect(JSONValue.keysMatchIgnoringCase("straße", "STRASSE") == false)  // one character for one, as Go
+        #expect(JSONValue.keysMatchIgnoringCase("Größe", "GRÖSSE") == false)
+        #expect(JSONValue.keysMatchIgnoringCase("größe", "GRÖßE"))
+        let spec = JSONValue.object([("Request", .string("A")), ("Requeſt", .string("B"))])
+        #expect(spec["request"] == .string("B"))  // Go decodes both into Request; the last wins
+    }
+
     @Test("control characters are written as Go writes them, in the bytes TextBudget counts")
     func controlEscapes() {
         let text = "a\u{08}b\u{0C}c\u{01}\n\"\\"

@@ -3,8 +3,9 @@ import FoundationEssentials
 /// Decodes `Decodable` types from JSON with Go's `encoding/json` rules, which are what both
 /// hcsshim peers use: a struct field takes the last member whose key matches its name exactly or
 /// ignoring case (a map takes each key exactly, the last repeat winning), a number with a
-/// fraction or exponent does not fit an integer field, and a value kept as `JSONValue` is the
-/// parsed node itself, member order included.
+/// fraction or exponent does not fit an integer field, `null` where a value is required reads
+/// as the zero value (`""`, 0, false, an empty object or array; an optional reads it as nil),
+/// and a value kept as `JSONValue` is the parsed node itself, member order included.
 ///
 /// Exists so that every body follows the same rules as the hot messages' direct decoders
 /// (`DirectJSONDecodable`, built on the same `JSONValue.memberIndex`): FoundationEssentials'
@@ -37,13 +38,19 @@ struct JSONValueDecoder: Decoder {
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        guard case .object(let members) = value else { throw mismatch([String: JSONValue].self, value, codingPath) }
-        return KeyedDecodingContainer(KeyedContainer<Key>(members: members, codingPath: codingPath))
+        switch value {
+        case .object(let members): return KeyedDecodingContainer(KeyedContainer<Key>(members: members, codingPath: codingPath))
+        case .null: return KeyedDecodingContainer(KeyedContainer<Key>(members: [], codingPath: codingPath))
+        default: throw mismatch([String: JSONValue].self, value, codingPath)
+        }
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
-        guard case .array(let elements) = value else { throw mismatch([JSONValue].self, value, codingPath) }
-        return UnkeyedContainer(elements: elements, codingPath: codingPath)
+        switch value {
+        case .array(let elements): return UnkeyedContainer(elements: elements, codingPath: codingPath)
+        case .null: return UnkeyedContainer(elements: [], codingPath: codingPath)
+        default: throw mismatch([JSONValue].self, value, codingPath)
+        }
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer { SingleContainer(value: value, codingPath: codingPath) }
@@ -69,21 +76,28 @@ private func mismatch(_ type: Any.Type, _ value: JSONValue, _ path: [any CodingK
 }
 
 /// Scalars with Go's conversions: integers only from integral numbers in range, floats from any
-/// number, strings and booleans only from their own kind.
+/// number, strings and booleans only from their own kind; `null` is the zero value.
 private enum Scalar {
     static func bool(_ value: JSONValue, _ path: [any CodingKey]) throws -> Bool {
-        guard case .bool(let b) = value else { throw mismatch(Bool.self, value, path) }
-        return b
+        switch value {
+        case .bool(let b): return b
+        case .null: return false
+        default: throw mismatch(Bool.self, value, path)
+        }
     }
 
     static func string(_ value: JSONValue, _ path: [any CodingKey]) throws -> String {
-        guard case .string(let s) = value else { throw mismatch(String.self, value, path) }
-        return s
+        switch value {
+        case .string(let s): return s
+        case .null: return ""
+        default: throw mismatch(String.self, value, path)
+        }
     }
 
     static func integer<T: FixedWidthInteger>(_ value: JSONValue, _ path: [any CodingKey]) throws -> T {
         let result: T?
         switch value {
+        case .null: return 0
         case .int(let i): result = T(exactly: i)
         case .uint(let u): result = T(exactly: u)
         case .double: throw mismatch(T.self, value, path, "a number with a fraction or exponent does not fit \(T.self)")
@@ -98,6 +112,7 @@ private enum Scalar {
         case .int(let i): return Double(i)
         case .uint(let u): return Double(u)
         case .double(let d): return d
+        case .null: return 0
         default: throw mismatch(Double.self, value, path)
         }
     }
@@ -114,23 +129,35 @@ private enum Scalar {
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let members: [(key: String, value: JSONValue)]
     let codingPath: [any CodingKey]
-    /// A map's keys (`[String: T]`, `AnyCodingKey`: any string is a key) match exactly, as Go
-    /// decodes maps; a struct's fields match Go's way (`JSONValue.memberIndex`).
-    let isMap: Bool
+    /// For a map (`[String: T]`: its key type takes any string), each key's last member: a
+    /// map's keys match exactly, as Go decodes maps, and are looked up once each (a scan per
+    /// key would make a large map quadratic). nil for a struct, whose fields match Go's way
+    /// (`JSONValue.memberIndex`).
+    let mapIndex: [String: Int]?
 
     init(members: [(key: String, value: JSONValue)], codingPath: [any CodingKey]) {
         self.members = members
         self.codingPath = codingPath
-        isMap = Key(stringValue: "\u{1}map probe\u{1}") != nil
+        if Key(stringValue: "\u{1}map probe\u{1}") != nil {
+            var index = [String: Int](minimumCapacity: members.count)
+            for (position, member) in members.enumerated() { index[member.key] = position }
+            mapIndex = index
+        } else {
+            mapIndex = nil
+        }
     }
 
+    /// The distinct keys in document order (of their last occurrence).
     var allKeys: [Key] {
+        if let mapIndex {
+            return members.indices.compactMap { mapIndex[members[$0].key] == $0 ? Key(stringValue: members[$0].key) : nil }
+        }
         var seen = Set<String>()
         return members.reversed().compactMap { member in seen.insert(member.key).inserted ? Key(stringValue: member.key) : nil }.reversed()
     }
 
     private func lookup(_ key: Key) -> JSONValue? {
-        if isMap { return members.last(where: { $0.key == key.stringValue })?.value }
+        if let mapIndex { return mapIndex[key.stringValue].map { members[$0].value } }
         return JSONValue.memberIndex(key.stringValue, in: members).map { members[$0].value }
     }
 

@@ -35,7 +35,8 @@ public enum JSONValue: Sendable, Hashable {
 
     /// Go's case-insensitive key match. Keys are ASCII in practice: those compare byte by byte
     /// with ASCII folding and allocate nothing (an absent optional field costs a scan of the
-    /// keys, not a lowercased copy of each); other keys compare lowercased.
+    /// keys, not a lowercased copy of each); other keys compare folded as Go folds them
+    /// (`goFolded`).
     public static func keysMatchIgnoringCase(_ a: String, _ b: String) -> Bool {
         // Most keys compared are different fields: ASCII first bytes that differ even with the
         // case bit set cannot fold together (a first character's case mapping never moves it).
@@ -55,7 +56,27 @@ public enum JSONValue: Sendable, Hashable {
                 return true
             }
         }
-        return ascii ?? (a.lowercased() == b.lowercased())
+        return ascii ?? (goFolded(a) == goFolded(b))
+    }
+
+    /// Go's key folding (`encoding/json`'s `foldName`): ASCII letters to upper case, any other
+    /// character to the upper case of its lower case, one character for one. So `ſ` (long s)
+    /// folds to `S`, the Kelvin sign to `K`, `ı` and `İ` to `I`, as in Go; a plain lowercasing
+    /// compare would see `Requeſt` as a different field from `Request` where Go (and runc) do
+    /// not. Go maps character by character (simple case mapping); where Unicode's full mapping
+    /// gives several characters, the first (lower) or the character itself (upper) stands in.
+    static func goFolded(_ key: String) -> [Unicode.Scalar] {
+        key.unicodeScalars.map { scalar in
+            if scalar.isASCII {
+                let v = scalar.value
+                return (0x61...0x7A).contains(v) ? Unicode.Scalar(UInt8(v - 0x20)) : scalar
+            }
+            let lower = scalar.properties.lowercaseMapping.unicodeScalars
+            let lowered = lower.first ?? scalar
+            let upper = lowered.properties.uppercaseMapping.unicodeScalars
+            if upper.count == 1, let single = upper.first { return single }
+            return lowered
+        }
     }
 
     /// Whether this is `null`.

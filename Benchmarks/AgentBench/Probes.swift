@@ -19,6 +19,19 @@ enum Probe {
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
+    /// Writes back and drops `path`'s pages from the page cache, so a process started from it
+    /// maps its binary as at a VM's boot. Without this, idle RSS depends on how the cache got
+    /// the file: pages the linker just wrote sit in large folios that one fault maps whole
+    /// (the same static gcs measured 5.47 MiB idle right after its link and 4.89 once its pages
+    /// had been dropped and read back).
+    static func dropFromPageCache(_ path: String) {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        Glibc.close(fd)
+    }
+
     private static func statusField(_ pid: pid_t, _ key: String) -> Int? {
         guard let text = read("/proc/\(pid)/status") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(key) {

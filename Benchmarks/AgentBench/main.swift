@@ -35,6 +35,9 @@ var report = BenchReport(name: "agent")
 print("agent benchmark: gcs \(gcs), sizes / \(scale)")
 print(BenchReport.header)
 
+// Every run starts gcs from an uncached binary: its idle RSS then does not depend on how the
+// page cache came to hold the file (see `Probe.dropFromPageCache`).
+Probe.dropFromPageCache(gcs)
 let guest = try await LocalGuest.start(gcsBinary: gcs, workDirectory: work, logLevel: "error", logger: logger)
 let pid = guest.pid
 

@@ -22,7 +22,9 @@ public final class LocalGuest: Sendable {
     private let child: ChildProcess
 
     /// Starts `gcsBinary` with its state under `workDirectory` and negotiates protocol v4.
+    /// `configuration`: the host's bridge settings (a traced gcs needs a longer request timeout).
     public static func start(gcsBinary: String, workDirectory: String, logLevel: String = "info", extraArguments: [String] = [],
+                             configuration: BridgeClient.Configuration = BridgeClient.Configuration(),
                              loop: EventLoop = .shared, logger: Logger) async throws -> LocalGuest {
         try makeDirectories(workDirectory)
         let instance = instances.add(1, ordering: .relaxed).newValue
@@ -40,7 +42,7 @@ public final class LocalGuest: Sendable {
         let pid = try Spawn.start(request, stdio: [nil, nil, nil])
         let child = try ChildProcess(pid: pid, loop: loop)
         let connection = try await listener.accept()
-        let client = BridgeClient(connection: connection, logger: logger)
+        let client = BridgeClient(connection: connection, configuration: configuration, logger: logger)
         let reader = Task(executorPreference: loop) { _ = await client.run() }
         let guest = LocalGuest(client: client, workDirectory: workDirectory, prefix: prefix, cgroupParent: cgroupParent, pid: pid, loop: loop, reader: reader, child: child)
         _ = try await client.send(NegotiateProtocolRequest())

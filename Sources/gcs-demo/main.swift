@@ -43,7 +43,11 @@ let id = "demo-busybox"
 var started: LocalGuest?
 do {
     say("starting gcs (\(gcsPath())) on the Unix-socket transport, state in \(work)")
-    let guest = try await LocalGuest.start(gcsBinary: gcsPath(), workDirectory: work, logger: logger)
+    // `$GCS_DEMO_REQUEST_TIMEOUT` (seconds) replaces hcsshim's 5 minutes: scripts/order-file.sh
+    // drives a single-stepped gcs, whose container create takes longer than that.
+    var configuration = BridgeClient.Configuration()
+    if let text = getenv("GCS_DEMO_REQUEST_TIMEOUT"), let seconds = Int(String(cString: text)) { configuration.requestTimeout = .seconds(seconds) }
+    let guest = try await LocalGuest.start(gcsBinary: gcsPath(), workDirectory: work, configuration: configuration, logger: logger)
     started = guest
     say("negotiated protocol v4 with gcs pid \(guest.pid)")
 

@@ -148,11 +148,6 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
         submit(.job(UnownedJob(job)))
     }
 
-    /// `serialExecutor`'s unowned reference.
-    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
-        serialExecutor.asUnownedSerialExecutor()
-    }
-
     /// Runs `body` on the loop thread, soon. From the loop thread itself it is queued, never
     /// run inline, so callers never re-enter themselves.
     public func execute(_ body: @escaping @Sendable () -> Void) {

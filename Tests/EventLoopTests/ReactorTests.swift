@@ -196,7 +196,7 @@ struct ReactorTests {
             actor Counter {
                 let loop: EventLoop
                 var value = 0
-                nonisolated var unownedExecutor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+                nonisolated var unownedExecutor: UnownedSerialExecutor { loop.serialExecutor.asUnownedSerialExecutor() }
                 init(loop: EventLoop) { self.loop = loop }
                 func bump() -> Bool { value += 1; return loop.inLoop }
             }

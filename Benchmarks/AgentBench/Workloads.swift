@@ -163,6 +163,7 @@ enum ManyProcesses {
         try await stop(pid: warmPid, stdio: warmStdio, guest: guest)
         try await Task.sleep(for: .seconds(1))
         let beforeRSS = Probe.rss(guest.pid), beforeAnon = Probe.rssAnon(guest.pid)
+        print("gcs before the burst: " + (try await agentState(guest)))
         for _ in 0..<count {
             // A terminal each: gcs holds a pty master and two relays per process.
             running.append(try await guest.start(.utilityVM, args: ["/bin/cat"], stdin: true, terminal: true))
@@ -182,10 +183,7 @@ enum ManyProcesses {
         // The agent trims its heap once it has been quiet for 200 ms after releases.
         try await Task.sleep(for: .seconds(1))
         let afterRSS = Probe.rss(guest.pid)
-        if let dump = try? await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))) {
-            let state = dump.guestStacks.split(separator: "\n").filter { $0.hasPrefix("swift-gcs state") || $0.hasPrefix("heap:") }
-            print("gcs after the burst: " + state.joined(separator: "; "))
-        }
+        print("gcs after the burst: " + (try await agentState(guest)))
         results.append(BenchResult(benchmark: name, metric: "gcs anonymous RSS 1 s after exit (vs warm idle before)",
                                    value: Probe.rssAnon(guest.pid) / 1048576, unit: "MiB", baseline: beforeAnon / 1048576))
         results.append(BenchResult(benchmark: name, metric: "gcs RSS 1 s after exit (vs warm idle before)", value: afterRSS / 1048576,
@@ -193,6 +191,12 @@ enum ManyProcesses {
         results.append(BenchResult(benchmark: name, metric: "gcs RSS 1 s after exit (vs idle at start)", value: afterRSS / 1048576,
                                unit: "MiB", baseline: idleRSS / 1048576))
         return results
+    }
+
+    /// The agent's own summary line and heap figures from DumpStacks.
+    static func agentState(_ guest: LocalGuest) async throws -> String {
+        let dump = try await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID)))
+        return dump.guestStacks.split(separator: "\n").filter { $0.hasPrefix("swift-gcs state") || $0.hasPrefix("heap:") }.joined(separator: "; ")
     }
 
     /// SIGKILL, drain the output, close the streams, wait: how the host ends a tty process.

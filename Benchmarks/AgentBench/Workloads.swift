@@ -161,9 +161,10 @@ enum ManyProcesses {
         // run other code since the idle figure was taken at start.
         let (warmPid, warmStdio) = try await guest.start(.utilityVM, args: ["/bin/cat"], stdin: true, terminal: true)
         try await stop(pid: warmPid, stdio: warmStdio, guest: guest)
+        // Asked before the idle figure is taken, so the text DumpStacks maps is in both figures.
+        print("gcs before the burst: " + (try await agentState(guest)))
         try await Task.sleep(for: .seconds(1))
         let beforeRSS = Probe.rss(guest.pid), beforeAnon = Probe.rssAnon(guest.pid)
-        print("gcs before the burst: " + (try await agentState(guest)))
         for _ in 0..<count {
             // A terminal each: gcs holds a pty master and two relays per process.
             running.append(try await guest.start(.utilityVM, args: ["/bin/cat"], stdin: true, terminal: true))

@@ -47,6 +47,102 @@ struct ReconnectTests {
         }
     }
 
+    @Test("SIGTERM stops the agent at once while it re-dials a host that does not answer")
+    func stopWhileDialling() async throws {
+        // On the loop: a cooperative pool busy with other tests must not add to the time measured.
+        try await withTaskExecutorPreference(EventLoop.shared) { try await stopWhileDiallingOnLoop() }
+    }
+
+    func stopWhileDiallingOnLoop() async throws {
+        try await withGuest("stop-while-dialling", arguments: ["-loglevel", "debug"]) { guest in
+            // A host that does not answer: a bridge listener whose backlog (one connection) is
+            // taken, so each of gcs's dials is refused (EAGAIN) and retried for a second or more,
+            // as a vsock connect that times out is retried for up to ~20 s.
+            let jammed = try UnixListener(path: "\(guest.prefix)_\(0x4000_0000)", backlog: 0)
+            defer { jammed.close() }
+            let filler = try await UnixSocket.connect(path: jammed.path)
+            defer { filler.close() }
+            guest.client.close()
+            // gcs has seen the host go away, paused 100 ms and begun to dial again.
+            func redialling() -> Bool {
+                let log = guest.log()
+                guard let ended = log.firstRange(of: "bridge connection ended") else { return false }
+                return log[ended.upperBound...].contains("bridge dialing")
+            }
+            let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+            while !redialling() && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(redialling())
+            let start = ContinuousClock.now
+            let status = try await guest.waitForExit(signal: SIGTERM)
+            let took = ContinuousClock.now - start
+            #expect(status == .exited(0))
+            // The dial in progress is cancelled: the stop waits at most for the 100 ms pause
+            // between dials, never for a dial's retries to run out (over a second here).
+            #expect(took < .milliseconds(600), "gcs took \(took) to stop")
+        }
+    }
+
+    @Test("a container exec still dialling its stdio when the host leaves is cancelled: nothing runs, the agent re-dials at once")
+    func execDialCancelledByDisconnect() async throws {
+        // On the loop, as the host's reader is: a cooperative pool busy with other tests'
+        // blocking work must not hold this test's polling back past the dial it watches for, or
+        // add its own delays to the time it measures.
+        try await withTaskExecutorPreference(EventLoop.shared) { try await execDialCancelledByDisconnectOnLoop() }
+    }
+
+    func execDialCancelledByDisconnectOnLoop() async throws {
+        try await withGuest("exec-dial-cancelled") { guest in
+            let id = "exec-dial"
+            let initPID = try await startContainer(guest, id: id)
+            // The exec's stdout port is a listener whose backlog is taken: the dial is refused
+            // (EAGAIN) and retried for over a second.
+            let port: UInt32 = 0x7000_0001
+            let jammed = try UnixListener(path: "\(guest.prefix)_\(port)", backlog: 0)
+            defer { jammed.close() }
+            let filler = try await UnixSocket.connect(path: jammed.path)
+            defer { filler.close() }
+            var parameters = ProcessParameters()
+            parameters.createStdOutPipe = true
+            parameters.ociProcess = Busybox.process(args: ["sleep", "3600"])
+            let request = ExecuteProcessRequest(base: RequestBase(containerId: id),
+                                                settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
+                                                                                 vsockStdioRelaySettings: VsockStdioRelaySettings(stdOut: port)))
+            let client = guest.client
+            let exec = Task(executorPreference: EventLoop.shared) { try await client.send(request) }
+            var state = "", asked = 0
+            let patience = ContinuousClock.now.advanced(by: .seconds(60))
+            while !state.contains("ComputeSystemExecuteProcessV1 #") && ContinuousClock.now < patience {
+                state = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+                asked += 1
+            }
+            if !state.contains("ComputeSystemExecuteProcessV1 #") {
+                Issue.record("after \(asked) DumpStacks: \(state.prefix(300)); the exec: \(await exec.result)")
+            }
+            var logger = Logger(label: "exec-dial")
+            logger.logLevel = .warning
+            var took = Duration.zero
+            try await guest.reconnect(logger: logger) {
+                // The old connection's requests are cancelled and waited for before the agent
+                // re-dials: the exec's dial must stop at once, not when its retries run out.
+                let start = ContinuousClock.now, deadline = start.advanced(by: .seconds(10))
+                while !guest.log().contains("bridge connection ended") && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                took = ContinuousClock.now - start
+            }
+            #expect(await (try? exec.value) == nil)
+            #expect(took < .milliseconds(600), "the old connection took \(took) to end")
+            // Nothing was started for the host that left: the init is the container's only process.
+            let properties = try await guest.client.send(try GetPropertiesRequest(base: RequestBase(containerId: id), propertyTypes: ["ProcessList"]))
+            #expect(properties.properties.contains("{\"ProcessId\":\(initPID)}"))
+            #expect(properties.properties.components(separatedBy: "ProcessId").count == 2, "\(properties.properties)")
+            _ = try? await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
     @Test("a create in flight when the host leaves runs to its end; a delete after reconnecting waits for it and cleans up")
     func createAcrossDisconnect() async throws {
         try await withGuest("create-across-disconnect") { guest in

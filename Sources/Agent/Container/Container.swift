@@ -168,7 +168,10 @@ public actor Container {
         do {
             try await runc.start(id: id, log: "\(bundle)/runc.log")
         } catch {
+            // guest-behaviour §7.3: the host's connections close on a failed start. The init,
+            // still blocked in runc's exec FIFO, is killed; its reaping ends the monitor.
             _ = try? await runc.kill(id: id, signal: SIGKILL)
+            process.abortIO()
             throw error
         }
         // The init may already have exited and been reported while `runc start` ran.

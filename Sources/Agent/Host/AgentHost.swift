@@ -187,9 +187,12 @@ public actor AgentHost: BridgeHandler {
         }
         let container = try container(request.base.containerId)
         let notify = self.notify
+        // Dialled before the part that must run to its end: a host that went away before its
+        // listeners answered cancels the request here (the dial's retries stop at once), and
+        // nothing was started that the agent would then have to track for nobody.
+        let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
+                                                          stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe)
         let pid = try await Self.runToCompletion(on: loop) { () async throws -> pid_t in
-            let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
-                                                              stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe)
             if let ociProcess = parameters.ociProcess {
                 return try await container.exec(process: ociProcess, connections: connections)
             }

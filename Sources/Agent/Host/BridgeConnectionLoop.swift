@@ -13,6 +13,9 @@ public final class BridgeConnectionLoop: Sendable {
     private struct State {
         var queue: [ContainerNotification] = []
         var server: BridgeServer<AgentHost>?
+        /// The dial in progress, which `stop()` cancels (a vsock connect that times out is
+        /// retried for up to ~20 s).
+        var dial: Task<AsyncFD, any Error>?
         var stopping = false
         /// A flush is sending: it takes what is queued meanwhile, so notifications keep their order.
         var flushing = false
@@ -41,10 +44,17 @@ public final class BridgeConnectionLoop: Sendable {
     /// Serves connections until `stop()`.
     public func run(host: AgentHost) async {
         while !state.withLock({ $0.stopping }) {
+            let (transport, port) = (self.transport, self.port)
+            logger.debug("bridge dialing", metadata: ["port": "\(port)"])
+            let dial = Task(executorPreference: loop) { try await transport.dial(port: port) }
+            if state.withLock({ s -> Bool in s.dial = dial; return s.stopping }) { dial.cancel() }
             let connection: AsyncFD
             do {
-                connection = try await transport.dial(port: port)
+                connection = try await dial.value
+                state.withLock { $0.dial = nil }
             } catch {
+                state.withLock { $0.dial = nil }
+                if state.withLock({ $0.stopping }) { break }
                 logger.debug("bridge dial failed; retrying in 100 ms", metadata: ["error": "\(error)"])
                 try? await loop.sleep(for: .milliseconds(100))
                 continue
@@ -77,9 +87,13 @@ public final class BridgeConnectionLoop: Sendable {
         }
     }
 
-    /// Stops re-dialling and closes the current connection.
+    /// Stops re-dialling (a dial in progress is cancelled) and closes the current connection.
     public func stop() {
-        let server = state.withLock { s -> BridgeServer<AgentHost>? in s.stopping = true; return s.server }
+        let (server, dial) = state.withLock { s in
+            s.stopping = true
+            return (s.server, s.dial)
+        }
+        dial?.cancel()
         server?.close()
     }
 

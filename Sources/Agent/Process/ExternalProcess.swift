@@ -21,6 +21,7 @@ enum ExternalProcess {
                                                           stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe && !parameters.emulateConsole)
         let pid: pid_t
         let io: ProcessIO
+        var spawned: pid_t?
         do {
             if parameters.emulateConsole {
                 var master: Int32 = -1, slave: Int32 = -1
@@ -31,6 +32,7 @@ enum ExternalProcess {
                 request.newSession = true
                 request.controllingTTY = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
                 pid = try Spawn.start(request, stdio: [])
+                spawned = pid
                 slaveFD.close()
                 io = try ProcessIO.terminal(connections, master: masterFD, loop: loop)
             } else {
@@ -38,8 +40,12 @@ enum ExternalProcess {
                 connections.closeAll()  // the child holds them now: the agent is out of the data path
                 io = ProcessIO.direct(StdioConnections())
             }
-        } catch let error as SyscallError {
+        } catch {
             connections.closeAll()
+            // A child whose terminal could not be relayed is not left running untracked (it
+            // could ignore the SIGHUP of its pty closing). No await since the spawn: the Reaper,
+            // on this thread too, cannot have reaped it, so the pid is still this child's.
+            if let spawned, !reaper.hasUnclaimedExit(pid: spawned) { _ = Glibc.kill(spawned, SIGKILL) }
             throw BridgeError(.fail, "starting \(program): \(error)")
         }
         // hcsshim reports -1 (4294967295) for a signalled external process.

@@ -71,6 +71,10 @@ public actor GuestProcess {
         latch.abandonAnswer()
     }
 
+    /// Its start failed (`runc start`): stop relaying and close the host's connections, rather
+    /// than rely on the process dying to end them.
+    nonisolated func abortIO() { io.abort() }
+
     /// Sends `signal` (SignalProcess). A process that is gone answers ERROR_NOT_FOUND.
     public nonisolated func signal(_ signal: Int32) throws {
         let gone = reaped.load(ordering: .acquiring)

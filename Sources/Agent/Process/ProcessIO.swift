@@ -143,6 +143,14 @@ public final class ProcessIO: Sendable {
         connections.closeAll()
     }
 
+    /// A start that failed after the relays began: stops them and closes the host's
+    /// connections now, whether or not the process is ever reaped (a `finish` after this finds
+    /// them ended and closed). Waits for nothing, so it cannot race `finish` for a relay's end.
+    func abort() {
+        for relay in relays { relay.cancel() }
+        connections.closeAll()
+    }
+
     /// Resizes the terminal (`TIOCSWINSZ`); no-op once the relay has closed it.
     func resize(height: UInt16, width: UInt16) throws {
         guard let terminal else { throw BridgeError(.fail, "is not a tty and cannot be resized") }

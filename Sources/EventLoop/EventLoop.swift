@@ -77,7 +77,8 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     /// Loop thread: registrations closed during this iteration, released after event dispatch.
     var releases: [Unmanaged<Registration>] = []
     /// Loop thread: the buffer copy-mode relays read into (one per loop, reused by all).
-    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 << 10, alignment: 4096)
+    var scratch = ScratchBuffer()
+    private let scratchDiscards = Atomic<Int>(0)
     /// io_uring, when the kernel allows it; nil means epoll only.
     public let uring: Uring?
     private var thread: pthread_t?
@@ -114,7 +115,7 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     deinit {
         Glibc.close(epollFD)
         Glibc.close(wakeFD)
-        scratch.deallocate()
+        scratch.release()
     }
 
     private func startThread() {
@@ -134,6 +135,9 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
 
     /// How often the work queues were given back after a burst (diagnostics, DumpStacks).
     public var queueShrinkCount: Int { queueShrinks.load(ordering: .relaxed) }
+
+    /// How many times the relays' scratch buffer was given back after going unused (diagnostics).
+    public var scratchDiscardCount: Int { scratchDiscards.load(ordering: .relaxed) }
 
     /// Whether the caller runs on this loop's thread.
     public var inLoop: Bool { threadIDValue.load(ordering: .acquiring) == UInt(bitPattern: Int(shim_gettid())) }
@@ -219,7 +223,16 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
             // Submissions the kernel refused for now: poll again soon rather than block.
             if uring?.hasUnsubmitted == true && (timeout < 0 || timeout > 1) { timeout = 1 }
             if timeout != 0 {
-                // About to block: a burst (a thousand processes starting) grew both queues,
+                // About to block: the relays' scratch buffer, if used, is given back once it
+                // has gone unused for a while (checked by a timer, so an idle loop sleeps on).
+                if scratch.loopWillBlock() {
+                    _ = timers.schedule(at: monotonicNanoseconds() + ScratchBuffer.idleDelay) { [unowned self] in
+                        if scratch.check() { scratchDiscards.add(1, ordering: .relaxed) }
+                    }
+                    let check = timers.millisecondsUntilNext(now: monotonicNanoseconds())
+                    timeout = timeout < 0 ? check : min(timeout, check)
+                }
+                // A burst (a thousand processes starting) grew both queues,
                 // which keep their capacity; do not keep it while idle.
                 if batchHighWater > Self.idleQueueCapacity {
                     batch = Deque()

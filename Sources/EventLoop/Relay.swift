@@ -139,7 +139,7 @@ public final class Relay: @unchecked Sendable {
             _ = try destination.registration.beginOp()
             defer { destination.registration.endOp() }
             waiting.store(false, ordering: .relaxed)
-            let step = try engine.run(budget: Self.turnBudget, scratch: loop.scratch)
+            let step = try engine.run(budget: Self.turnBudget, scratch: loop.scratch.take())
             moved.store(engine.delivered, ordering: .relaxed)
             switch step {
             case .waiting(let backpressured):

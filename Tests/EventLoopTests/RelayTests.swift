@@ -6,6 +6,32 @@ import Testing
 
 @Suite("Relay")
 struct RelayTests {
+    @Test("the scratch buffer copy relays used is given back once the loop has not used it for 200 ms, not before")
+    func scratchGivenBackWhenIdle() async throws {
+        try await withLoop("relay-scratch") { loop in
+            var options = Relay.Options()
+            options.mechanism = .copy
+            let (input, relay, output) = try pipeToSocketRelay(loop, options: options)
+            relay.start()
+            let size = 1 << 20
+            let start = ContinuousClock.now
+            async let produced: Void = producePattern(input, seed: 7, count: size)
+            #expect(try await consumePattern(output, seed: 7) == size)
+            try await produced
+            _ = await relay.wait()
+            // Used just now: still held (unless this took 200 ms, when nothing can be said).
+            if ContinuousClock.now - start < .milliseconds(180) { #expect(loop.scratchDiscardCount == 0) }
+            // The loop's own check gives it back 200-400 ms after its last use; nothing else wakes it.
+            let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+            while loop.scratchDiscardCount == 0 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            // Once (more if a loaded machine stalled the transfer itself for 200 ms).
+            #expect(loop.scratchDiscardCount >= 1)
+            output.close()
+        }
+    }
+
     @Test("1 GiB from a pipe to a Unix stream socket arrives byte for byte", arguments: [RelayMechanism.automatic, .copy])
     func oneGiB(mechanism: RelayMechanism) async throws {
         try await withLoop("relay-1g") { loop in

@@ -327,7 +327,7 @@ public actor AgentHost: BridgeHandler {
 
     public func dumpStacks(_ request: DumpStacksRequest) async throws -> String {
         var text = "swift-gcs state: \(containers.count) containers, \(external.count) external processes, \(reaper.reapedCount) children reaped\n"
-        text += "heap: \(reclaimer.statistics), \(reclaimer.trimCount) trims; loop queues shrunk \(loop.queueShrinkCount) times\n"
+        text += "heap: \(reclaimer.statistics), \(reclaimer.trimCount) trims; loop queues shrunk \(loop.queueShrinkCount) times; relay scratch given back \(loop.scratchDiscardCount) times\n"
         for id in creations.keys.sorted() { text += "container \(id) being created\n" }
         // The containers are taken first: a delete may remove one while this awaits another.
         for (_, container) in containers.sorted(by: { $0.key < $1.key }) { text += await container.describe() + "\n" }

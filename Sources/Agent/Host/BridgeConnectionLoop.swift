@@ -54,7 +54,10 @@ public final class BridgeConnectionLoop: Sendable {
                 state.withLock { $0.dial = nil }
             } catch {
                 state.withLock { $0.dial = nil }
-                if state.withLock({ $0.stopping }) { break }
+                if state.withLock({ $0.stopping }) {
+                    logger.debug("bridge dial stopped", metadata: ["error": "\(error)"])
+                    break
+                }
                 logger.debug("bridge dial failed; retrying in 100 ms", metadata: ["error": "\(error)"])
                 try? await loop.sleep(for: .milliseconds(100))
                 continue

@@ -8,7 +8,7 @@ import Shims
 /// Why it gives its pages back: a tty relay fills it on every read, and 128 KiB of touched
 /// pages would otherwise stay resident in an idle agent for good (a third of its anonymous
 /// memory). It does so once it has gone unused for `idleDelay`, never on the data path: a busy
-/// relay only sets a flag per turn, and the loop looks at the flag when it is about to block.
+/// relay only bumps a counter per turn, and the loop looks at it when it is about to block.
 ///
 /// Loop thread only.
 struct ScratchBuffer {

@@ -139,7 +139,11 @@ public final class Relay: @unchecked Sendable {
             _ = try destination.registration.beginOp()
             defer { destination.registration.endOp() }
             waiting.store(false, ordering: .relaxed)
-            let step = try engine.run(budget: Self.turnBudget, scratch: loop.scratch.take())
+            let step = try engine.run(budget: Self.turnBudget, scratch: loop.scratch.bytes)
+            if engine.usedScratch {
+                engine.usedScratch = false
+                loop.scratch.noteUse()
+            }
             moved.store(engine.delivered, ordering: .relaxed)
             switch step {
             case .waiting(let backpressured):

@@ -47,6 +47,9 @@ struct RelayEngine {
     private var overflowStart = 0
     private var overflowEnd = 0
     private var sourceEOF = false
+    /// A read landed in the loop's scratch buffer since the relay last looked (it reports the
+    /// use to the loop, which gives the buffer's pages back once unused for a while).
+    var usedScratch = false
     /// Adaptation: consecutive transfers that looked chatty (splice) or bulk (copy).
     private var streak = 0
 
@@ -171,6 +174,7 @@ struct RelayEngine {
         let readResult = try Self.read(src, into: scratch, eioIsEOF: sourceIsTTY)
         guard case .done(var n) = readResult else { return .waiting(backpressured: false) }
         if n == 0 { sourceEOF = true; return nil }
+        usedScratch = true
         if sourceIsTTY { n = coalesceTTYReads(into: scratch, after: n) }
         adapt(transferred: n, full: n >= Self.bulkAbove)
         let data = UnsafeRawBufferPointer(rebasing: scratch[..<n])

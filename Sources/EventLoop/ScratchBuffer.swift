@@ -8,7 +8,8 @@ import Shims
 /// Why it gives its pages back: a tty relay fills it on every read, and 128 KiB of touched
 /// pages would otherwise stay resident in an idle agent for good (a third of its anonymous
 /// memory). It does so once it has gone unused for `idleDelay`, never on the data path: a busy
-/// relay only bumps a counter per turn, and the loop looks at it when it is about to block.
+/// relay only bumps a counter per turn that read into it, and the loop looks at it when it is
+/// about to block.
 ///
 /// Loop thread only.
 struct ScratchBuffer {
@@ -17,7 +18,7 @@ struct ScratchBuffer {
     static let idleDelay: Int64 = 200_000_000
 
     let bytes: UnsafeMutableRawBufferPointer
-    /// Relay turns that took the buffer.
+    /// Relay turns that read into the buffer.
     private var uses: UInt64 = 0
     /// `uses` when the last check was scheduled.
     private var usesAtCheck: UInt64 = 0
@@ -33,11 +34,10 @@ struct ScratchBuffer {
         bytes = UnsafeMutableRawBufferPointer(start: base, count: Self.size)
     }
 
-    /// The buffer, for one relay turn.
+    /// A relay turn read into the buffer (its pages are in use again).
     @inline(__always)
-    mutating func take() -> UnsafeMutableRawBufferPointer {
+    mutating func noteUse() {
         uses &+= 1
-        return bytes
     }
 
     /// The loop is about to block. True when a check should run `idleDelay` from now: the

@@ -115,7 +115,6 @@ public final class EventLoop: TaskExecutor, @unchecked Sendable {
     deinit {
         Glibc.close(epollFD)
         Glibc.close(wakeFD)
-        scratch.release()
     }
 
     private func startThread() {

@@ -139,11 +139,7 @@ public final class Relay: @unchecked Sendable {
             _ = try destination.registration.beginOp()
             defer { destination.registration.endOp() }
             waiting.store(false, ordering: .relaxed)
-            let step = try engine.run(budget: Self.turnBudget, scratch: loop.scratch.bytes)
-            if engine.usedScratch {
-                engine.usedScratch = false
-                loop.scratch.noteUse()
-            }
+            let step = try engine.run(budget: Self.turnBudget, scratch: &loop.scratch)
             moved.store(engine.delivered, ordering: .relaxed)
             switch step {
             case .waiting(let backpressured):

@@ -47,9 +47,6 @@ struct RelayEngine {
     private var overflowStart = 0
     private var overflowEnd = 0
     private var sourceEOF = false
-    /// A read landed in the loop's scratch buffer since the relay last looked (it reports the
-    /// use to the loop, which gives the buffer's pages back once unused for a while).
-    var usedScratch = false
     /// Adaptation: consecutive transfers that looked chatty (splice) or bulk (copy).
     private var streak = 0
 
@@ -101,7 +98,7 @@ struct RelayEngine {
     }
 
     /// Moves bytes until something would block, the source ends, or `budget` bytes moved.
-    mutating func run(budget: Int, scratch: UnsafeMutableRawBufferPointer) throws -> Step {
+    mutating func run(budget: Int, scratch: inout ScratchBuffer) throws -> Step {
         var used = 0
         while true {
             // 1. Deliver what is already in hand.
@@ -136,7 +133,7 @@ struct RelayEngine {
             case .splice:
                 if let step = try spliceFromSource(used: &used) { return step }
             case .copy:
-                if let step = try copyFromSource(scratch: scratch, used: &used) { return step }
+                if let step = try copyFromSource(scratch: &scratch, used: &used) { return step }
             }
         }
     }
@@ -169,15 +166,15 @@ struct RelayEngine {
         return nil
     }
 
-    private mutating func copyFromSource(scratch: UnsafeMutableRawBufferPointer, used: inout Int) throws -> Step? {
-        let src = source
-        let readResult = try Self.read(src, into: scratch, eioIsEOF: sourceIsTTY)
+    private mutating func copyFromSource(scratch: inout ScratchBuffer, used: inout Int) throws -> Step? {
+        let src = source, buffer = scratch.bytes
+        let readResult = try Self.read(src, into: buffer, eioIsEOF: sourceIsTTY)
         guard case .done(var n) = readResult else { return .waiting(backpressured: false) }
         if n == 0 { sourceEOF = true; return nil }
-        usedScratch = true
-        if sourceIsTTY { n = coalesceTTYReads(into: scratch, after: n) }
+        if sourceIsTTY { n = coalesceTTYReads(into: buffer, after: n) }
+        scratch.noteUse(upTo: n)
         adapt(transferred: n, full: n >= Self.bulkAbove)
-        let data = UnsafeRawBufferPointer(rebasing: scratch[..<n])
+        let data = UnsafeRawBufferPointer(rebasing: buffer[..<n])
         var written = 0
         if case .done(let w) = try writeDestination(data) { written = w }
         delivered += UInt64(written)

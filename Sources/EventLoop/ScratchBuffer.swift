@@ -1,43 +1,34 @@
-import Glibc
-import Shims
-
 /// The buffer copy-mode relays read into: one per loop, shared by all its relays (a relay
-/// copies what it read out before the next relay runs), as a mapping of its own so that it can
-/// be given back.
+/// copies what it read out before the next relay runs). Its memory is a `PageBuffer`, so its
+/// pages can be given back.
 ///
-/// Why it gives its pages back: a tty relay fills it on every read, and 128 KiB of touched
-/// pages would otherwise stay resident in an idle agent for good (a third of its anonymous
-/// memory). It does so once it has gone unused for `idleDelay`, never on the data path: a busy
-/// relay only bumps a counter per turn that read into it, and the loop looks at it when it is
-/// about to block.
+/// Why it gives its pages back: a tty relay fills it on every read, and the touched pages would
+/// otherwise stay resident in an idle agent for good (a sixth of its anonymous memory). It does
+/// so once it has gone unused for `idleDelay`, never on the data path: a relay turn that read
+/// into it bumps a counter, and the loop looks at that counter when it is about to block.
 ///
 /// Loop thread only.
-struct ScratchBuffer {
+struct ScratchBuffer: ~Copyable {
     static let size = 128 << 10
     /// How long the buffer must go unused before its pages are given back.
     static let idleDelay: Int64 = 200_000_000
 
-    let bytes: UnsafeMutableRawBufferPointer
+    private var pages = PageBuffer(capacity: ScratchBuffer.size)
     /// Relay turns that read into the buffer.
     private var uses: UInt64 = 0
     /// `uses` when the last check was scheduled.
     private var usesAtCheck: UInt64 = 0
-    /// Holds pages: used since it last gave them back.
-    private var resident = false
     /// A check is scheduled.
     private var checkPending = false
 
-    init() {
-        guard let base = shim_map_pages(Self.size) else {
-            fatalError("ScratchBuffer: mmap(\(Self.size)) failed: \(String(cString: strerror(errno)))")
-        }
-        bytes = UnsafeMutableRawBufferPointer(start: base, count: Self.size)
-    }
+    /// The memory, for one relay turn.
+    var bytes: UnsafeMutableRawBufferPointer { pages.bytes }
 
-    /// A relay turn read into the buffer (its pages are in use again).
+    /// A relay turn read into the first `count` bytes.
     @inline(__always)
-    mutating func noteUse() {
+    mutating func noteUse(upTo count: Int) {
         uses &+= 1
+        pages.noteWritten(upTo: count)
     }
 
     /// The loop is about to block. True when a check should run `idleDelay` from now: the
@@ -45,7 +36,6 @@ struct ScratchBuffer {
     mutating func loopWillBlock() -> Bool {
         guard !checkPending, uses != usesAtCheck else { return false }
         usesAtCheck = uses
-        resident = true
         checkPending = true
         return true
     }
@@ -55,12 +45,8 @@ struct ScratchBuffer {
     /// check the next time it blocks). True if it gave them back.
     mutating func check() -> Bool {
         checkPending = false
-        guard uses == usesAtCheck, resident else { return false }
-        _ = shim_discard_pages(bytes.baseAddress!, bytes.count)
-        resident = false
+        guard uses == usesAtCheck else { return false }
+        pages.discard(keeping: 0)
         return true
     }
-
-    /// Unmaps the buffer (the loop's deinit).
-    func release() { _ = munmap(bytes.baseAddress, bytes.count) }
 }

@@ -49,118 +49,115 @@ struct ReconnectTests {
 
     @Test("SIGTERM stops the agent at once while it re-dials a host that does not answer")
     func stopWhileDialling() async throws {
-        // On the loop, as the host's reader is: a cooperative pool busy with other tests'
-        // blocking work must not hold the signal back until the dial it aims at has ended.
-        try await untilPremiseHeld { try await withTaskExecutorPreference(EventLoop.shared) { try await stopWhileDiallingOnLoop() } }
-    }
-
-    /// False when the signal came after a dial had already run out of retries (a test stalled
-    /// for a second): then it tells nothing, and the scenario is run again.
-    func stopWhileDiallingOnLoop() async throws -> Bool {
-        try await withGuest("stop-while-dialling", arguments: ["-loglevel", "debug"]) { guest in
-            // A host that does not answer: a bridge listener whose backlog (one connection) is
-            // taken, so each of gcs's dials is refused (EAGAIN) and retried for a second or more,
-            // as a vsock connect that times out is retried for up to ~20 s.
-            let jammed = try UnixListener(path: "\(guest.prefix)_\(0x4000_0000)", backlog: 0)
-            defer { jammed.close() }
-            let filler = try await UnixSocket.connect(path: jammed.path)
-            defer { filler.close() }
-            guest.client.close()
-            // gcs has seen the host go away, paused 100 ms and begun to dial again.
-            func redialling() -> Bool {
+        // The scenario's premise fails when the signal came after a dial had already run out of
+        // retries (a test stalled for a second): then it tells nothing, and it runs again.
+        try await untilPremiseHeld {
+            try await withGuest("stop-while-dialling", arguments: ["-loglevel", "debug"]) { guest in
+                // A host that does not answer, as a vsock connect that times out is retried for up
+                // to ~20 s.
+                let (jammed, filler) = try await jammedListener("\(guest.prefix)_\(0x4000_0000)")
+                defer { jammed.close(); filler.close() }
+                guest.client.close()
+                // gcs has seen the host go away, paused 100 ms and begun to dial again.
+                func redialling() -> Bool {
+                    let log = guest.log()
+                    guard let ended = log.firstRange(of: "bridge connection ended") else { return false }
+                    return log[ended.upperBound...].contains("bridge dialing")
+                }
+                let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+                while !redialling() && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                #expect(redialling())
+                #expect(try await guest.waitForExit(signal: SIGTERM) == .exited(0))
+                // The dial in progress was cancelled, not left to run out of retries (over a second
+                // here, up to ~20 s for vsock).
                 let log = guest.log()
-                guard let ended = log.firstRange(of: "bridge connection ended") else { return false }
-                return log[ended.upperBound...].contains("bridge dialing")
+                let stopped = log.split(separator: "\n").first { $0.contains("bridge dial stopped") }
+                if stopped == nil, let ended = log.firstRange(of: "bridge connection ended"), log[ended.upperBound...].contains("bridge dial failed") {
+                    return false
+                }
+                #expect(stopped?.contains("CancellationError") == true, "\(log.suffix(600))")
+                return true
             }
-            let deadline = ContinuousClock.now.advanced(by: .seconds(10))
-            while !redialling() && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(5))
-            }
-            #expect(redialling())
-            #expect(try await guest.waitForExit(signal: SIGTERM) == .exited(0))
-            // The dial in progress was cancelled, not left to run out of retries (over a second
-            // here, up to ~20 s for vsock).
-            let log = guest.log()
-            let stopped = log.split(separator: "\n").first { $0.contains("bridge dial stopped") }
-            if stopped == nil, let ended = log.firstRange(of: "bridge connection ended"), log[ended.upperBound...].contains("bridge dial failed") {
-                return false
-            }
-            #expect(stopped?.contains("CancellationError") == true, "\(log.suffix(600))")
-            return true
         }
     }
 
     @Test("a container exec still dialling its stdio when the host leaves is cancelled: nothing runs, the agent re-dials at once")
     func execDialCancelledByDisconnect() async throws {
-        // On the loop, as the host's reader is: a cooperative pool busy with other tests'
-        // blocking work must not hold this test's polling back past the dial it watches for.
-        try await untilPremiseHeld { try await withTaskExecutorPreference(EventLoop.shared) { try await execDialCancelledByDisconnectOnLoop() } }
-    }
-
-    /// False when the exec's dial ran out of retries before the host left (a test stalled for
-    /// a second): then it tells nothing, and the scenario is run again.
-    func execDialCancelledByDisconnectOnLoop() async throws -> Bool {
-        try await withGuest("exec-dial-cancelled", arguments: ["-loglevel", "debug"]) { guest in
-            let id = "exec-dial"
-            let initPID = try await startContainer(guest, id: id)
-            // The exec's stdout port is a listener whose backlog is taken: the dial is refused
-            // (EAGAIN) and retried for over a second.
-            let port: UInt32 = 0x7000_0001
-            let jammed = try UnixListener(path: "\(guest.prefix)_\(port)", backlog: 0)
-            defer { jammed.close() }
-            let filler = try await UnixSocket.connect(path: jammed.path)
-            defer { filler.close() }
-            var parameters = ProcessParameters()
-            parameters.createStdOutPipe = true
-            parameters.ociProcess = Busybox.process(args: ["sleep", "3600"])
-            let request = ExecuteProcessRequest(base: RequestBase(containerId: id),
-                                                settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
-                                                                                 vsockStdioRelaySettings: VsockStdioRelaySettings(stdOut: port)))
-            let client = guest.client
-            let exec = Task(executorPreference: EventLoop.shared) { try await client.send(request) }
-            var state = "", asked = 0
-            let patience = ContinuousClock.now.advanced(by: .seconds(60))
-            while !state.contains("ComputeSystemExecuteProcessV1 #") && ContinuousClock.now < patience {
-                state = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
-                asked += 1
-            }
-            func ranOut(_ outcome: Result<ExecuteProcessResponse, any Error>) -> Bool {
-                if case .failure(let error) = outcome { return "\(error)".contains("Resource temporarily unavailable") }
-                return false
-            }
-            var logger = Logger(label: "exec-dial")
-            logger.logLevel = .warning
-            if !state.contains("ComputeSystemExecuteProcessV1 #") {
+        // The scenario's premise fails when the exec's dial ran out of retries before the host
+        // left (a test stalled for a second): then it tells nothing, and it runs again.
+        try await untilPremiseHeld {
+            try await withGuest("exec-dial-cancelled", arguments: ["-loglevel", "debug"]) { guest in
+                let id = "exec-dial"
+                let initPID = try await startContainer(guest, id: id)
+                let port: UInt32 = 0x7000_0001
+                let (jammed, filler) = try await jammedListener("\(guest.prefix)_\(port)")
+                defer { jammed.close(); filler.close() }
+                var parameters = ProcessParameters()
+                parameters.createStdOutPipe = true
+                parameters.ociProcess = Busybox.process(args: ["sleep", "3600"])
+                let request = ExecuteProcessRequest(base: RequestBase(containerId: id),
+                                                    settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
+                                                                                     vsockStdioRelaySettings: VsockStdioRelaySettings(stdOut: port)))
+                let client = guest.client
+                let exec = Task(executorPreference: EventLoop.shared) { try await client.send(request) }
+                var state = "", asked = 0
+                let patience = ContinuousClock.now.advanced(by: .seconds(60))
+                while !state.contains("ComputeSystemExecuteProcessV1 #") && ContinuousClock.now < patience {
+                    state = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+                    asked += 1
+                }
+                func ranOut(_ outcome: Result<ExecuteProcessResponse, any Error>) -> Bool {
+                    if case .failure(let error) = outcome { return "\(error)".contains("Resource temporarily unavailable") }
+                    return false
+                }
+                var logger = Logger(label: "exec-dial")
+                logger.logLevel = .warning
+                if !state.contains("ComputeSystemExecuteProcessV1 #") {
+                    let outcome = await exec.result
+                    if ranOut(outcome) { try await guest.reconnect(logger: logger); return false }
+                    Issue.record("after \(asked) DumpStacks: \(state.prefix(300)); the exec: \(outcome)")
+                }
+                try await guest.reconnect(logger: logger)
                 let outcome = await exec.result
-                if ranOut(outcome) { try await guest.reconnect(logger: logger); return false }
-                Issue.record("after \(asked) DumpStacks: \(state.prefix(300)); the exec: \(outcome)")
+                // Answered before the host left: the dial had run out of retries already.
+                if ranOut(outcome) { return false }
+                #expect((try? outcome.get()) == nil)
+                // The old connection's requests were cancelled and waited for before the agent
+                // re-dialled: the exec failed because its dial was cancelled, not because the dial's
+                // retries ran out (over a second here, up to ~20 s for vsock).
+                let log = guest.log()
+                let failed = log.split(separator: "\n").first { $0.contains("bridge request failed") && $0.contains("ExecuteProcess") }
+                #expect(failed?.contains("CancellationError") == true, "\(log.suffix(800))")
+                // Nothing was started for the host that left: the init is the container's only process.
+                let properties = try await guest.client.send(try GetPropertiesRequest(base: RequestBase(containerId: id), propertyTypes: ["ProcessList"]))
+                #expect(properties.properties.contains("{\"ProcessId\":\(initPID)}"))
+                #expect(properties.properties.components(separatedBy: "ProcessId").count == 2, "\(properties.properties)")
+                _ = try? await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+                _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+                return true
             }
-            try await guest.reconnect(logger: logger)
-            let outcome = await exec.result
-            // Answered before the host left: the dial had run out of retries already.
-            if ranOut(outcome) { return false }
-            #expect((try? outcome.get()) == nil)
-            // The old connection's requests were cancelled and waited for before the agent
-            // re-dialled: the exec failed because its dial was cancelled, not because the dial's
-            // retries ran out (over a second here, up to ~20 s for vsock).
-            let log = guest.log()
-            let failed = log.split(separator: "\n").first { $0.contains("bridge request failed") && $0.contains("ExecuteProcess") }
-            #expect(failed?.contains("CancellationError") == true, "\(log.suffix(800))")
-            // Nothing was started for the host that left: the init is the container's only process.
-            let properties = try await guest.client.send(try GetPropertiesRequest(base: RequestBase(containerId: id), propertyTypes: ["ProcessList"]))
-            #expect(properties.properties.contains("{\"ProcessId\":\(initPID)}"))
-            #expect(properties.properties.components(separatedBy: "ProcessId").count == 2, "\(properties.properties)")
-            _ = try? await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
-            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
-            return true
         }
     }
 
     /// Runs a scenario until its premise held (it returns true), at most `tries` times: for
-    /// tests whose set-up races a timeout of the agent's that a stalled test can outlast.
+    /// tests whose set-up races a timeout of the agent's that a stalled test can outlast. On the
+    /// loop, as the host's reader is: a cooperative pool busy with other tests' blocking work
+    /// must not hold the scenario back past the agent's state it aims at.
     func untilPremiseHeld(tries: Int = 3, _ scenario: () async throws -> Bool) async throws {
-        for _ in 0..<tries where try await scenario() { return }
-        Issue.record("the scenario's premise did not hold in \(tries) tries")
+        try await withTaskExecutorPreference(EventLoop.shared) {
+            for _ in 0..<tries where try await scenario() { return }
+            Issue.record("the scenario's premise did not hold in \(tries) tries")
+        }
+    }
+
+    /// A listener that does not answer: its backlog (one connection) is taken by the returned
+    /// connection, so every connect to it is refused with EAGAIN, which gcs's Unix transport
+    /// retries for a second or more.
+    func jammedListener(_ path: String) async throws -> (UnixListener, AsyncFD) {
+        let listener = try UnixListener(path: path, backlog: 0)
+        do { return (listener, try await UnixSocket.connect(path: path)) } catch { listener.close(); throw error }
     }
 
     @Test("a create in flight when the host leaves runs to its end; a delete after reconnecting waits for it and cleans up")

@@ -44,19 +44,19 @@ public final class BridgeConnectionLoop: Sendable {
     /// Serves connections until `stop()`.
     public func run(host: AgentHost) async {
         while !state.withLock({ $0.stopping }) {
-            let (transport, port) = (self.transport, self.port)
             logger.debug("bridge dialing", metadata: ["port": "\(port)"])
-            let dial = Task(executorPreference: loop) { try await transport.dial(port: port) }
+            let dial = Task(executorPreference: loop) { [transport, port] in try await transport.dial(port: port) }
             if state.withLock({ s -> Bool in s.dial = dial; return s.stopping }) { dial.cancel() }
+            let outcome = await dial.result
+            let stopping = state.withLock { s -> Bool in s.dial = nil; return s.stopping }
             let connection: AsyncFD
-            do {
-                connection = try await dial.value
-                state.withLock { $0.dial = nil }
-            } catch {
-                state.withLock { $0.dial = nil }
-                if state.withLock({ $0.stopping }) {
+            switch outcome {
+            case .success(let dialled):
+                connection = dialled  // a stop meanwhile is handled below, with the server
+            case .failure(let error):
+                if stopping {
                     logger.debug("bridge dial stopped", metadata: ["error": "\(error)"])
-                    break
+                    return
                 }
                 logger.debug("bridge dial failed; retrying in 100 ms", metadata: ["error": "\(error)"])
                 try? await loop.sleep(for: .milliseconds(100))

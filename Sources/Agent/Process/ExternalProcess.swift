@@ -21,7 +21,6 @@ enum ExternalProcess {
                                                           stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe && !parameters.emulateConsole)
         let pid: pid_t
         let io: ProcessIO
-        var spawned: pid_t?
         do {
             if parameters.emulateConsole {
                 var master: Int32 = -1, slave: Int32 = -1
@@ -32,9 +31,16 @@ enum ExternalProcess {
                 request.newSession = true
                 request.controllingTTY = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
                 pid = try Spawn.start(request, stdio: [])
-                spawned = pid
                 slaveFD.close()
-                io = try ProcessIO.terminal(connections, master: masterFD, loop: loop)
+                do {
+                    io = try ProcessIO.terminal(connections, master: masterFD, loop: loop)
+                } catch {
+                    // Not left running untracked (it could ignore the SIGHUP of its pty
+                    // closing). No await since the spawn; an exit the Reaper already took
+                    // means the pid may not be this child's any more.
+                    if !reaper.hasUnclaimedExit(pid: pid) { _ = Glibc.kill(pid, SIGKILL) }
+                    throw error
+                }
             } else {
                 pid = try Spawn.start(request, stdio: try connections.handOff())
                 connections.closeAll()  // the child holds them now: the agent is out of the data path
@@ -42,10 +48,6 @@ enum ExternalProcess {
             }
         } catch {
             connections.closeAll()
-            // A child whose terminal could not be relayed is not left running untracked (it
-            // could ignore the SIGHUP of its pty closing). No await since the spawn: the Reaper,
-            // on this thread too, cannot have reaped it, so the pid is still this child's.
-            if let spawned, !reaper.hasUnclaimedExit(pid: spawned) { _ = Glibc.kill(spawned, SIGKILL) }
             throw BridgeError(.fail, "starting \(program): \(error)")
         }
         // hcsshim reports -1 (4294967295) for a signalled external process.

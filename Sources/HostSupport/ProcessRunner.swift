@@ -90,9 +90,10 @@ extension LocalGuest {
         return ProcessResult(pid: pid, exitCode: code, stdout: stdout, stderr: stderr)
     }
 
-    /// Creates a container from `spec` with its bundle under the work directory.
-    public func createContainer(id: String, spec: JSONValue) async throws {
-        let settings = ContainerSettings(ociBundlePath: "\(workDirectory)/bundles/\(id)", ociSpecification: spec, scratchDirPath: "")
+    /// Creates a container from `spec` with its bundle under the work directory (or at `bundle`),
+    /// and `scratch` as its ScratchDirPath.
+    public func createContainer(id: String, spec: JSONValue, bundle: String? = nil, scratch: String = "") async throws {
+        let settings = ContainerSettings(ociBundlePath: bundle ?? "\(workDirectory)/bundles/\(id)", ociSpecification: spec, scratchDirPath: scratch)
         _ = try await client.send(try CreateContainerRequest(base: RequestBase(containerId: id), settings: settings))
     }
 }

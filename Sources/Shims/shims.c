@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 #include <linux/vm_sockets.h>
 #include <malloc.h>
 #include <sys/epoll.h>
@@ -416,4 +417,19 @@ int shim_device_numbers(const char *path, char *type, int64_t *major_out, int64_
     *uid = st.st_uid;
     *gid = st.st_gid;
     return 0;
+}
+
+int shim_open_in_root(const char *root, const char *path) {
+    int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) return -1;
+    struct open_how how = {
+        .flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
+    if (fd < 0 && errno == ENOSYS) fd = openat(root_fd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    int saved = errno;
+    close(root_fd);
+    errno = saved;
+    return fd;
 }

@@ -42,6 +42,33 @@ struct UserResolutionTests {
         #expect(try !UserResolution.apply(to: &process, rootfs: rootfs))
     }
 
+    @Test("passwd and group are read as the container sees them: symlinks stay in its root, only regular files, bounded")
+    func containedReads() throws {
+        let rootfs = "/tmp/gcs-users-root-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(mkdir(rootfs, 0o755) == 0 && mkdir("\(rootfs)/etc", 0o755) == 0 && mkdir("\(rootfs)/data", 0o755) == 0)
+        defer { HostFiles.removeTree(rootfs) }
+        // An absolute symlink names the container's file, not the VM's: in the VM's own
+        // /etc/passwd "root" is uid 0, in the container's it is 4321.
+        try writeFile("\(rootfs)/data/passwd", Array("root:x:4321:4321::/:/bin/sh\n".utf8))
+        #expect(symlink("/data/passwd", "\(rootfs)/etc/passwd") == 0)
+        #expect(try UserResolution.resolve("root", rootfs: rootfs) == .init(uid: 4321, gid: 4321))
+        // `..` cannot climb out of the root either.
+        #expect(unlink("\(rootfs)/etc/passwd") == 0 && symlink("../../../../../../data/passwd", "\(rootfs)/etc/passwd") == 0)
+        #expect(try UserResolution.resolve("root", rootfs: rootfs) == .init(uid: 4321, gid: 4321))
+        // A symlink to a device the VM has (an endless file) resolves inside the root, where there is none.
+        #expect(unlink("\(rootfs)/etc/passwd") == 0 && symlink("/dev/zero", "\(rootfs)/etc/passwd") == 0)
+        #expect(throws: BridgeError.self) { _ = try UserResolution.resolve("root", rootfs: rootfs) }
+        // A FIFO would block its reader until someone writes: refused at once.
+        #expect(unlink("\(rootfs)/etc/passwd") == 0 && mkfifo("\(rootfs)/etc/passwd", 0o644) == 0)
+        #expect(throws: BridgeError.self) { _ = try UserResolution.resolve("root", rootfs: rootfs) }
+        // A file too large to be a passwd file is refused, not read.
+        #expect(unlink("\(rootfs)/etc/passwd") == 0)
+        let fd = open("\(rootfs)/etc/passwd", O_WRONLY | O_CREAT, 0o644)
+        #expect(fd >= 0 && ftruncate(fd, 64 << 20) == 0)
+        close(fd)
+        #expect(throws: BridgeError.self) { _ = try UserResolution.resolve("root", rootfs: rootfs) }
+    }
+
     @Test("a container whose spec names its user runs as it; execs run as their own name, else as the container's, with its rlimits")
     func endToEnd() async throws {
         try await withGuest("users") { guest in

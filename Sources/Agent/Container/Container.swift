@@ -19,6 +19,10 @@ public actor Container {
 
     public let id: String
     public let bundle: String
+    /// The container's writable layer (upper and work directories of its overlay), when the
+    /// host named one (`ScratchDirPath`): outside the bundle in hcsshim's shared-scratch and
+    /// shim v2 layouts, on a disk that outlives the container.
+    let scratchDirectory: String
     let runDirectory: String
     let spec: JSONValue
     let runc: Runc
@@ -45,13 +49,14 @@ public actor Container {
         case terminal(OwnedFDBox)
     }
 
-    init(id: String, bundle: String, runDirectory: String, spec: JSONValue, runc: Runc, reaper: Reaper,
+    init(id: String, bundle: String, scratchDirectory: String = "", runDirectory: String, spec: JSONValue, runc: Runc, reaper: Reaper,
          loop: EventLoop, logger: Logger, activityID: String, execStdio: AgentConfiguration.ExecStdio = .relay,
          userFromName: Bool = false) {
         self.execStdio = execStdio
         self.userFromName = userFromName
         self.id = id
         self.bundle = bundle
+        self.scratchDirectory = scratchDirectory
         self.runDirectory = runDirectory
         self.spec = spec
         self.runc = runc
@@ -172,6 +177,7 @@ public actor Container {
             // still blocked in runc's exec FIFO, is killed; its reaping ends the monitor.
             _ = try? await runc.kill(id: id, signal: SIGKILL)
             process.abortIO()
+            removeTree(runDirectory)
             throw error
         }
         // The init may already have exited and been reported while `runc start` ran.
@@ -197,11 +203,14 @@ public actor Container {
         let io: ProcessIO
         // Set once runc has started the process: a later failure must not leave it running untracked.
         var launched: pid_t?
+        // The process's directory under the run directory, once made: removed if the exec fails.
+        var processDirectory: String?
         do {
             var ociProcess = ociProcess
             try inheritFromContainer(&ociProcess)
             let files = try processFiles(console: terminal)
             let directory = files.pidFile.deletingLastComponent
+            processDirectory = directory
             let processPath = "\(directory)/process.json"
             try writeFile(processPath, Array(try ContainerPreparation.specEncoder().encode(ociProcess)))
             if terminal {
@@ -230,7 +239,7 @@ public actor Container {
                                      stdoutRead: try stdout.map { try AsyncFD($0.read.take(), loop: loop) },
                                      stderrRead: try stderr.map { try AsyncFD($0.read.take(), loop: loop) })
             }
-            try finishProcessFiles(files, pid: pid)
+            processDirectory = try finishProcessFiles(files, pid: pid)
             // Deleted while runc ran: runc delete --force has killed the container's processes,
             // or will not see this one; either way it must not join a container that is gone.
             if deleted { throw BridgeError(.systemNotFound, "container \(id) was deleted") }
@@ -239,6 +248,7 @@ public actor Container {
             // and a process runc started is not left running untracked.
             connections.closeAll()
             if let launched { killUntracked(launched) }
+            if let processDirectory { removeTree(processDirectory) }
             throw error
         }
         let process = GuestProcess(pid: pid, arguments: Self.arguments(of: ociProcess), io: io, signalledCode: { 128 + UInt32($0) })
@@ -301,7 +311,8 @@ public actor Container {
         }
     }
 
-    /// DeleteContainerState: `runc delete`, then the agent's run directory and the bundle.
+    /// DeleteContainerState (§7.11 steps 5 and 7): `runc delete`, then the agent's run
+    /// directory, the scratch directory and the bundle, removed off the loop thread.
     func delete() async throws {
         deleted = true
         initProcess?.abandonExitAnswer()
@@ -310,9 +321,8 @@ public actor Container {
         // an unforced delete refuses a container that is running.
         let force = status == .running || (status == .created && initProcess != nil)
         do { try await runc.delete(id: id, force: force) } catch { firstError = error }
-        removeTree(runDirectory)
-        removeTree(bundle)
         processes.removeAll()
+        await removeTreeOffLoop([runDirectory, scratchDirectory, bundle])
         if let firstError { throw firstError }
     }
 
@@ -324,9 +334,16 @@ public actor Container {
         try await runc.update(id: id, resources: json)
     }
 
-    /// The container's pids (GetProperties ProcessList).
+    /// The container's pids (GetProperties ProcessList): runc's list of its cgroup, and the
+    /// exec'd processes not yet reaped that it lacks (§7.9: an exited process leaves its cgroup
+    /// before its parent has reaped it).
     func processList() async throws -> [Int64] {
-        try await runc.processes(id: id)
+        var pids = try await runc.processes(id: id)
+        let listed = Set(pids)
+        for pid in processes.keys.sorted() where !listed.contains(Int64(pid)) {
+            if processes[pid]?.reaped.load(ordering: .acquiring) == false { pids.append(Int64(pid)) }
+        }
+        return pids
     }
 
     /// Lines for DumpStacks.
@@ -348,9 +365,11 @@ public actor Container {
     }
 
     /// Renames the per-process directory to the pid, as hcsshim's layout has it.
-    private func finishProcessFiles(_ files: Runc.ProcessFiles, pid: pid_t) throws {
-        let directory = files.pidFile.deletingLastComponent
-        _ = rename(directory, "\(runDirectory)/\(pid)")
+    /// Returns where the directory is now (a rename that failed leaves it where it was).
+    @discardableResult
+    private func finishProcessFiles(_ files: Runc.ProcessFiles, pid: pid_t) throws -> String {
+        let directory = files.pidFile.deletingLastComponent, renamed = "\(runDirectory)/\(pid)"
+        return rename(directory, renamed) == 0 ? renamed : directory
     }
 
     /// Whether the spec gives the container a pid namespace of its own: a `pid` entry that

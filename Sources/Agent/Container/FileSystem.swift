@@ -1,5 +1,6 @@
 import EventLoop
 import Glibc
+import Shims
 
 /// mkdir -p with `mode` for every directory it creates.
 func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
@@ -12,16 +13,36 @@ func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
     }
 }
 
-/// rm -rf without following symlinks; errors are ignored (best-effort cleanup paths).
+/// rm -rf without following symlinks or crossing into other filesystems; errors are ignored
+/// (best-effort cleanup paths). A mount left inside the tree (a container's overlay rootfs the
+/// host has not removed yet, a bind of some other directory) keeps its contents: deleting
+/// through it would destroy files that are not the tree's.
 func removeTree(_ path: String) {
     var st = stat()
     guard lstat(path, &st) == 0 else { return }
+    removeTree(path, st, device: st.st_dev)
+}
+
+private func removeTree(_ path: String, _ st: stat, device: dev_t) {
+    guard st.st_dev == device else { return }
     if (st.st_mode & S_IFMT) == S_IFDIR {
-        for name in LocalDirectory.entries(path) { removeTree("\(path)/\(name)") }
+        for name in LocalDirectory.entries(path) {
+            let child = "\(path)/\(name)"
+            var childStat = stat()
+            if lstat(child, &childStat) == 0 { removeTree(child, childStat, device: device) }
+        }
         rmdir(path)
     } else {
         unlink(path)
     }
+}
+
+/// `removeTree` on a thread of its own: a container's tree can hold tens of thousands of files
+/// (its writable layer), and the loop thread serves every request and relay meanwhile.
+func removeTreeOffLoop(_ paths: [String]) async {
+    let paths = paths.filter { !$0.isEmpty }
+    guard !paths.isEmpty else { return }
+    await BlockingWork.run { for path in paths { removeTree(path) } }
 }
 
 /// Names in a directory (no `.`/`..`); empty when it cannot be read.
@@ -38,4 +59,29 @@ enum LocalDirectory {
         }
         return names
     }
+}
+
+/// Reads a file of a container's root filesystem, `path` (such as `etc/passwd`) resolved
+/// inside `root` as the container would see it: a symlink such as `/etc/passwd -> /dev/zero`
+/// or `../../..` cannot reach the VM's own files. Only a regular file is read (a FIFO would
+/// block the loop thread for good), and at most `limit` bytes: the container's content is not
+/// trusted.
+func readContainerFile(root: String, _ path: String, limit: Int = 4 << 20) throws -> String {
+    let fd = shim_open_in_root(root, path)
+    guard fd >= 0 else { throw SyscallError("open(\(root) / \(path))", errno: errno) }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw SyscallError("fstat(\(root) / \(path))", errno: errno) }
+    guard (st.st_mode & S_IFMT) == S_IFREG else { throw SyscallError("\(root) / \(path): not a regular file", errno: EINVAL) }
+    guard st.st_size <= limit else { throw SyscallError("\(root) / \(path): larger than \(limit) bytes", errno: EFBIG) }
+    var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+    var filled = 0
+    // A file that grows while read is cut at its size when opened.
+    while filled < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
+        if n < 0 { if errno == EINTR { continue }; throw SyscallError("read(\(root) / \(path))", errno: errno) }
+        if n == 0 { break }
+        filled += n
+    }
+    return String(decoding: bytes[..<filled], as: UTF8.self)
 }

@@ -20,22 +20,22 @@ enum UserResolution {
         switch parts.count {
         case 1:
             if let uid = UInt32(parts[0]) {
-                let entry = try? single(in: "\(rootfs)/etc/passwd", what: "user with uid", user) { $0[2] == parts[0] }
+                let entry = try? single(in: "etc/passwd", rootfs: rootfs, what: "user with uid", user) { $0[2] == parts[0] }
                 return Resolved(uid: uid, gid: entry.flatMap { UInt32($0[3]) } ?? 0)
             }
-            let entry = try single(in: "\(rootfs)/etc/passwd", what: "user", user) { $0[0] == parts[0] }
+            let entry = try single(in: "etc/passwd", rootfs: rootfs, what: "user", user) { $0[0] == parts[0] }
             return Resolved(uid: try number(entry[2], user), gid: try number(entry[3], user))
         case 2:
             var resolved = Resolved(uid: 0, gid: 0)
             if let uid = UInt32(parts[0]) {
                 resolved.uid = uid
             } else {
-                resolved.uid = try number(single(in: "\(rootfs)/etc/passwd", what: "user", String(parts[0])) { $0[0] == parts[0] }[2], user)
+                resolved.uid = try number(single(in: "etc/passwd", rootfs: rootfs, what: "user", String(parts[0])) { $0[0] == parts[0] }[2], user)
             }
             if let gid = UInt32(parts[1]) {
                 resolved.gid = gid
             } else {
-                resolved.gid = try number(single(in: "\(rootfs)/etc/group", what: "group", String(parts[1])) { $0[0] == parts[1] }[2], user)
+                resolved.gid = try number(single(in: "etc/group", rootfs: rootfs, what: "group", String(parts[1])) { $0[0] == parts[1] }[2], user)
             }
             return resolved
         default:
@@ -59,17 +59,18 @@ enum UserResolution {
 
     /// The one entry (its colon-separated fields, at least four) of a passwd/group file that
     /// `matches`.
-    private static func single(in file: String, what: String, _ name: String,
+    /// `file` is read inside `rootfs` as the container sees it (`readContainerFile`).
+    private static func single(in file: String, rootfs: String, what: String, _ name: String,
                                matching matches: ([Substring]) -> Bool) throws(BridgeError) -> [Substring] {
         let text: String
-        do { text = try readFile(file) } catch { throw BridgeError(.fail, "failed to find \(what) \(name): \(error)") }
+        do { text = try readContainerFile(root: rootfs, file) } catch { throw BridgeError(.fail, "failed to find \(what) \(name): \(error)") }
         var found: [[Substring]] = []
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
             if fields.count >= 4 && matches(fields) { found.append(fields) }
         }
         guard found.count == 1 else {
-            throw BridgeError(.fail, "failed to find \(what) \(name) in \(file): \(found.count) entries match, not 1")
+            throw BridgeError(.fail, "failed to find \(what) \(name) in /\(file): \(found.count) entries match, not 1")
         }
         return found[0]
     }

@@ -69,7 +69,8 @@ public actor AgentHost: BridgeHandler {
 
     public func createContainer(_ request: CreateContainerRequest, settings: ContainerSettings) async throws -> CreateContainerResponse {
         let id = request.base.containerId
-        guard id != uvmContainerID, !id.isEmpty else { throw BridgeError(.invalidArgument, "invalid container id '\(id)'") }
+        guard id != uvmContainerID else { throw BridgeError(.invalidArgument, "invalid container id '\(id)'") }
+        try ContainerID.validate(id)
         guard containers[id] == nil, creations[id] == nil else {
             throw BridgeError(.systemAlreadyExists, "container \(id) already exists")
         }
@@ -93,7 +94,7 @@ public actor AgentHost: BridgeHandler {
                 madePodCgroup = true
                 try podCgroup(id).create(resources: prepared.spec["linux"]?["resources"], logger: logger)
             }
-            let container = Container(id: id, bundle: bundle, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
+            let container = Container(id: id, bundle: bundle, scratchDirectory: settings.scratchDirPath, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
                                       runc: runc, reaper: reaper, loop: loop, logger: logger,
                                       // The exit notification carries it; a host rejects one that is not a GUID.
                                       activityID: HostChecks.isGUID(request.base.activityId) ? request.base.activityId : uvmContainerID,
@@ -114,12 +115,9 @@ public actor AgentHost: BridgeHandler {
             let initPID = await container.initPID
             logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
         } catch {
-            removeTree("\(configuration.runDirectory)/\(id)")
             if madePodCgroup { podCgroup(id).remove(logger: logger) }
-            if bundleIsThisCreates {
-                SandboxMounts.release(root: bundle, logger: logger)  // a sandbox's, if it got that far
-                removeTree(bundle)
-            }
+            if bundleIsThisCreates { SandboxMounts.release(root: bundle, logger: logger) }  // a sandbox's, if it got that far
+            await removeTreeOffLoop(["\(configuration.runDirectory)/\(id)", bundleIsThisCreates ? bundle : ""])
             throw error
         }
         return CreateContainerResponse()
@@ -154,6 +152,7 @@ public actor AgentHost: BridgeHandler {
         // A sandbox's shared directories are unmounted first (§7.11 step 4): its bundle, their
         // parent, goes with the container.
         if let pod = pods[id] { SandboxMounts.release(root: pod.root, logger: logger) }
+        let isSandbox = pods[id] != nil, bundle = container.bundle
         // Forgotten whether or not its delete succeeds, as hcsshim's guest does; the host gets
         // the error.
         defer {
@@ -172,6 +171,11 @@ public actor AgentHost: BridgeHandler {
             }
         }
         try await container.delete()
+        // The shim v2 layout keeps a pod's bundles in a directory of its own
+        // (`…/pods/<pod>/<container>`), empty once its sandbox goes (§7.11 step 7).
+        if isSandbox, bundle.deletingLastComponent.deletingLastComponent.hasSuffix("/pods") {
+            rmdir(bundle.deletingLastComponent)
+        }
     }
 
     // MARK: Processes

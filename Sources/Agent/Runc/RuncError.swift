@@ -10,14 +10,18 @@ enum RuncErrorMapping {
         return trimmed.isEmpty ? "runc failed without a message" : trimmed
     }
 
-    /// The HRESULT for a runc error text.
+    /// The HRESULT for a runc error text, matched as Go's guest matches it: case-sensitive, and
+    /// "does not exist" only as `container … does not exist`, the whole text. That rule thus
+    /// fires for a log-file message (create, exec, start) and not for the `time=… level=error
+    /// msg=…` stderr of kill, delete, ps or update: a host told "does not exist" (0xC037010E)
+    /// treats the container as gone, which must not hide a real failure.
     static func hresult(for message: String) -> HResult {
-        let text = message.lowercased()
-        if text.contains("does not exist") && text.contains("container") { return .systemNotFound }
-        if text.contains("container with id exists") || text.contains("container with given id already exists") { return .systemAlreadyExists }
-        if text.contains("invalid id format") || text.contains("invalid container id format") { return .invalidArgument }
-        if text.contains("that is not stopped") || text.contains("container still running") { return .invalidState }
-        if text.contains("container not running") { return .systemAlreadyStopped }
+        if message.hasPrefix("container") && message.hasSuffix("does not exist") { return .systemNotFound }
+        if message.contains("container with id exists") || message.contains("container with given ID already exists") { return .systemAlreadyExists }
+        if message.contains("invalid id format") || message.contains("invalid container ID format") { return .invalidArgument }
+        if message.contains("container") && message.contains("that is not stopped") { return .invalidState }
+        if message.contains("container still running") { return .invalidState }
+        if message.contains("container not running") { return .systemAlreadyStopped }
         return .fail
     }
 

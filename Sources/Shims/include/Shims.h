@@ -71,6 +71,10 @@ int shim_spawn(const char *path, char *const argv[], char *const envp[], const c
 /// shim_spawn works out once which signal handlers a child must not inherit; code that installs
 /// a handler (other than through shim_signal_forward) after the first spawn calls this.
 void shim_spawn_dispositions_changed(void);
+/// Opens `path` (relative) for reading, resolved as if the directory `root` were `/` (openat2
+/// with RESOLVE_IN_ROOT: `..` and absolute symlinks stay inside), O_NONBLOCK|O_CLOEXEC. Kernels
+/// without openat2 get openat with O_NOFOLLOW (a symlink as the last component is refused).
+int shim_open_in_root(const char *root, const char *path);
 /// Opens a pty: master O_RDWR|O_NOCTTY|O_CLOEXEC, slave unlocked and opened the same way;
 /// `name` receives the slave path. 0, or -1 with errno (nothing leaked).
 int shim_open_pty(int *master_out, int *slave_out, char *name, size_t name_len);

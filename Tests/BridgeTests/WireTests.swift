@@ -109,20 +109,31 @@ struct WireTests {
         #expect(MessageIdentifier.start.guestName == "ComputeSystemStartV1")
     }
 
-    @Test("command lines split like go-shellwords", arguments: [
+    @Test("command lines split like go-shellwords v1.0.13 (nil: rejected as invalid)", arguments: [
         ("sleep 100", ["sleep", "100"]),
         (#"sh -c 'echo "hi there"'"#, ["sh", "-c", #"echo "hi there""#]),
         (#"a\ b "c\"d" ''"#, ["a b", #"c"d"#, ""]),
         ("ls -la; rm -rf /", ["ls", "-la"]),
         ("echo a>b", ["echo", "a"]),
         ("  ", []),
-        ("'unterminated", []),
-        ("trailing\\", []),
+        ("'unterminated", nil),
+        ("trailing\\", nil),
         ("x | y", ["x"]),
         ("/bin/echo a\r\nb", ["/bin/echo", "a", "b"]),  // "\r\n" is one Character, two runes
         ("'e'\u{301} x", ["e\u{301}", "x"]),            // a combining mark after a quote
-    ])
-    func splitting(line: String, expected: [String]) {
+        (#"printf a\tb\nc"#, ["printf", "a\tb\nc"]),    // \t and \n become a tab and a newline
+        (#"'a\tb'"#, [#"a\tb"#]),                       // not inside single quotes
+        ("ls /tmp 2>/dev/null", ["ls", "/tmp"]),         // a redirection's fd number is dropped
+        ("ls a2>/dev/null", ["ls", "a2"]),
+        ("echo $(id -u) x", ["echo", "$(id -u)", "x"]),  // kept whole, not run
+        ("echo `id -u` x", ["echo", "`id -u`", "x"]),
+        ("echo (x)", nil),
+        ("echo x)", nil),
+        ("echo $(x", nil),
+        ("echo `x", nil),
+        ("echo '(x)'", ["echo", "(x)"]),
+    ] as [(String, [String]?)])
+    func splitting(line: String, expected: [String]?) {
         #expect(CommandLineSplitter.split(line) == expected)
     }
 

@@ -54,7 +54,10 @@ public struct ExecuteProcessRequest: BridgeRequest, Hashable {
         }
         if isExternal(parameters) {
             if parameters.commandArgs.isEmpty {
-                parameters.commandArgs = CommandLineSplitter.split(parameters.commandLine)
+                guard let words = CommandLineSplitter.split(parameters.commandLine) else {
+                    throw BridgeError(.fail, "failed to parse command line string \"\(parameters.commandLine)\": invalid command line string")
+                }
+                parameters.commandArgs = words
             }
             if parameters.commandArgs.isEmpty {
                 throw BridgeError(.invalidArgument, "process has an empty command line")

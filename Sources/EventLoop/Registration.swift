@@ -60,7 +60,12 @@ final class Registration: @unchecked Sendable {
     /// Numbers the waits (see `Waiter.id`).
     private let waitIDs = Atomic<UInt64>(0)
     /// Loop thread only: when set, readiness goes to the driver (and waiters still wake).
-    var driver: ReadinessDriver?
+    var driver: ReadinessDriver? {
+        didSet { hasDriver.store(driver != nil, ordering: .relaxed) }
+    }
+    /// Whether `driver` is set, readable on any thread: `close` pokes a driver only if there
+    /// may be one (most descriptors never have one; the poke is a loop job).
+    private let hasDriver = Atomic<Bool>(false)
 
     /// Whether epoll reports read readiness (false for a descriptor only ever written).
     let readInterest: Bool
@@ -230,6 +235,9 @@ final class Registration: @unchecked Sendable {
         }
         for waiter in waiters { waiter.continuation.resume(throwing: EventLoopError.closed) }
         if closeNow { finalizeClose() }
+        // A driver (a relay) waiting on this descriptor gets no more events from epoll: give it
+        // a turn, in which its next operation finds the descriptor closed and it ends.
+        if hasDriver.load(ordering: .relaxed) { loop.execute { [self] in driver?.ready(self, readable: true, writable: true) } }
     }
 
     var isClosed: Bool { state.withLock { $0.closeRequested } }

@@ -100,10 +100,11 @@ public final class Relay: @unchecked Sendable {
     /// How often automatic mode switched mechanism (diagnostics; approximate off the loop).
     public var mechanismSwitches: Int { engine.switches }
 
-    /// Starts relaying (idempotent).
+    /// Starts relaying (idempotent; nothing once cancelled: a relay ended before it started
+    /// must not become its descriptors' driver, which would keep it alive for good).
     public func start() {
         loop.execute { [self] in
-            guard !started else { return }
+            guard !started, !finished else { return }
             started = true
             source.registration.driver = self
             destination.registration.driver = self

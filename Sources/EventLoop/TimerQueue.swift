@@ -23,10 +23,20 @@ struct TimerQueue {
         return id
     }
 
-    /// Cancels a timer; returns its action if it had not fired yet.
+    /// Cancels a timer; returns its action if it had not fired yet. Its heap entry stays until
+    /// it reaches the top, unless cancelled entries come to outnumber live ones: then the heap is
+    /// rebuilt from the live ones, so timers cancelled long before their deadline (a wait with
+    /// a timeout of days that ended early) cannot pile up.
     mutating func cancel(_ id: UInt64) -> (() -> Void)? {
-        actions.removeValue(forKey: id)
+        let action = actions.removeValue(forKey: id)
+        if heap.count > 64 && heap.count > 2 * actions.count {
+            heap = Heap(heap.unordered.filter { actions[$0.id] != nil })
+        }
+        return action
     }
+
+    /// Entries in the heap, cancelled ones included (tests).
+    var heapCount: Int { heap.count }
 
     /// Milliseconds epoll may sleep: -1 without timers, rounded up so we never wake early.
     mutating func millisecondsUntilNext(now: Int64) -> Int32 {

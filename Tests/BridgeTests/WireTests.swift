@@ -137,6 +137,22 @@ struct WireTests {
         #expect(CommandLineSplitter.split(line) == expected)
     }
 
+    @Test("the host's negotiation checks: the fixture passes; a wrong version, OS or a missing GuestDefinedCapabilities does not")
+    func negotiationChecks() throws {
+        let fixture = try Fixtures.text("negotiate-protocol.response.json")
+        func check(_ text: String) -> Bool {
+            var bytes = Array(text.utf8)
+            return bytes.withUnsafeMutableBytes { (try? HostChecks.validateNegotiation(UnsafeRawBufferPointer($0))) != nil }
+        }
+        #expect(check(fixture))
+        #expect(check(fixture.replacingAll(#""RuntimeOsType":"Linux""#, with: #""runtimeostype":"linux""#)))  // Go matches keys in any case
+        #expect(!check(fixture.replacingAll(#""Version":4"#, with: #""Version":3"#)))
+        #expect(!check(fixture.replacingAll(#""RuntimeOsType":"Linux","#, with: "")))
+        #expect(!check(fixture.replacingAll(#""RuntimeOsType":"Linux""#, with: #""RuntimeOsType":"Windows""#)))
+        #expect(!check(fixture.replacingAll(#","GuestDefinedCapabilities""#, with: #","Other""#)))
+        #expect(!check(#"{"Result":0,"Version":4}"#))
+    }
+
     @Test("text budget cuts on scalar boundaries and counts escapes")
     func textBudget() {
         let text = String(repeating: "é\"\n", count: 1000)

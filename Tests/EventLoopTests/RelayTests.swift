@@ -81,6 +81,34 @@ struct RelayTests {
         }
     }
 
+    @Test("a relay waiting on a descriptor that someone else closes ends, instead of waiting for an event that cannot come")
+    func thirdPartyClose() async throws {
+        try await withLoop("relay-closed-under") { loop in
+            let (input, relay, output) = try pipeToSocketRelay(loop)
+            relay.start()
+            // One chunk through: the relay has had its turn and now waits for the source.
+            try await input.writeAll(Array("one".utf8))
+            #expect(try await output.read(upTo: 8) == Array("one".utf8))
+            relay.source.close()
+            // A bound only to turn a hang into a failure: after 20 s the relay is cancelled
+            // (which ends its wait) and the test fails.
+            let ended = await withTaskGroup(of: Bool.self) { group in
+                group.addTask { _ = await relay.wait(); return true }
+                group.addTask {
+                    guard (try? await loop.sleep(for: .seconds(20))) != nil else { return true }
+                    relay.cancel()
+                    return false
+                }
+                let first = await group.next()!
+                group.cancelAll()
+                return first
+            }
+            #expect(ended, "the relay did not end after its source was closed")
+            input.close()
+            output.close()
+        }
+    }
+
     @Test("EOF on the source reaches the destination's reader as EOF, after all data")
     func halfClose() async throws {
         try await withLoop("relay-eof") { loop in

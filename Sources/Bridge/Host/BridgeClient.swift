@@ -86,6 +86,7 @@ public final class BridgeClient: Sendable {
                 do {
                     let response = try R.Response.fromMessageBody(bytes)
                     try HostChecks.validate(response.base)
+                    if R.identifier == .negotiateProtocol && response.base.result.isSuccess { try HostChecks.validateNegotiation(bytes) }
                     slot.resolve(.success(ResponseBox(response)))
                     return .success(response.base)
                 } catch {

@@ -23,6 +23,30 @@ public enum HostChecks {
         }
     }
 
+    /// A successful NegotiateProtocol response the host accepts (hcsshim's guest connection,
+    /// `connect`): `Version` 4; `RuntimeOsType` "linux" in any case (the host reads an empty one
+    /// as Windows); and `Capabilities.GuestDefinedCapabilities` present as an object, which the
+    /// host decodes on its own and fails the connection without. Checked on the raw body: our
+    /// decoder gives a missing key its zero value, which would hide exactly these mistakes.
+    public static func validateNegotiation(_ body: UnsafeRawBufferPointer) throws(BridgeClientError) {
+        guard let response = try? JSONValueParser.parse(body) else {
+            throw .protocolViolation("negotiation response is not JSON")
+        }
+        switch response["Version"] {
+        case .int(4)?, .uint(4)?: break
+        case let other: throw .protocolViolation("unexpected version \(other.map { "\($0)" } ?? "(none)") returned")
+        }
+        guard let capabilities = response["Capabilities"], case .object = capabilities else {
+            throw .protocolViolation("negotiation response has no Capabilities")
+        }
+        guard case .string(let os)? = capabilities["RuntimeOsType"], os.lowercased() == "linux" else {
+            throw .protocolViolation("negotiation response RuntimeOsType is not linux")
+        }
+        guard case .object? = capabilities["GuestDefinedCapabilities"] else {
+            throw .protocolViolation("negotiation response has no GuestDefinedCapabilities object")
+        }
+    }
+
     /// A notification the host can decode: GUID `ActivityId` (an empty string is fatal; the
     /// key may be absent only because our decoder cannot tell), `ResultInfo` valid JSON if set.
     public static func validate(_ notification: ContainerNotification) throws(BridgeClientError) {

@@ -181,8 +181,11 @@ static int reap_until(pid_t primary) {
 _Noreturn static void shut_down(const struct options *o, int code) {
     klog(code ? KLOG_WARN : KLOG_INFO, "primary child exited with %d, %s", code,
          o->power_off ? "powering off" : "exiting");
-    sync();  // the VM stops right after this; flush whatever filesystems were written
     if (o->power_off) {
+        // Flush what was written before a clean power-off. Not on the exit path: that is the
+        // agent dying, the VM's state is thrown away, and a sync stuck on a stalled device
+        // would keep PID 1 (and so the VM) alive, hiding the death from the host.
+        sync();
         reboot(RB_POWER_OFF);
         klog(KLOG_ERR, "reboot(RB_POWER_OFF): %s", strerror(errno));
     }

@@ -34,6 +34,8 @@ public final class LocalGuest: Sendable {
         defer { listener.close() }
         // No time sync: the local machine is no utility VM (a test may turn it on again).
         let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4", "-disable-time-sync",
+                         // Never power off the machine a local host runs on.
+                         "--vm-shutdown", "exit",
                          "--transport", "unix:\(prefix)", "--run-directory", "\(workDirectory)/gcsrunc",
                          "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", cgroupParent,
                          "--gcs-cgroup", agentCgroup(beside: cgroupParent)] + extraArguments

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/prctl.h>
+#include <sys/reboot.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -124,6 +125,7 @@ int shim_is_child(int pid) {
     return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 int shim_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+int shim_power_off(void) { sync(); return reboot(RB_POWER_OFF); }
 
 // What a spawned child must not inherit, worked out once (not per spawn: that was 64 sigaction
 // calls in every child, ~60 of them for signals left at their default) and again after this

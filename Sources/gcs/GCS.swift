@@ -5,9 +5,13 @@ import EventLoop
 import Glibc
 import Logging
 import Shims
+import Synchronization
 
 @main
 enum GCS {
+    /// Set when the host shut the VM down (rather than a signal stopping the agent).
+    static let vmShutdownRequested = Atomic<Bool>(false)
+
     static func main() {
         _ = shim_malloc_single_arena()
         let options: DaemonOptions
@@ -72,6 +76,12 @@ enum GCS {
         }
         var status: UInt8 = 1
         while read(finished[0], &status, 1) < 0 && errno == EINTR {}
+        if vmShutdownRequested.load(ordering: .relaxed) && options.vmShutdown == .powerOff {
+            // As hcsshim's gcs does: the host waits for the VM to stop, and its init is not
+            // told to power off (exiting would only make the kernel panic).
+            logger.notice("powering the VM off")
+            if shim_power_off() != 0 { logger.critical("reboot(RB_POWER_OFF) failed: errno \(errno)") }
+        }
         exit(Int32(status))
     }
 
@@ -82,10 +92,10 @@ enum GCS {
         let reaper = try await Reaper(loop: loop)
         let chronyd = timeSync?.start(reaper: reaper, loop: loop, logger: logger)
         let connections = BridgeConnectionLoop(transport: transport, loop: loop, logger: logger)
-        // The host's shutdown of the VM ends the agent like SIGTERM does; the VM's init
-        // (`init -p`) then powers the VM off.
+        // The host's shutdown of the VM stops serving like SIGTERM does; `main` then powers the
+        // VM off (or exits, `--vm-shutdown exit`).
         let host = AgentHost(configuration: configuration, transport: transport, reaper: reaper, loop: loop, logger: logger,
-                             onVMShutdown: { connections.stop() }) {
+                             onVMShutdown: { GCS.vmShutdownRequested.store(true, ordering: .relaxed); connections.stop() }) {
             await connections.send($0)
         }
         let podsLimit = host.maintainPodsMemoryLimit()

@@ -32,6 +32,9 @@ public struct DaemonOptions: Sendable, Equatable {
     /// kept for the start-up log line.
     public var acceptedWithoutEffect: [String] = []
     public var execStdio = AgentConfiguration.ExecStdio.passThrough
+    /// What the host's shutdown of the VM (ShutdownGraceful/Forced on the VM's id) does once
+    /// the agent has stopped serving.
+    public var vmShutdown = VMShutdownAction.powerOff
     /// `-h`/`--help` was given: print `usage` and exit.
     public var helpRequested = false
 
@@ -55,6 +58,9 @@ public struct DaemonOptions: Sendable, Equatable {
                                  RAM kept out of that cgroup's memory limit (default 78643200)
           --exec-stdio MODE      pass-through (default) or relay, for processes exec'd into
                                  containers without a terminal
+          --vm-shutdown ACTION   on the host's shutdown of the VM: poweroff (default, as
+                                 hcsshim's gcs: reboot(RB_POWER_OFF)) or exit (the agent exits 0;
+                                 for running it outside a VM, as the tests and demo do)
           -core-dump-location P  written to /proc/sys/kernel/core_pattern at start
           -kmsgLogLevel N        forward kernel log records of level N or lower (default 4)
           --gcs-cgroup PATH      the agent's own cgroup, joined at start (default /gcs;
@@ -136,6 +142,12 @@ public struct DaemonOptions: Sendable, Equatable {
                     throw UsageError(description: "--exec-stdio must be relay or pass-through, not \(text)")
                 }
                 execStdio = mode
+            case "vm-shutdown":
+                let text = try value()
+                guard let action = VMShutdownAction(rawValue: text) else {
+                    throw UsageError(description: "--vm-shutdown must be poweroff or exit, not \(text)")
+                }
+                vmShutdown = action
             default:
                 throw UsageError(description: "flag provided but not defined: -\(name)")
             }
@@ -179,4 +191,11 @@ public struct DaemonOptions: Sendable, Equatable {
         configuration.hostname = hostname
         return configuration
     }
+}
+
+/// What the agent does after the host shut the VM down. hcsshim's host never passes init a
+/// power-off flag: Go's gcs powers the VM off itself, and so does this one by default.
+public enum VMShutdownAction: String, Sendable {
+    case powerOff = "poweroff"
+    case exit
 }

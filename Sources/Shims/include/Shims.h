@@ -63,6 +63,8 @@ int shim_reap_any(int *pid, int *code, int *status);
 /// nothing is reaped.
 int shim_is_child(int pid);
 int shim_set_child_subreaper(void);
+/// sync() then reboot(RB_POWER_OFF): powers the machine off; returns -1 (errno) only on failure.
+int shim_power_off(void);
 /// vfork + execve (posix_spawn's mechanism without its per-call child stack) with stdio mapping: child fd i (0..n-1) is `fds[i]` (-1: /dev/null). With
 /// `new_session` the child is a session leader; with `ctty_path` it then opens that tty as fds
 /// 0-2, which makes it the controlling terminal. `cwd` may be NULL. Returns the pid or -errno.

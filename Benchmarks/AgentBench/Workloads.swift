@@ -19,6 +19,23 @@ func drain(_ conn: AsyncFD) async throws -> Int {
     }
 }
 
+/// Reads `conn` to its end with a blocking C loop on a thread of its own, as the raw pty reader
+/// reads its pty: the host's share of a relay measurement is then one read per send, with no
+/// event loop or task hop in between (on the one CPU everything is pinned to, the host's
+/// overhead counts against the agent's rate). `conn` is closed first (off the host's epoll);
+/// the loop reads a duplicate.
+func drainBlocking(_ conn: AsyncFD) async throws -> Int {
+    let fd = dup(conn.rawValue)
+    guard fd >= 0 else { throw SyscallError("dup", errno: errno) }
+    conn.close()
+    let total = await BlockingWork.run { () -> Int64 in
+        defer { close(fd) }
+        return cbench_drain_fd(fd)
+    }
+    guard total >= 0 else { throw SyscallError("read", errno: Int32(-total)) }
+    return Int(total)
+}
+
 /// Runs a C baseline relay on its own thread (it blocks until done).
 func cRelay(splice: Bool, bytes: UInt64) async -> (gbps: Double, cpuPerGB: Double) {
     await withCheckedContinuation { continuation in
@@ -82,7 +99,7 @@ enum ContainerRelay {
             let producer = getenv("BENCH_PRODUCER").map { String(cString: $0) } == "head"
                 ? ["head", "-c", "\(bytes)", "/dev/zero"] : ["dd", "if=/dev/zero", "bs=65536", "count=\(bytes / 65536)"]
             let (pid, stdio) = try await guest.start(.exec("bench", Busybox.process(args: producer)), stderr: false)
-            let got = try await drain(stdio.stdout!)
+            let got = try await drainBlocking(stdio.stdout!)
             let seconds = Double(benchNow() - start) / 1e9
             stdio.close()
             _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: "bench"), processId: pid))
@@ -111,7 +128,7 @@ enum TerminalRelay {
             let cpuBefore = Probe.cpuSeconds(guest.pid)
             let begin = benchNow()
             let (pid, stdio) = try await guest.start(.utilityVM, args: ["/usr/bin/head", "-c", "\(bytes)", "/dev/zero"], terminal: true)
-            let got = try await drain(stdio.stdout!)
+            let got = try await drainBlocking(stdio.stdout!)
             let rate = Double(got) / 1e9 / (Double(benchNow() - begin) / 1e9)
             stdio.close()
             _ = try await guest.client.send(WaitForProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: pid))

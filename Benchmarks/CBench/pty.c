@@ -53,3 +53,21 @@ int64_t cbench_pty_read(const char *path, char *const argv[], int64_t *elapsed_n
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     return total;
 }
+
+int64_t cbench_drain_fd(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    enum { buffer_size = 1 << 20 };
+    char *buffer = malloc(buffer_size);
+    if (!buffer) return -ENOMEM;
+    int64_t total = 0;
+    for (;;) {
+        ssize_t n = read(fd, buffer, buffer_size);
+        if (n > 0) { total += n; continue; }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && total == 0 && errno != EIO) total = -errno;
+        break;  // 0 (EOF), or EIO once a pty's slave side is closed
+    }
+    free(buffer);
+    return total;
+}

@@ -43,7 +43,18 @@ public final class LocalGuest: Sendable {
         request.newSession = true
         let pid = try Spawn.start(request, stdio: [nil, nil, nil])
         let child = try ChildProcess(pid: pid, loop: loop)
-        let connection = try await listener.accept()
+        // gcs dials, or exits (a flag it does not know, a failed start): then say why, rather
+        // than wait for a connection that cannot come.
+        let connection = try await withThrowingTaskGroup(of: AsyncFD?.self) { group in
+            group.addTask { try await listener.accept() }
+            group.addTask { _ = try await child.wait(); return nil }  // reaps only if gcs ends first
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let connection = first else {
+                let log = (try? String(decoding: HostFiles.read("\(workDirectory)/gcs.log"), as: UTF8.self)) ?? ""
+                throw LocalGuestError(description: "gcs exited before dialling the bridge; its log: \(log.suffix(2000))")
+            }
+            return connection
+        }
         let client = BridgeClient(connection: connection, configuration: configuration, logger: logger)
         let reader = Task(executorPreference: loop) { _ = await client.run() }
         let guest = LocalGuest(client: client, workDirectory: workDirectory, prefix: prefix, cgroupParent: cgroupParent, pid: pid, loop: loop, reader: reader, child: child)
@@ -240,4 +251,9 @@ public enum HostFiles {
             bytes += buffer[..<n]
         }
     }
+}
+
+/// Why a local gcs could not be started.
+public struct LocalGuestError: Error, CustomStringConvertible {
+    public var description: String
 }

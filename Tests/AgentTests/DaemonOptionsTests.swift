@@ -2,6 +2,7 @@ import Agent
 import Bridge
 import Glibc
 import HostSupport
+import Logging
 import Testing
 
 @Suite("gcs command line")
@@ -92,5 +93,16 @@ struct DaemonOptionsTests {
     ])
     func refused(_ arguments: [String]) {
         #expect(throws: DaemonOptions.UsageError.self) { try DaemonOptions(arguments: arguments) }
+    }
+
+    @Test("a gcs that exits before dialling (a bad flag) fails LocalGuest.start at once, instead of leaving it waiting")
+    func localGuestSeesEarlyExit() async throws {
+        let work = "/tmp/gcs-early-exit-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { HostFiles.removeTree(work) }
+        var logger = Logger(label: "early-exit")
+        logger.logLevel = .critical
+        await #expect(throws: LocalGuestError.self) {
+            _ = try await LocalGuest.start(gcsBinary: gcsBinary(), workDirectory: work, extraArguments: ["--no-such-flag"], logger: logger)
+        }
     }
 }

@@ -81,6 +81,29 @@ struct ExternalProcessTests {
             let result = try await guest.run(.utilityVM, args: ["/bin/sh", "-c", "tty >/dev/null && echo is-a-tty"], terminal: true)
             #expect(result.stdoutText.contains("is-a-tty"))
             #expect(result.exitCode == 0)
+
+            // A host that also asks for stderr with a terminal gets that connection too (every
+            // requested port is dialled, §6.1), closed at once: a terminal has no stderr.
+            let listeners = try guest.stdioListeners(stdin: false, stdout: true, stderr: true)
+            defer { listeners.close() }
+            var parameters = ProcessParameters()
+            parameters.commandArgs = ["/bin/sh", "-c", "echo through-the-pty"]
+            parameters.environment = ["PATH": "/usr/bin:/bin"]
+            parameters.createStdOutPipe = true
+            parameters.createStdErrPipe = true
+            parameters.emulateConsole = true
+            let request = ExecuteProcessRequest(base: RequestBase(containerId: uvmContainerID),
+                                                settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
+                                                                                 vsockStdioRelaySettings: listeners.settings))
+            async let out = listeners.stdout!.listener.accept()
+            async let err = listeners.stderr!.listener.accept()
+            let pid = try await guest.client.send(request).processId
+            let (stdout, stderr) = try await (out, err)
+            #expect(try await stderr.readToEnd().isEmpty)
+            #expect(String(decoding: try await stdout.readToEnd(), as: UTF8.self).contains("through-the-pty"))
+            stdout.close()
+            stderr.close()
+            #expect(try await wait(guest, uvmContainerID, pid) == 0)
         }
     }
 

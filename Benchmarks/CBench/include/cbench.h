@@ -98,6 +98,10 @@ int64_t cbench_spawn_wait_ns(const char *path, char *const argv[]);
 // Returns the bytes read (or -errno); *elapsed_ns and *cpu_ns (this thread's CPU) as measured.
 int64_t cbench_pty_read(const char *path, char *const argv[], int64_t *elapsed_ns, int64_t *cpu_ns);
 
+/// Reads `fd` (made blocking) to its end with 1 MiB reads; returns the byte count, or -errno
+/// when the first read fails. The minimal reader of a relay's output: what a host costs at least.
+int64_t cbench_drain_fd(int fd);
+
 #ifdef __cplusplus
 }
 #endif

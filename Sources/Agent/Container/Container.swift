@@ -365,10 +365,15 @@ public actor Container {
     }
 
     /// Renames the per-process directory to the pid, as hcsshim's layout has it.
+    /// A directory already there for the pid is an earlier process's whose exit was never
+    /// waited for (the pid was reused): it gives way, or this one would stay `new-N` for good.
     /// Returns where the directory is now (a rename that failed leaves it where it was).
     @discardableResult
     private func finishProcessFiles(_ files: Runc.ProcessFiles, pid: pid_t) throws -> String {
         let directory = files.pidFile.deletingLastComponent, renamed = "\(runDirectory)/\(pid)"
+        if rename(directory, renamed) == 0 { return renamed }
+        guard errno == EEXIST || errno == ENOTEMPTY else { return directory }
+        removeTree(renamed)
         return rename(directory, renamed) == 0 ? renamed : directory
     }
 

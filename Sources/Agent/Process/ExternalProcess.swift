@@ -17,8 +17,10 @@ enum ExternalProcess {
         var request = SpawnRequest(path: path, arguments: argv,
                                    environment: parameters.environment.keys.sorted().map { "\($0)=\(parameters.environment[$0]!)" },
                                    workingDirectory: parameters.workingDirectory.isEmpty ? nil : parameters.workingDirectory)
+        // Every stream asked for is dialled (§6.1), stderr with a terminal too: its listener
+        // gets a connection, closed at once (a terminal has no stderr of its own).
         let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
-                                                          stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe && !parameters.emulateConsole)
+                                                          stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe)
         let pid: pid_t
         let io: ProcessIO
         do {

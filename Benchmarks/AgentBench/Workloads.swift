@@ -24,7 +24,9 @@ func drain(_ conn: AsyncFD) async throws -> Int {
 /// event loop or task hop in between (on the one CPU everything is pinned to, the host's
 /// overhead counts against the agent's rate). `conn` is closed first (off the host's epoll);
 /// the loop reads a duplicate.
+/// `BENCH_HOST_READER=task` reads with an async task instead (`drain`, as before), for A/B runs.
 func drainBlocking(_ conn: AsyncFD) async throws -> Int {
+    if useTaskReader { return try await drain(conn) }
     let fd = dup(conn.rawValue)
     guard fd >= 0 else { throw SyscallError("dup", errno: errno) }
     conn.close()
@@ -35,6 +37,8 @@ func drainBlocking(_ conn: AsyncFD) async throws -> Int {
     guard total >= 0 else { throw SyscallError("read", errno: Int32(-total)) }
     return Int(total)
 }
+
+let useTaskReader = getenv("BENCH_HOST_READER").map { String(cString: $0) } == "task"
 
 /// Runs a C baseline relay on its own thread (it blocks until done).
 func cRelay(splice: Bool, bytes: UInt64) async -> (gbps: Double, cpuPerGB: Double) {

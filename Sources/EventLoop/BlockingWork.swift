@@ -1,10 +1,10 @@
 import Glibc
 
-/// Runs a blocking call (a recursive delete of a container's files, which can take seconds on
-/// a large overlay) on a thread of its own, so the loop thread, which serves every request and
-/// relay, never waits for it. One short-lived thread per call: such calls are rare (container
-/// deletes, failed creates), and a thread that exits when done keeps the agent's idle thread
-/// count where it is, unlike a pool.
+/// Runs a blocking call (a recursive delete of a container's writable layer, which can take
+/// seconds when the container wrote many files) on a thread of its own, so the loop thread,
+/// which serves every request and relay, never waits for it. One short-lived thread per call:
+/// such calls are rare (container deletes), and a thread that exits when done keeps the
+/// agent's idle thread count where it is, unlike a pool.
 public enum BlockingWork {
     /// Runs `body` on a new thread and returns its result. If no thread can be started, `body`
     /// runs on the caller's thread instead (the work must not be skipped).

@@ -115,9 +115,15 @@ public actor AgentHost: BridgeHandler {
             let initPID = await container.initPID
             logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
         } catch {
+            // In place, without a suspension: a Create of the same id must not slip in between
+            // and lose its files. Cheap: a failed create's tree holds the files it wrote itself
+            // (an overlay rootfs the host mounted in it is another filesystem, not entered).
+            removeTree("\(configuration.runDirectory)/\(id)")
             if madePodCgroup { podCgroup(id).remove(logger: logger) }
-            if bundleIsThisCreates { SandboxMounts.release(root: bundle, logger: logger) }  // a sandbox's, if it got that far
-            await removeTreeOffLoop(["\(configuration.runDirectory)/\(id)", bundleIsThisCreates ? bundle : ""])
+            if bundleIsThisCreates {
+                SandboxMounts.release(root: bundle, logger: logger)  // a sandbox's, if it got that far
+                removeTree(bundle)
+            }
             throw error
         }
         return CreateContainerResponse()

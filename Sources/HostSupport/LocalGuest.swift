@@ -28,10 +28,20 @@ public final class LocalGuest: Sendable {
                              loop: EventLoop = .shared, logger: Logger) async throws -> LocalGuest {
         try makeDirectories(workDirectory)
         let instance = instances.add(1, ordering: .relaxed).newValue
-        let prefix = try socketDirectory(for: workDirectory, instance: instance) + "/vsock"
+        let sockets = try socketDirectory(for: workDirectory, instance: instance)
+        let prefix = sockets + "/vsock"
         let cgroupParent = "/swift-gcs-\(getpid())-\(instance)"
         let listener = try UnixListener(path: "\(prefix)_\(0x4000_0000)", loop: loop)
         defer { listener.close() }
+        // A start that fails leaves no socket directory behind (stop() removes it otherwise).
+        var started = false
+        defer {
+            if !started && sockets != workDirectory {
+                listener.close()
+                _ = unlink("\(prefix)_\(0x4000_0000)")
+                _ = rmdir(sockets)
+            }
+        }
         // No time sync: the local machine is no utility VM (a test may turn it on again).
         let arguments = [gcsBinary, "-loglevel", logLevel, "-logfile", "\(workDirectory)/gcs.log", "-v4", "-disable-time-sync",
                          // Never power off the machine a local host runs on.
@@ -59,6 +69,7 @@ public final class LocalGuest: Sendable {
         let reader = Task(executorPreference: loop) { _ = await client.run() }
         let guest = LocalGuest(client: client, workDirectory: workDirectory, prefix: prefix, cgroupParent: cgroupParent, pid: pid, loop: loop, reader: reader, child: child)
         _ = try await client.send(NegotiateProtocolRequest())
+        started = true
         return guest
     }
 

@@ -8,6 +8,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -125,7 +126,7 @@ int shim_is_child(int pid) {
     return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 int shim_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
-int shim_power_off(void) { sync(); return reboot(RB_POWER_OFF); }
+int shim_power_off(void) { return reboot(RB_POWER_OFF); }
 
 // What a spawned child must not inherit, worked out once (not per spawn: that was 64 sigaction
 // calls in every child, ~60 of them for signals left at their default) and again after this
@@ -424,14 +425,24 @@ int shim_device_numbers(const char *path, char *type, int64_t *major_out, int64_
 int shim_open_in_root(const char *root, const char *path) {
     int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0) return -1;
+    // O_PATH first: nothing is opened for real (no device's open, no fifo's wait, no
+    // controlling tty) until the file is known to be a regular one.
     struct open_how how = {
-        .flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
+        .flags = O_PATH | O_CLOEXEC,
         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     };
-    int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
-    if (fd < 0 && errno == ENOSYS) fd = openat(root_fd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    int path_fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
     int saved = errno;
     close(root_fd);
+    if (path_fd < 0) { errno = saved; return -1; }
+    struct stat st;
+    if (fstat(path_fd, &st) != 0) { saved = errno; close(path_fd); errno = saved; return -1; }
+    if (!S_ISREG(st.st_mode)) { close(path_fd); errno = EINVAL; return -1; }
+    char proc_path[64];
+    snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd);
+    int fd = open(proc_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    saved = errno;
+    close(path_fd);
     errno = saved;
     return fd;
 }

@@ -63,16 +63,18 @@ enum LocalDirectory {
 
 /// Reads a file of a container's root filesystem, `path` (such as `etc/passwd`) resolved
 /// inside `root` as the container would see it: a symlink such as `/etc/passwd -> /dev/zero`
-/// or `../../..` cannot reach the VM's own files. Only a regular file is read (a FIFO would
-/// block the loop thread for good), and at most `limit` bytes: the container's content is not
-/// trusted.
-func readContainerFile(root: String, _ path: String, limit: Int = 4 << 20) throws -> String {
+/// or `../../..` cannot reach the VM's own files. Only a regular file is opened (a FIFO would
+/// block the loop thread for good, a device's open have effects), and at most `limit` bytes are
+/// read (Go reads any size; 16 MiB is far beyond any real passwd file): the container's content
+/// is not trusted.
+func readContainerFile(root: String, _ path: String, limit: Int = 16 << 20) throws -> String {
     let fd = shim_open_in_root(root, path)
-    guard fd >= 0 else { throw SyscallError("open(\(root) / \(path))", errno: errno) }
+    guard fd >= 0 else {
+        throw SyscallError(errno == EINVAL ? "\(root) / \(path): not a regular file" : "open(\(root) / \(path))", errno: errno)
+    }
     defer { close(fd) }
     var st = stat()
     guard fstat(fd, &st) == 0 else { throw SyscallError("fstat(\(root) / \(path))", errno: errno) }
-    guard (st.st_mode & S_IFMT) == S_IFREG else { throw SyscallError("\(root) / \(path): not a regular file", errno: EINVAL) }
     guard st.st_size <= limit else { throw SyscallError("\(root) / \(path): larger than \(limit) bytes", errno: EFBIG) }
     var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
     var filled = 0

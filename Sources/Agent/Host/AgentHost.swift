@@ -176,12 +176,15 @@ public actor AgentHost: BridgeHandler {
                 lingeringPodCgroups.remove(sandbox)
             }
         }
-        try await container.delete()
+        var failure: (any Error)?
+        do { try await container.delete() } catch { failure = error }
         // The shim v2 layout keeps a pod's bundles in a directory of its own
-        // (`…/pods/<pod>/<container>`), empty once its sandbox goes (§7.11 step 7).
+        // (`…/pods/<pod>/<container>`), empty once its sandbox goes (§7.11 step 7), also when
+        // runc's delete failed (its files are gone either way).
         if isSandbox, bundle.deletingLastComponent.deletingLastComponent.hasSuffix("/pods") {
             rmdir(bundle.deletingLastComponent)
         }
+        if let failure { throw failure }
     }
 
     // MARK: Processes

@@ -63,7 +63,8 @@ int shim_reap_any(int *pid, int *code, int *status);
 /// nothing is reaped.
 int shim_is_child(int pid);
 int shim_set_child_subreaper(void);
-/// sync() then reboot(RB_POWER_OFF): powers the machine off; returns -1 (errno) only on failure.
+/// reboot(RB_POWER_OFF), as hcsshim's gcs does (no sync: the VM's state is thrown away, and a
+/// sync stuck on a stalled device would keep the VM from stopping); returns -1 (errno) on failure.
 int shim_power_off(void);
 /// vfork + execve (posix_spawn's mechanism without its per-call child stack) with stdio mapping: child fd i (0..n-1) is `fds[i]` (-1: /dev/null). With
 /// `new_session` the child is a session leader; with `ctty_path` it then opens that tty as fds
@@ -74,8 +75,9 @@ int shim_spawn(const char *path, char *const argv[], char *const envp[], const c
 /// a handler (other than through shim_signal_forward) after the first spawn calls this.
 void shim_spawn_dispositions_changed(void);
 /// Opens `path` (relative) for reading, resolved as if the directory `root` were `/` (openat2
-/// with RESOLVE_IN_ROOT: `..` and absolute symlinks stay inside), O_NONBLOCK|O_CLOEXEC. Kernels
-/// without openat2 get openat with O_NOFOLLOW (a symlink as the last component is refused).
+/// with RESOLVE_IN_ROOT: `..` and absolute symlinks stay inside), and only if it is a regular
+/// file (EINVAL otherwise; checked on an O_PATH descriptor before anything is opened for real),
+/// O_NONBLOCK|O_NOCTTY|O_CLOEXEC. Fails (ENOSYS) on kernels without openat2 (before 5.6).
 int shim_open_in_root(const char *root, const char *path);
 /// Opens a pty: master O_RDWR|O_NOCTTY|O_CLOEXEC, slave unlocked and opened the same way;
 /// `name` receives the slave path. 0, or -1 with errno (nothing leaked).

@@ -20,8 +20,18 @@ sources=(
   Sources/Bridge/Host/HostChecks.swift
   Tests/Fuzz/BridgeFuzz.swift
 )
+# FrameReader keeps its bytes in EventLoop's PageBuffer (pages of their own, over the C shims):
+# build that one file as a small EventLoop module, and the shims beside it.
+mkdir -p "$out/modules"
+printf 'module Shims {\n  umbrella header "%s/Sources/Shims/include/Shims.h"\n  export *\n}\n' "$PWD" > "$out/modules/module.modulemap"
+clang -c -O1 -g -fsanitize=address -I Sources/Shims/include Sources/Shims/shims.c -o "$out/shims.o"
+swiftc -parse-as-library -O -g -swift-version 6 -sanitize=address -module-name EventLoop \
+  -Xcc -fmodule-map-file="$out/modules/module.modulemap" \
+  -emit-module -emit-module-path "$out/modules/EventLoop.swiftmodule" \
+  -emit-object -o "$out/pagebuffer.o" Sources/EventLoop/PageBuffer.swift
 swiftc -sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 \
-  -module-name BridgeFuzz "${sources[@]}" -o "$out/bridge-fuzz"
+  -I "$out/modules" -Xcc -fmodule-map-file="$out/modules/module.modulemap" \
+  -module-name BridgeFuzz "${sources[@]}" "$out/pagebuffer.o" "$out/shims.o" -luring -o "$out/bridge-fuzz"
 
 # Seed corpus: every fixture, as a body (leading type byte) and as a framed message.
 if command -v python3 >/dev/null; then

@@ -40,33 +40,20 @@ func drainBlocking(_ conn: AsyncFD) async throws -> Int {
 
 let useTaskReader = getenv("BENCH_HOST_READER").map { String(cString: $0) } == "task"
 
-/// Runs a C baseline relay on its own thread (it blocks until done).
+/// Runs a C baseline relay on a thread of its own (it blocks until done).
 func cRelay(splice: Bool, bytes: UInt64) async -> (gbps: Double, cpuPerGB: Double) {
-    await withCheckedContinuation { continuation in
-        final class Job: @unchecked Sendable {
-            // @unchecked: set before the thread starts and only used by that thread.
-            let run: () -> Void
-            init(_ run: @escaping () -> Void) { self.run = run }
-        }
-        let job = Job {
-            var src: Int32 = -1, dst: Int32 = -1
-            guard let load = cbench_load_create(1, bytes, 1, &src, &dst) else { continuation.resume(returning: (0, 0)); return }
-            _ = cbench_load_start(load)
-            var cpu: Int64 = 0
-            var s = src, d = dst
-            _ = splice ? cbench_relay_splice(1, &s, &d, &cpu) : cbench_relay_rw(1, &s, &d, &cpu)
-            var elapsed: Int64 = 0
-            let total = cbench_load_wait(load, &elapsed)
-            cbench_load_destroy(load)
-            let gb = Double(max(total, 1)) / 1e9
-            continuation.resume(returning: (gb / (Double(elapsed) / 1e9), Double(cpu) / 1e9 / gb))
-        }
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { arg in
-            Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue().run()
-            return nil
-        }, Unmanaged.passRetained(job).toOpaque())
-        pthread_detach(thread)
+    await BlockingWork.run {
+        var src: Int32 = -1, dst: Int32 = -1
+        guard let load = cbench_load_create(1, bytes, 1, &src, &dst) else { return (0, 0) }
+        _ = cbench_load_start(load)
+        var cpu: Int64 = 0
+        var s = src, d = dst
+        _ = splice ? cbench_relay_splice(1, &s, &d, &cpu) : cbench_relay_rw(1, &s, &d, &cpu)
+        var elapsed: Int64 = 0
+        let total = cbench_load_wait(load, &elapsed)
+        cbench_load_destroy(load)
+        let gb = Double(max(total, 1)) / 1e9
+        return (gb / (Double(elapsed) / 1e9), Double(cpu) / 1e9 / gb)
     }
 }
 

@@ -58,7 +58,7 @@ func measure(_ contender: Contender, _ w: Workload, loop: EventLoop) async -> Me
     case .cSplice, .cReadWrite:
         // The C relays run to completion on a thread of their own, like our loop thread.
         let (srcFDs, dstFDs) = (src, dst)
-        let rc = await runOnThread {
+        let rc = await BlockingWork.run {
             var c: Int64 = 0
             let rc = contender == .cSplice ? cbench_relay_splice(Int32(w.streams), srcFDs, dstFDs, &c) : cbench_relay_rw(Int32(w.streams), srcFDs, dstFDs, &c)
             return (rc, c)
@@ -95,25 +95,6 @@ func measure(_ contender: Contender, _ w: Workload, loop: EventLoop) async -> Me
     let seconds = Double(elapsed) / 1e9
     let gb = Double(total) / 1e9
     return Measurement(bytesPerSecond: Double(total) / seconds, cpuSecondsPerGB: Double(cpu) / 1e9 / gb)
-}
-
-/// Runs `body` on a fresh pthread (the C relays block their thread until done).
-func runOnThread(_ body: @escaping @Sendable () -> (Int32, Int64)) async -> (Int32, Int64) {
-    await withCheckedContinuation { continuation in
-        final class Box: @unchecked Sendable {
-            // @unchecked: written once before the thread starts, read only by that thread.
-            let run: () -> Void
-            init(_ run: @escaping () -> Void) { self.run = run }
-        }
-        let box = Unmanaged.passRetained(Box { continuation.resume(returning: body()) })
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            box.run()
-            return nil
-        }, box.toOpaque())
-        pthread_detach(thread)
-    }
 }
 
 let (scale, reps) = arguments()

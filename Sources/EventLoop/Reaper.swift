@@ -67,8 +67,15 @@ public final class Reaper: Sendable {
         }
     }
 
-    /// Whether an exit of `pid` was reaped and is waiting to be claimed.
-    public func hasUnclaimedExit(pid: pid_t) -> Bool { state.withLock { $0.unclaimed[pid] != nil } }
+    /// SIGKILLs `pid`, a child whose set-up failed after it was started and that nobody will
+    /// wait for (its exit then stays unclaimed), unless the Reaper already has its exit: the
+    /// pid may belong to another process by then. Returns whether it sent the signal.
+    /// Safe against a reaping in between only on the loop thread, which is where reaping runs.
+    @discardableResult
+    public func killUnclaimed(_ pid: pid_t) -> Bool {
+        guard state.withLock({ $0.unclaimed[pid] == nil }) else { return false }
+        return Glibc.kill(pid, SIGKILL) == 0
+    }
 
     /// Children reaped so far (diagnostics).
     public var reapedCount: UInt64 { state.withLock { $0.reaped } }

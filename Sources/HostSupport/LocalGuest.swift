@@ -28,18 +28,17 @@ public final class LocalGuest: Sendable {
                              loop: EventLoop = .shared, logger: Logger) async throws -> LocalGuest {
         try makeDirectories(workDirectory)
         let instance = instances.add(1, ordering: .relaxed).newValue
-        let sockets = try socketDirectory(for: workDirectory, instance: instance)
-        let prefix = sockets + "/vsock"
+        let prefix = try socketDirectory(for: workDirectory, instance: instance) + "/vsock"
         let cgroupParent = "/swift-gcs-\(getpid())-\(instance)"
         let listener = try UnixListener(path: "\(prefix)_\(0x4000_0000)", loop: loop)
         defer { listener.close() }
         // A start that fails leaves no socket directory behind (stop() removes it otherwise).
         var started = false
         defer {
-            if !started && sockets != workDirectory {
+            if !started {
                 listener.close()
                 _ = unlink("\(prefix)_\(0x4000_0000)")
-                _ = rmdir(sockets)
+                removeSocketDirectory(prefix: prefix, workDirectory: workDirectory)
             }
         }
         // No time sync: the local machine is no utility VM (a test may turn it on again).
@@ -129,9 +128,15 @@ public final class LocalGuest: Sendable {
         exitStatus.withLock { $0 = status }
         await reader.value
         removeCgroupParents()
-        let sockets = String(prefix.dropLast("/vsock".count))
-        if sockets != workDirectory { _ = rmdir(sockets) }
+        Self.removeSocketDirectory(prefix: prefix, workDirectory: workDirectory)
         return status
+    }
+
+    /// Removes the directory of the port sockets (`prefix` is `<directory>/vsock`) when it is
+    /// one of its own, not the work directory, with any socket a test's listener left in it.
+    static func removeSocketDirectory(prefix: String, workDirectory: String) {
+        let sockets = String(prefix.dropLast("/vsock".count))
+        if sockets != workDirectory { HostFiles.removeTree(sockets) }
     }
 
     /// Where the port sockets live: a fresh directory on tmpfs (/dev/shm) when there is one,

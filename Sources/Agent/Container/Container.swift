@@ -111,11 +111,9 @@ public actor Container {
         }
     }
 
-    /// An exec runc started whose set-up then failed: SIGKILL it (reaped by the Reaper; its
-    /// exit stays unclaimed). Not once the Reaper has its exit: the pid may be reused then.
+    /// An exec runc started whose set-up then failed: not left running untracked.
     private func killUntracked(_ pid: pid_t) {
-        guard !reaper.hasUnclaimedExit(pid: pid) else { return }
-        _ = Glibc.kill(pid, SIGKILL)
+        guard reaper.killUnclaimed(pid) else { return }
         logger.warning("exec set-up failed after runc started the process: killed", metadata: ["id": "\(id)", "pid": "\(pid)"])
     }
 

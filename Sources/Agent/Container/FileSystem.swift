@@ -73,17 +73,5 @@ func readContainerFile(root: String, _ path: String, limit: Int = 16 << 20) thro
         throw SyscallError(errno == EINVAL ? "\(root) / \(path): not a regular file" : "open(\(root) / \(path))", errno: errno)
     }
     defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw SyscallError("fstat(\(root) / \(path))", errno: errno) }
-    guard st.st_size <= limit else { throw SyscallError("\(root) / \(path): larger than \(limit) bytes", errno: EFBIG) }
-    var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-    var filled = 0
-    // A file that grows while read is cut at its size when opened.
-    while filled < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, $0.count - filled) }
-        if n < 0 { if errno == EINTR { continue }; throw SyscallError("read(\(root) / \(path))", errno: errno) }
-        if n == 0 { break }
-        filled += n
-    }
-    return String(decoding: bytes[..<filled], as: UTF8.self)
+    return try readToEnd(fd, name: "\(root) / \(path)", limit: limit)
 }

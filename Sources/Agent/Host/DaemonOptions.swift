@@ -97,6 +97,14 @@ public struct DaemonOptions: Sendable, Equatable {
                 guard let next = rest.popFirst() else { throw UsageError(description: "flag needs an argument: -\(name)") }
                 return next
             }
+            /// One of `T`'s raw values, which the error lists.
+            func choice<T: RawRepresentable & CaseIterable>(_: T.Type) throws(UsageError) -> T where T.RawValue == String {
+                let text = try value()
+                guard let chosen = T(rawValue: text) else {
+                    throw UsageError(description: "--\(name) must be \(T.allCases.map(\.rawValue).joined(separator: " or ")), not \(text)")
+                }
+                return chosen
+            }
             func unsigned() throws(UsageError) -> UInt64 {
                 let text = try value()
                 guard let number = UInt64(text) else { throw UsageError(description: "invalid value \(text) for -\(name)") }
@@ -136,18 +144,8 @@ public struct DaemonOptions: Sendable, Equatable {
             case "runc": runc = try value()
             case "cgroup-parent": cgroupParent = try value()
             case "root-mem-reserve-bytes": rootMemoryReserve = try unsigned()
-            case "exec-stdio":
-                let text = try value()
-                guard let mode = AgentConfiguration.ExecStdio(rawValue: text) else {
-                    throw UsageError(description: "--exec-stdio must be relay or pass-through, not \(text)")
-                }
-                execStdio = mode
-            case "vm-shutdown":
-                let text = try value()
-                guard let action = VMShutdownAction(rawValue: text) else {
-                    throw UsageError(description: "--vm-shutdown must be poweroff or exit, not \(text)")
-                }
-                vmShutdown = action
+            case "exec-stdio": execStdio = try choice(AgentConfiguration.ExecStdio.self)
+            case "vm-shutdown": vmShutdown = try choice(VMShutdownAction.self)
             default:
                 throw UsageError(description: "flag provided but not defined: -\(name)")
             }
@@ -195,7 +193,7 @@ public struct DaemonOptions: Sendable, Equatable {
 
 /// What the agent does after the host shut the VM down. hcsshim's host never passes init a
 /// power-off flag: Go's gcs powers the VM off itself, and so does this one by default.
-public enum VMShutdownAction: String, Sendable {
+public enum VMShutdownAction: String, Sendable, CaseIterable {
     case powerOff = "poweroff"
     case exit
 }

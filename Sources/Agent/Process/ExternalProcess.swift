@@ -38,9 +38,8 @@ enum ExternalProcess {
                     io = try ProcessIO.terminal(connections, master: masterFD, loop: loop)
                 } catch {
                     // Not left running untracked (it could ignore the SIGHUP of its pty
-                    // closing). No await since the spawn; an exit the Reaper already took
-                    // means the pid may not be this child's any more.
-                    if !reaper.hasUnclaimedExit(pid: pid) { _ = Glibc.kill(pid, SIGKILL) }
+                    // closing). No await since the spawn: still on the loop thread.
+                    reaper.killUnclaimed(pid)
                     throw error
                 }
             } else {

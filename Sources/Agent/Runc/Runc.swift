@@ -199,12 +199,18 @@ func readFile(_ path: String, from offset: off_t = 0) throws -> String {
     guard fd >= 0 else { throw SyscallError("open(\(path))", errno: errno) }
     defer { close(fd) }
     if offset > 0, lseek(fd, offset, SEEK_SET) < 0 { throw SyscallError("lseek(\(path))", errno: errno) }
+    return try readToEnd(fd, name: path)
+}
+
+/// Reads `fd` to its end as text; more than `limit` bytes is an error (EFBIG).
+func readToEnd(_ fd: Int32, name: String, limit: Int = .max) throws -> String {
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 16 << 10)
     while true {
         let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        if n < 0 { if errno == EINTR { continue }; throw SyscallError("read(\(path))", errno: errno) }
+        if n < 0 { if errno == EINTR { continue }; throw SyscallError("read(\(name))", errno: errno) }
         if n == 0 { break }
+        guard bytes.count + n <= limit else { throw SyscallError("\(name): larger than \(limit) bytes", errno: EFBIG) }
         bytes += buffer[..<n]
     }
     return String(decoding: bytes, as: UTF8.self)

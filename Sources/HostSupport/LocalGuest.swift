@@ -95,6 +95,7 @@ public final class LocalGuest: Sendable {
         let socket = try await listener.accept()
         var configuration = BridgeClient.Configuration()
         configuration.adoptedContainers = old.trackedContainers
+        configuration.firstID = old.nextID  // the old connection's requests may still be answered (`adopt`)
         let client = BridgeClient(connection: socket, configuration: configuration, logger: logger)
         let reader = Task(executorPreference: loop) { _ = await client.run() }
         connection.withLock { $0 = (client, reader) }

@@ -47,6 +47,74 @@ struct ReconnectTests {
         }
     }
 
+    @Test("waits in flight when the host leaves go on: answered on the new connection once adopted; an exit while the host is away is kept for its next wait",
+          .timeLimit(.minutes(1)))
+    func waitsAcrossReconnect() async throws {
+        try await withGuest("waits-across-reconnect", arguments: ["-loglevel", "debug"]) { guest in
+            try await startContainer(guest, id: "waits")
+            let client = guest.client
+            let later = try await guest.start(.utilityVM, args: ["/bin/sleep", "3600"], stdout: false, stderr: false).pid
+            let awayExternal = try await guest.start(.utilityVM, args: ["/bin/sleep", "3600"], stdout: false, stderr: false).pid
+            let awayExec = try await guest.start(.exec("waits", Busybox.process(args: ["sleep", "3600"])), stdout: false, stderr: false).pid
+            // The host waits for each (as a shim does), one after the other, so that the agent's
+            // list of requests in flight tells which sequence id each wait has.
+            var ids: [UInt64] = [], lostWaits: [Task<WaitForProcessResponse, any Error>] = []
+            for (container, pid) in [(uvmContainerID, later), (uvmContainerID, awayExternal), ("waits", awayExec)] {
+                lostWaits.append(Task { try await client.send(WaitForProcessRequest(base: RequestBase(containerId: container), processId: pid)) })
+                var listed: [UInt64] = [], asked = 0
+                while listed.count <= ids.count && asked < 100_000 {
+                    let stacks = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+                    listed = waitIDs(in: stacks)
+                    asked += 1
+                }
+                let new = listed.filter { !ids.contains($0) }
+                try #require(new.count == 1, "after \(asked) DumpStacks the waits listed are \(listed), known \(ids)")
+                ids.append(new[0])
+            }
+            var logger = Logger(label: "waits-across-reconnect")
+            logger.logLevel = .warning
+            try await guest.reconnect(logger: logger) {
+                // The host is away: two of the processes die (killed from outside the bridge), and
+                // the agent finds no connection to answer their waits on.
+                #expect(kill(pid_t(awayExternal), SIGKILL) == 0)
+                #expect(kill(pid_t(awayExec), SIGKILL) == 0)
+                func dropped(_ id: UInt64) -> Bool {
+                    guest.log().split(separator: "\n").contains { $0.contains("dropping response") && $0.contains(" id=\(id) ") }
+                }
+                let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+                while !(dropped(ids[1]) && dropped(ids[2])) && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                #expect(dropped(ids[1]) && dropped(ids[2]), "\(guest.log().suffix(1500))")
+            }
+            for lost in lostWaits { #expect(await (try? lost.value) == nil) }  // failed with the old client
+            // The new host adopts the wait it still has out (hcsshim's PreregisterRPC) and probes
+            // the others with a short wait, as hcsshim's live-migration path does: their exit codes
+            // were kept, not forgotten with an answer nobody received.
+            let adopted = try guest.client.adopt(WaitForProcessRequest.self, id: ids[0])
+            let probes = [try await wait(guest, uvmContainerID, awayExternal, timeoutMs: 50), try await wait(guest, "waits", awayExec, timeoutMs: 50)]
+            // An external process killed by a signal exits -1, as in Go's guest; a container's 137.
+            #expect(probes == [UInt32.max, 137])
+            // Answered now, so forgotten: a second wait finds no such process.
+            #expect(await hresult { _ = try await wait(guest, uvmContainerID, awayExternal, timeoutMs: 50) } != nil)
+            #expect(kill(pid_t(later), SIGKILL) == 0)
+            let adoptedCode = try await adopted.response().exitCode
+            #expect(adoptedCode == UInt32.max)
+            let stacks = try await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+            #expect(waitIDs(in: stacks).isEmpty, "\(stacks.prefix(400))")
+            _ = try? await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: "waits")))
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: "waits")))
+        }
+    }
+
+    /// The sequence ids of the WaitForProcess requests a DumpStacks text lists as in flight.
+    func waitIDs(in stacks: String) -> [UInt64] {
+        stacks.split(separator: "\n").compactMap { line -> UInt64? in
+            guard let mark = line.firstRange(of: "ComputeSystemWaitForProcessV1 #") else { return nil }
+            return UInt64(line[mark.upperBound...].prefix { $0.isNumber })
+        }
+    }
+
     @Test("SIGTERM stops the agent at once while it re-dials a host that does not answer")
     func stopWhileDialling() async throws {
         // The scenario's premise fails when the signal came after a dial had already run out of

@@ -71,7 +71,7 @@ final class FakeHandler: BridgeHandler {
         } else if request.processId % 3 == 0 {
             await Task.yield()
         }
-        return ProcessExitAnswer(exitCode: request.processId &+ 1, answered: { [self] in answers.add(1, ordering: .relaxed) })
+        return ProcessExitAnswer(exitCode: request.processId &+ 1, answered: { [self] _ in answers.add(1, ordering: .relaxed) })
     }
 
     func signalProcess(_ request: SignalProcessRequest) async throws { try check(request.base) }

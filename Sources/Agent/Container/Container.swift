@@ -274,6 +274,12 @@ public actor Container {
         throw BridgeError(.notFound, "process \(pid) not found in container \(id)")
     }
 
+    /// Takes back an exited process `forget` dropped, whose exit code the host has not been
+    /// told after all (its answer found no connection), unless its pid is in use again.
+    func remember(_ process: GuestProcess) {
+        if processes[process.pid] == nil { processes[process.pid] = process }
+    }
+
     /// Drops an exec'd process whose exit was waited for, and its directory
     /// (`<run directory>/<pid>`): a later wait or signal for the pid is ERROR_NOT_FOUND. The
     /// init stays until the container is deleted; a record that is not `process` any more (the

@@ -270,7 +270,23 @@ public actor AgentHost: BridgeHandler {
             // a container probed by exec every few seconds must not pile up records.
             await container.forget(process)
         }
-        return ProcessExitAnswer(exitCode: code, answered: { process.acknowledgeExit() })
+        let (loop, containerId) = (self.loop, request.base.containerId)
+        return ProcessExitAnswer(exitCode: code, answered: { [self] delivered in
+            process.acknowledgeExit()
+            // The host was away (or had not negotiated yet): keep the code for its next wait,
+            // as hcsshim's host probes with a short one after reconnecting.
+            if !delivered { Task(executorPreference: loop) { await self.keepUndelivered(process, containerId: containerId) } }
+        })
+    }
+
+    /// Takes back the record `waitForProcess` let go of when its answer could not be sent,
+    /// unless the pid now belongs to a newer process.
+    private func keepUndelivered(_ process: GuestProcess, containerId: String) async {
+        if containerId == uvmContainerID {
+            if external[process.pid] == nil { external[process.pid] = process }
+        } else {
+            await containers[containerId]?.remember(process)
+        }
     }
 
     public func signalProcess(_ request: SignalProcessRequest) async throws {

@@ -6,7 +6,9 @@ import Synchronization
 /// Keeps the agent connected to the host: dials the bridge port, serves the connection, and
 /// when the host goes away re-dials every 100 ms while containers keep running (bridge-protocol
 /// §1.2). Exit notifications produced while disconnected are queued and delivered, in order,
-/// once the next connection has negotiated.
+/// once the next connection has negotiated. WaitForProcess requests in flight go on waiting
+/// across the reconnect and answer on the connection current when their process exits, as a
+/// live-migrating host expects (`BridgeSession`); the others end with their connection.
 public final class BridgeConnectionLoop: Sendable {
     public static let bridgePort: UInt32 = 0x4000_0000
 
@@ -22,6 +24,7 @@ public final class BridgeConnectionLoop: Sendable {
     }
 
     private let state = Mutex(State())
+    private let session = BridgeSession()
     let transport: any Transport
     let port: UInt32
     let loop: EventLoop
@@ -41,8 +44,15 @@ public final class BridgeConnectionLoop: Sendable {
         await flush()
     }
 
-    /// Serves connections until `stop()`.
+    /// Serves connections until `stop()`; then cancels the waits still in flight.
     public func run(host: AgentHost) async {
+        await withDiscardingTaskGroup { carried in
+            await serveConnections(host: host, carrying: &carried)
+            carried.cancelAll()
+        }
+    }
+
+    private func serveConnections(host: AgentHost, carrying carried: inout DiscardingTaskGroup) async {
         while !state.withLock({ $0.stopping }) {
             logger.debug("bridge dialing", metadata: ["port": "\(port)"])
             let dial = Task(executorPreference: loop) { [transport, port] in try await transport.dial(port: port) }
@@ -63,7 +73,7 @@ public final class BridgeConnectionLoop: Sendable {
                 continue
             }
             logger.info("bridge connected")
-            let server = BridgeServer(connection: connection, handler: host, logger: logger)
+            let server = BridgeServer(connection: connection, handler: host, logger: logger, session: session)
             // A stop() that came while dialling found no server to close: do not serve this one.
             let stopped = state.withLock { s -> Bool in
                 if s.stopping { return true }
@@ -81,7 +91,7 @@ public final class BridgeConnectionLoop: Sendable {
                 }
                 await flush()
             }
-            let ending = await server.serve()
+            let ending = await server.serve(carrying: &carried)
             flusher.cancel()
             state.withLock { $0.server = nil }
             logger.info("bridge connection ended", metadata: ["how": "\(ending)"])

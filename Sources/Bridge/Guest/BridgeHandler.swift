@@ -5,7 +5,8 @@
 /// methods concurrently, one task per request; a slow one (WaitForProcess) never delays others.
 /// Inputs arrive decoded and validated (embedded documents already parsed, empty command lines
 /// and incomplete OCI specs already rejected). Throw `BridgeError` to choose the HRESULT; any
-/// other error is sent as E_FAIL with its description. Cancellation means the connection is gone.
+/// other error is sent as E_FAIL with its description. Cancellation means the connection is gone
+/// (or, for a carried WaitForProcess, the agent is stopping).
 public protocol BridgeHandler: Sendable {
     /// The capabilities announced at negotiation: report only what is implemented.
     var guestCapabilities: GuestDefinedCapabilities { get }
@@ -20,7 +21,8 @@ public protocol BridgeHandler: Sendable {
     /// ExecuteProcess: returns the pid in the UVM's root pid namespace.
     func executeProcess(_ request: ExecuteProcessRequest, parameters: ProcessParameters) async throws -> UInt32
     /// WaitForProcess: the exit code when the process exits (or throws on timeout), and what
-    /// to call once the response carrying it has been written (or the connection was gone).
+    /// to call once the response carrying it has been written (or could not be). Not cancelled
+    /// when its connection ends if the server carries waits (`BridgeServer.serve(carrying:)`).
     func waitForProcess(_ request: WaitForProcessRequest) async throws -> ProcessExitAnswer
     func signalProcess(_ request: SignalProcessRequest) async throws
     func resizeConsole(_ request: ResizeConsoleRequest) async throws
@@ -39,15 +41,17 @@ public enum ShutdownReply: Sendable {
     case noResponse
 }
 
-/// A WaitForProcess answer. `answered` runs after the response is written to the connection,
-/// or found it gone: the agent sends a container's exit notification only after the host was
-/// told its init's exit code (guest-behaviour §7.6), which hcsshim's shim relies on (an exit
-/// notification first makes it kill the init, or record exit code 1).
+/// A WaitForProcess answer. `answered` runs after the response is written (`delivered` true),
+/// or could not be because no negotiated connection was up (false; see `BridgeSession`): the
+/// agent sends a container's exit notification only after the host was told its init's exit
+/// code (guest-behaviour §7.6), which hcsshim's shim relies on (an exit notification first
+/// makes it kill the init, or record exit code 1), and keeps an undelivered code for the
+/// host's next wait.
 public struct ProcessExitAnswer: Sendable {
     public var exitCode: UInt32
-    public var answered: (@Sendable () -> Void)?
+    public var answered: (@Sendable (_ delivered: Bool) -> Void)?
 
-    public init(exitCode: UInt32, answered: (@Sendable () -> Void)? = nil) {
+    public init(exitCode: UInt32, answered: (@Sendable (_ delivered: Bool) -> Void)? = nil) {
         self.exitCode = exitCode
         self.answered = answered
     }

@@ -10,7 +10,8 @@ import Synchronization
 /// Bad messages get error responses and the connection stays up; only a header that makes
 /// framing impossible (size < 16, or above `maxIncomingMessageSize`) closes it, with the reason
 /// logged. Negotiation state is per connection: a new connection needs a new negotiation.
-public final class BridgeServer<Handler: BridgeHandler>: Sendable {
+/// WaitForProcess requests can outlive the connection (`serve(carrying:)`, `BridgeSession`).
+public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
     /// Limits and buffer sizes.
     public struct Configuration: Sendable {
         /// Largest incoming message accepted (header included). Host create bodies with big
@@ -39,14 +40,20 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
     private let logger: Logger
     private let writer: FrameWriter
     private let negotiated = Atomic<Bool>(false)
-    private let inFlight = InFlightRequests()
+    private let session: BridgeSession
+    private var inFlight: InFlightRequests { session.inFlight }
 
-    public init(connection: AsyncFD, handler: Handler, configuration: Configuration = Configuration(), logger: Logger) {
+    /// `session`: shared by the connections of one agent, so that WaitForProcess requests carried
+    /// across a reconnect answer on the current one (`serve(carrying:)`); a server of its own
+    /// when nil.
+    public init(connection: AsyncFD, handler: Handler, configuration: Configuration = Configuration(), logger: Logger,
+                session: BridgeSession? = nil) {
         self.connection = connection
         self.handler = handler
         self.configuration = configuration
         self.logger = logger
         self.writer = FrameWriter(connection: connection)
+        self.session = session ?? BridgeSession()
     }
 
     /// Whether NegotiateProtocol succeeded on this connection.
@@ -55,11 +62,25 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
     /// Serves until the connection ends. In-flight handlers are cancelled and awaited before
     /// this returns (their late responses are dropped).
     public func serve() async -> Ending {
+        await withDiscardingTaskGroup { carried in
+            let ending = await serve(carrying: &carried)
+            carried.cancelAll()
+            return ending
+        }
+    }
+
+    /// Serves until the connection ends, running WaitForProcess requests in `carried`, a group
+    /// that outlives the connection: they go on waiting, and answer on the session's current
+    /// connection when their process exits. Other in-flight handlers are cancelled and awaited
+    /// before this returns (their late responses are dropped).
+    public func serve(carrying carried: inout DiscardingTaskGroup) async -> Ending {
+        session.attach(self)
         let ending: Ending = await withDiscardingTaskGroup { group in
-            let ending = await readLoop(group: &group)
+            let ending = await readLoop(group: &group, carried: &carried)
             group.cancelAll()
             return ending
         }
+        session.detach(self)
         writer.fail(EventLoopError.closed)
         connection.close()
         return ending
@@ -88,7 +109,7 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
 
     // MARK: Reading
 
-    private func readLoop(group: inout DiscardingTaskGroup) async -> Ending {
+    private func readLoop(group: inout DiscardingTaskGroup, carried: inout DiscardingTaskGroup) async -> Ending {
         let reader = FrameReader(maxMessageSize: configuration.maxIncomingMessageSize, initialCapacity: configuration.readBufferSize)
         while true {
             let n: Int
@@ -109,7 +130,7 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
             reader.didWrite(n)
             do {
                 while let frame = try reader.nextFrame() {
-                    handleFrame(frame, group: &group)
+                    handleFrame(frame, group: &group, carried: &carried)
                 }
             } catch {
                 logger.error("closing bridge connection: framing impossible", metadata: ["reason": "\(error)"])
@@ -120,7 +141,7 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
     }
 
     /// Routes one frame (decoding in place) and starts its handler task, or answers at once.
-    private func handleFrame(_ frame: FrameReader.Frame, group: inout DiscardingTaskGroup) {
+    private func handleFrame(_ frame: FrameReader.Frame, group: inout DiscardingTaskGroup, carried: inout DiscardingTaskGroup) {
         let header = frame.header
         if logger.logLevel <= .trace {
             logger.trace("bridge request", metadata: ["type": "\(header.type)", "id": "\(header.id)", "size": "\(header.size)"])
@@ -144,7 +165,11 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
             }
             group.addTask { try? await self.send(type: header.type.responseIdentifier, id: header.id, body: body) }
         case .dispatch(let routed):
-            group.addTask { await self.run(routed, header: header) }
+            if case .waitForProcess = routed {
+                carried.addTask { await self.run(routed, header: header) }
+            } else {
+                group.addTask { await self.run(routed, header: header) }
+            }
         }
     }
 
@@ -158,9 +183,8 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
         var answered = false
         defer { if !answered { inFlight.end(token) } }
         let body: Data
-        // Runs once the response is written (or the connection is found gone).
-        var afterResponse: (@Sendable () -> Void)?
-        defer { afterResponse?() }
+        // Runs once the response is written, or could not be.
+        var afterResponse: (@Sendable (_ delivered: Bool) -> Void)?
         do {
             switch routed {
             case .negotiateProtocol:
@@ -214,9 +238,16 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
         inFlight.end(token)
         answered = true
         do {
-            try await send(type: header.type.responseIdentifier, id: header.id, body: body)
+            if case .waitForProcess = routed {
+                // Perhaps on a later connection than the one it came on.
+                try await session.respond(type: header.type.responseIdentifier, id: header.id, body: body)
+            } else {
+                try await send(type: header.type.responseIdentifier, id: header.id, body: body)
+            }
+            afterResponse?(true)
         } catch {
-            logger.debug("dropping response: connection gone", metadata: ["id": "\(header.id)"])
+            logger.debug("dropping response: no connection to send it on", metadata: ["id": "\(header.id)", "type": "\(header.type)", "error": "\(error)"])
+            afterResponse?(false)
         }
     }
 
@@ -224,6 +255,10 @@ public final class BridgeServer<Handler: BridgeHandler>: Sendable {
         var response = response
         response.base.activityId = activityId
         return OutgoingBodies.response(response, limit: outgoingLimit)
+    }
+
+    func sendResponse(type: MessageIdentifier, id: UInt64, body: Data) async throws {
+        try await send(type: type, id: id, body: body)
     }
 
     private func send(type: MessageIdentifier, id: UInt64, body: Data) async throws {

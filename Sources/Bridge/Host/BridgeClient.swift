@@ -25,6 +25,9 @@ public final class BridgeClient: Sendable {
         /// reconnects to a guest whose containers it created on an earlier connection (as
         /// hcsshim's live-migration path pre-registers them).
         public var adoptedContainers: Set<String> = []
+        /// The first sequence id (hcsshim `SeedNextID`): above every id an earlier connection
+        /// to the same guest used, so that no new request shares an id with an adopted one.
+        public var firstID: UInt64 = 0
         public init() {}
     }
 
@@ -56,7 +59,10 @@ public final class BridgeClient: Sendable {
     public init(connection: AsyncFD, configuration: Configuration = Configuration(), logger: Logger) {
         self.connection = connection
         self.configuration = configuration
-        state.withLock { $0.containers = configuration.adoptedContainers }
+        state.withLock { s in
+            s.containers = configuration.adoptedContainers
+            s.nextID = configuration.firstID
+        }
         self.logger = logger
         self.writer = FrameWriter(connection: connection)
         (notifications, notificationSink) = AsyncStream.makeStream(of: ContainerNotification.self)
@@ -80,24 +86,7 @@ public final class BridgeClient: Sendable {
     public func send<R: BridgeRequest>(_ request: R, checkResult: Bool = true) async throws -> R.Response {
         let body = try request.messageBody()
         let slot = ResponseSlot()
-        let timeout: Duration? = R.identifier == .waitForProcess ? nil : configuration.requestTimeout
-        let pending = Pending(
-            deliver: { bytes in
-                do {
-                    let response = try R.Response.fromMessageBody(bytes)
-                    try HostChecks.validate(response.base)
-                    if R.identifier == .negotiateProtocol && response.base.result.isSuccess { try HostChecks.validateNegotiation(bytes) }
-                    slot.resolve(.success(ResponseBox(response)))
-                    return .success(response.base)
-                } catch {
-                    let failure = error as? BridgeClientError ?? .protocolViolation("response unmarshal failed: \(JSONErrorText.describe(error))")
-                    slot.resolve(.failure(failure))
-                    return .failure(failure)
-                }
-            },
-            fail: { slot.resolve(.failure($0)) },
-            deadline: timeout.map { ContinuousClock.now.advanced(by: $0) },
-            createdContainer: R.identifier == .create ? request.base.containerId : nil)
+        let pending = self.pending(R.self, resolving: slot, createdContainer: R.identifier == .create ? request.base.containerId : nil)
         try Task.checkCancellation()
         let mustDrain = try body.withUnsafeBytes { bytes in
             try writer.append { buffer in
@@ -118,13 +107,56 @@ public final class BridgeClient: Sendable {
                 kill(.closed(reason: "bridge write: \(error)"))
             }
         }
+        return try await Self.response(R.Response.self, from: slot, checkResult: checkResult)
+    }
+
+    /// Expects the response to request `id`, which a client of an earlier connection to the
+    /// same guest sent, as hcsshim's live-migration path adopts the WaitForProcess requests it
+    /// still has outstanding (`PreregisterRPC`): the guest answers them on this connection when
+    /// their processes exit. Call after negotiating; give the client a `firstID` above the old ids.
+    public func adopt<R: BridgeRequest>(_ request: R.Type, id: UInt64) throws(BridgeClientError) -> AdoptedRequest<R.Response> {
+        let slot = ResponseSlot()
+        let pending = self.pending(R.self, resolving: slot, createdContainer: nil)
+        try state.withLock { s throws(BridgeClientError) in
+            if let closed = s.closed { throw closed }
+            guard s.pending[id] == nil else { throw .protocolViolation("request id \(id) is already awaiting a response") }
+            s.pending[id] = pending
+        }
+        return AdoptedRequest(slot: slot)
+    }
+
+    /// What delivers a response of `R` (or a failure) to `slot`.
+    private func pending<R: BridgeRequest>(_: R.Type, resolving slot: ResponseSlot, createdContainer: String?) -> Pending {
+        let timeout: Duration? = R.identifier == .waitForProcess ? nil : configuration.requestTimeout
+        return Pending(
+            deliver: { bytes in
+                do {
+                    let response = try R.Response.fromMessageBody(bytes)
+                    try HostChecks.validate(response.base)
+                    if R.identifier == .negotiateProtocol && response.base.result.isSuccess { try HostChecks.validateNegotiation(bytes) }
+                    slot.resolve(.success(ResponseBox(response)))
+                    return .success(response.base)
+                } catch {
+                    let failure = error as? BridgeClientError ?? .protocolViolation("response unmarshal failed: \(JSONErrorText.describe(error))")
+                    slot.resolve(.failure(failure))
+                    return .failure(failure)
+                }
+            },
+            fail: { slot.resolve(.failure($0)) },
+            deadline: timeout.map { ContinuousClock.now.advanced(by: $0) },
+            createdContainer: createdContainer)
+    }
+
+    /// Awaits the response `slot` receives; a cancelled caller walks away (the late answer is
+    /// discarded).
+    static func response<Response: BridgeResponse>(_: Response.Type, from slot: ResponseSlot, checkResult: Bool) async throws -> Response {
         let boxed = try await withTaskCancellationHandler {
             try await slot.value()
         } onCancel: {
             slot.resolve(.failure(CancellationError()))
         }
-        // Only this request's deliver closure resolves the slot with a value: a ResponseBox<R.Response>.
-        let response = unsafeDowncast(boxed, to: ResponseBox<R.Response>.self).value
+        // Only the deliver closure made for this slot's request resolves it with a value: a ResponseBox<Response>.
+        let response = unsafeDowncast(boxed, to: ResponseBox<Response>.self).value
         if checkResult && !response.base.result.isSuccess { throw GuestRPCError(base: response.base) }
         return response
     }
@@ -252,5 +284,16 @@ public final class BridgeClient: Sendable {
                 return
             }
         }
+    }
+}
+
+/// A response the client expects to a request an earlier connection's client sent
+/// (`BridgeClient.adopt`).
+public struct AdoptedRequest<Response: BridgeResponse>: Sendable {
+    let slot: ResponseSlot
+
+    /// Awaits the response; throws as `BridgeClient.send` does.
+    public func response(checkResult: Bool = true) async throws -> Response {
+        try await BridgeClient.response(Response.self, from: slot, checkResult: checkResult)
     }
 }

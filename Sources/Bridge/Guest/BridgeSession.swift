@@ -1,0 +1,56 @@
+import FoundationEssentials
+import Synchronization
+
+/// What the guest's side of the bridge keeps across connections: the requests that outlive
+/// the connection they came on, and the connection their answers go to now.
+///
+/// A host that live-migrates the VM drops the bridge and accepts a fresh one from the guest.
+/// It then renegotiates and re-registers the ids of the WaitForProcess requests it still has
+/// outstanding (hcsshim's `PreregisterRPC`), expecting each answer when its process exits, on
+/// whichever connection is current then (bridge-protocol §1.2). So `BridgeServer` runs
+/// WaitForProcess in a task group that outlives its connection and answers through the
+/// session. An answer due while no negotiated connection is up is not sent: a host only learns
+/// the old ids after negotiating, and an answer whose id it does not know tears its bridge
+/// down. The handler hears that the answer was not delivered (`ProcessExitAnswer.answered`)
+/// and keeps the exit code for the host's next wait (hcsshim probes with a short one).
+public final class BridgeSession: Sendable {
+    /// Why an answer was not sent.
+    public enum Undelivered: Error, Sendable, Equatable {
+        /// No connection is up, or the current one has not negotiated yet.
+        case noNegotiatedConnection
+    }
+
+    /// Requests being handled, across connections, for DumpStacks.
+    let inFlight = InFlightRequests()
+    private let current = Mutex<(any SessionConnection)?>(nil)
+
+    public init() {}
+
+    /// `connection` is the one answers go to from now on.
+    func attach(_ connection: any SessionConnection) {
+        current.withLock { $0 = connection }
+    }
+
+    /// `connection` has ended: answers due from now on wait for no one.
+    func detach(_ connection: any SessionConnection) {
+        current.withLock { if $0 === connection { $0 = nil } }
+    }
+
+    /// Writes a response on the current connection once it has negotiated; throws
+    /// `Undelivered` when there is none, or the connection's error if the write fails.
+    func respond(type: MessageIdentifier, id: UInt64, body: Data) async throws {
+        let connection = current.withLock { c -> (any SessionConnection)? in
+            guard let c, c.isNegotiated else { return nil }
+            return c
+        }
+        guard let connection else { throw Undelivered.noNegotiatedConnection }
+        try await connection.sendResponse(type: type, id: id, body: body)
+    }
+}
+
+/// A bridge connection as the session sees it: whether the host negotiated on it, and how to
+/// write a response on it.
+protocol SessionConnection: AnyObject, Sendable {
+    var isNegotiated: Bool { get }
+    func sendResponse(type: MessageIdentifier, id: UInt64, body: Data) async throws
+}

@@ -100,11 +100,11 @@ if runs("rate") {
 
 // 4. Container-path stdout relay (pipe -> our Relay -> host socket) against the C relays.
 if runs("relay") {
-    // The default agent passes the connections through; a second one relays, as hcsshim does.
-    let relaying = try await LocalGuest.start(gcsBinary: gcs, workDirectory: "\(work)/relay", logLevel: "error",
-                                              extraArguments: ["--exec-stdio", "relay"], logger: logger)
-    for r in try await ContainerRelay.measure(guest: relaying, passThrough: guest, work: work, scale: scale) { report.add(r) }
-    _ = try await relaying.stop()
+    // The default agent relays, as hcsshim does; a second one passes the connections through.
+    let passing = try await LocalGuest.start(gcsBinary: gcs, workDirectory: "\(work)/pass-through", logLevel: "error",
+                                             extraArguments: ["--exec-stdio", "pass-through"], logger: logger)
+    for r in try await ContainerRelay.measure(guest: guest, passThrough: passing, work: work, scale: scale) { report.add(r) }
+    _ = try await passing.stop()
 }
 
 // 5. TTY stdout against a raw pty reader.

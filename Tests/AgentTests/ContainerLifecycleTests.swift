@@ -18,6 +18,15 @@ struct ContainerLifecycleTests {
             #expect(ok.exitCode == 0)
             #expect(ok.stdoutText == "hello\n")
             #expect(ok.stderrText == "oops\n")
+            // Relayed (the default, as in Go's guest), fds 0-2 are pipes, which /dev/stdout and
+            // /dev/stderr open; the host's sockets passed through do not (ENXIO): why pass-through
+            // is not the default.
+            let devices = try await guest.run(.exec(id, Busybox.process(args: ["sh", "-c", "echo out > /dev/stdout; echo err > /dev/stderr"])))
+            if execStdio == "relay" {
+                #expect(devices.exitCode == 0 && devices.stdoutText == "out\n" && devices.stderrText == "err\n", "\(devices.stderrText)")
+            } else {
+                #expect(devices.exitCode != 0 && devices.stdoutText.isEmpty && devices.stderrText.contains("No such device or address"), "\(devices.stderrText)")
+            }
             let fail = try await guest.run(.exec(id, Busybox.process(args: ["sh", "-c", "exit 1"])))
             #expect(fail.exitCode == 1)
             // An exec waited for is forgotten, with its files: a second wait finds no such process.

@@ -75,7 +75,7 @@ struct DaemonOptionsTests {
     @Test("defaults are the production ones")
     func defaults() throws {
         let options = try DaemonOptions(arguments: [])
-        #expect(options.transport == "vsock" && options.runDirectory == "/var/run/gcsrunc" && options.execStdio == .passThrough)
+        #expect(options.transport == "vsock" && options.runDirectory == "/var/run/gcsrunc" && options.execStdio == .relay)
         #expect(options.cgroupParent == "/pods" && options.rootMemoryReserve == 78_643_200)
         #expect(options.agentCgroup == "/gcs" && options.agentMemoryThreshold == 50 << 20)
         #expect(try DaemonOptions(arguments: ["--gcs-cgroup", ""]).agentCgroup.isEmpty)

@@ -129,14 +129,19 @@ public actor Container {
         }
         self.prepared = nil
         let io: ProcessIO
-        switch prepared {
-        case .terminal(let master):
-            io = try ProcessIO.terminal(connections, master: master.take(), loop: loop)
-        case .pipes(let stdin, let stdout, let stderr):
-            io = ProcessIO.pipes(connections,
-                                 stdinWrite: try AsyncFD(stdin.take(), loop: loop),
-                                 stdoutRead: try AsyncFD(stdout.take(), loop: loop),
-                                 stderrRead: try AsyncFD(stderr.take(), loop: loop))
+        do {
+            switch prepared {
+            case .terminal(let master):
+                io = try ProcessIO.terminal(connections, master: master.take(), loop: loop)
+            case .pipes(let stdin, let stdout, let stderr):
+                io = ProcessIO.pipes(connections,
+                                     stdinWrite: try AsyncFD(stdin.take(), loop: loop),
+                                     stdoutRead: try AsyncFD(stdout.take(), loop: loop),
+                                     stderrRead: try AsyncFD(stderr.take(), loop: loop))
+            }
+        } catch {
+            connections.closeAll()  // the host's listeners are not left connected to nothing
+            throw error
         }
         let process = GuestProcess(pid: initPID, arguments: Self.arguments(of: spec["process"]), io: io,
                                    signalledCode: { 128 + UInt32($0) })

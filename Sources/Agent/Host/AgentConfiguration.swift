@@ -17,15 +17,17 @@ public struct AgentConfiguration: Sendable {
     /// The VM's hostname, used when a sandbox spec has none.
     public var hostname = "localhost"
     /// How stdio of processes exec'd into containers without a terminal reaches the host.
-    public var execStdio = ExecStdio.passThrough
+    public var execStdio = ExecStdio.relay
 
-    /// `relay`: pipes to runc and an EventLoop relay to the host's connections (hcsshim's
-    /// way). `passThrough` (the default, chosen by AgentBench's "container stdout relay"
-    /// figures: 1.7x the relay's throughput at no agent CPU): the host's connections
-    /// themselves become the process's fds 0-2, as for VM processes, and the agent leaves the
-    /// data path; output is never lost (it waits in the connection), but the exit may reach
-    /// the host before the host has read the last of it, as with hcsshim's own VM processes.
-    /// A container's init always relays, because runc creates it before the host's
+    /// `relay` (the default): pipes to runc and an EventLoop relay to the host's connections,
+    /// as Go's guest does. `passThrough` (faster: 1.7-2x the relay's throughput at no agent
+    /// CPU, AgentBench's "container stdout relay"): the host's connections themselves become
+    /// the process's fds 0-2, as for VM processes, and the agent leaves the data path. Not the
+    /// default because a container's processes then see differences from Go's guest:
+    /// `/dev/stdout` and `/dev/stderr` cannot be opened (a socket behind `/proc/self/fd` gives
+    /// ENXIO, so `echo x > /dev/stderr` fails), and the exit reaches the host before it has read
+    /// the last of the output (up to the sockets' buffers), which hcsshim's shims give one
+    /// second. A container's init always relays, because runc creates it before the host's
     /// connections exist.
     public enum ExecStdio: String, Sendable, CaseIterable {
         case relay

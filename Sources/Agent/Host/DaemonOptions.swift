@@ -31,7 +31,7 @@ public struct DaemonOptions: Sendable, Equatable {
     /// options) for what this agent does not need: accepted, so that the agent starts, and
     /// kept for the start-up log line.
     public var acceptedWithoutEffect: [String] = []
-    public var execStdio = AgentConfiguration.ExecStdio.passThrough
+    public var execStdio = AgentConfiguration.ExecStdio.relay
     /// What the host's shutdown of the VM (ShutdownGraceful/Forced on the VM's id) does once
     /// the agent has stopped serving.
     public var vmShutdown = VMShutdownAction.powerOff
@@ -56,8 +56,9 @@ public struct DaemonOptions: Sendable, Equatable {
           --cgroup-parent PATH   cgroup parent of containers (default /pods)
           -root-mem-reserve-bytes N
                                  RAM kept out of that cgroup's memory limit (default 78643200)
-          --exec-stdio MODE      pass-through (default) or relay, for processes exec'd into
-                                 containers without a terminal
+          --exec-stdio MODE      relay (default) or pass-through (the host's connections
+                                 become fds 0-2: faster, but /dev/stdout cannot be opened),
+                                 for processes exec'd into containers without a terminal
           --vm-shutdown ACTION   on the host's shutdown of the VM: poweroff (default, as
                                  hcsshim's gcs: reboot(RB_POWER_OFF)) or exit (the agent exits 0;
                                  for running it outside a VM, as the tests and demo do)

@@ -137,6 +137,20 @@ public final class AsyncFD: Sendable {
         return Array(buffer[..<n])
     }
 
+    /// Reads until end of file, keeping the first `limit` bytes and counting the rest: for a
+    /// child's output pipe, which must be read to its end (a child blocked writing to a full
+    /// pipe never exits) whatever the child writes.
+    public func drainToEnd(keepingAtMost limit: Int) async throws -> (bytes: [UInt8], discarded: Int) {
+        var kept: [UInt8] = [], discarded = 0
+        while true {
+            let chunk = try await read(upTo: 64 << 10)
+            if chunk.isEmpty { return (kept, discarded) }
+            let room = max(0, limit - kept.count)
+            kept += chunk.prefix(room)
+            discarded += max(0, chunk.count - room)
+        }
+    }
+
     /// Reads until end of file (at most `limit` bytes, then throws E2BIG).
     public func readToEnd(limit: Int = 64 << 20) async throws -> [UInt8] {
         var result: [UInt8] = []

@@ -122,6 +122,33 @@ struct ContainerLifecycleTests {
         }
     }
 
+    @Test("a runc that writes megabytes to stderr and fails: the request fails with the start of it, the agent does not wait for good",
+          .timeLimit(.minutes(1)))
+    func chattyRunc() async throws {
+        let script = #"""
+            #!/bin/sh
+            case " $* " in *" kill "*) exec perl -e '
+                use Fcntl; $| = 1;
+                # Waits for room as runc (Go) does: the pipe from the agent comes non-blocking.
+                fcntl(STDERR, F_SETFL, fcntl(STDERR, F_GETFL, 0) & ~O_NONBLOCK);
+                syswrite(STDERR, "kill failed:" . ("x" x 3000000)) == 3000012 or exit 2; exit 1' ;;
+            esac
+            exec /usr/sbin/runc "$@"
+            """#
+        try await withRuncWrapper(script) { runc in
+            try await withGuest("chatty-runc", arguments: ["--runc", runc]) { guest in
+                try await startContainer(guest, id: "chatty")
+                do {
+                    _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: "chatty")))
+                    Issue.record("runc kill failed, the shutdown did not")
+                } catch let error as GuestRPCError {
+                    #expect(error.base.errorMessage.contains("runc: kill failed:"), "\(error.base.errorMessage.prefix(100))")
+                }
+                _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: "chatty")))
+            }
+        }
+    }
+
     @Test("an init that exits while runc start runs leaves the container stopped, not running")
     func startRace() async throws {
         try await withSlowRunc(command: "start") { runc in
@@ -158,10 +185,6 @@ struct ContainerLifecycleTests {
     /// the container's init has exited and been reaped (by gcs): the init's exit then always
     /// reaches the agent while it still waits for runc, the order that races are made of.
     private func withSlowRunc(command: String, _ body: (String) async throws -> Void) async throws {
-        let directory = "/tmp/gcs-e2e-slow-runc-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        mkdir(directory, 0o755)
-        defer { HostFiles.removeTree(directory) }
-        let wrapper = "\(directory)/runc"
         let script = #"""
             #!/bin/sh
             /usr/sbin/runc "$@" || exit $?
@@ -175,6 +198,15 @@ struct ContainerLifecycleTests {
             exit 0
 
             """#
+        try await withRuncWrapper(script, body)
+    }
+
+    /// Runs `body` with the path of an executable `script`, for gcs's `--runc`.
+    private func withRuncWrapper(_ script: String, _ body: (String) async throws -> Void) async throws {
+        let directory = "/tmp/gcs-e2e-runc-wrapper-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        mkdir(directory, 0o755)
+        defer { HostFiles.removeTree(directory) }
+        let wrapper = "\(directory)/runc"
         // Written by a child shell, never through a descriptor of this process: a process that
         // other tests fork meanwhile would inherit it, and exec'ing the script while any process
         // holds it open for writing fails with ETXTBSY.

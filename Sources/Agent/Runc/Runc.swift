@@ -152,20 +152,38 @@ public struct Runc: Sendable {
             throw error
         }
         errPipe.second.close()
-        let errReader = try AsyncFD(errPipe.first, loop: loop)
-        var outReader: AsyncFD?
-        if let outFDs {
-            Glibc.close(outFDs.write)
-            outReader = try AsyncFD(OwnedFD(adopting: outFDs.read), loop: loop)
+        if let outFDs { Glibc.close(outFDs.write) }
+        // Should watching a pipe fail (epoll out of memory), runc's exit is still claimed: with
+        // its pipes' read ends closed it ends at its first write (EPIPE).
+        let errReader: AsyncFD
+        do {
+            errReader = try AsyncFD(errPipe.first, loop: loop)
+        } catch {
+            if let outFDs { Glibc.close(outFDs.read) }
+            _ = await reaper.wait(pid: pid)
+            throw error
         }
-        let stdoutReader = outReader
-        async let errBytes = errReader.readToEnd(limit: 1 << 20)
-        async let outBytes = stdoutReader?.readToEnd(limit: 16 << 20) ?? []
+        let stdoutReader: AsyncFD?
+        do {
+            stdoutReader = try outFDs.map { try AsyncFD(OwnedFD(adopting: $0.read), loop: loop) }
+        } catch {
+            errReader.close()
+            _ = await reaper.wait(pid: pid)
+            throw error
+        }
+        // Read to the end whatever runc writes: a runc blocked on a full pipe would never exit.
+        async let errBytes = errReader.drainToEnd(keepingAtMost: 1 << 20)
+        async let outBytes = stdoutReader?.drainToEnd(keepingAtMost: 16 << 20) ?? ([], 0)
         let status = await reaper.wait(pid: pid)
-        let stderr = String(decoding: (try? await errBytes) ?? [], as: UTF8.self)
-        let stdout = (try? await outBytes) ?? []
+        let (errKept, errDiscarded) = (try? await errBytes) ?? ([], 0)
+        let (stdout, outDiscarded) = (try? await outBytes) ?? ([], 0)
         errReader.close()
         stdoutReader?.close()
+        var stderr = String(decoding: errKept, as: UTF8.self)
+        if errDiscarded > 0 { stderr += " [\(errDiscarded) more bytes not kept]" }
+        if outDiscarded > 0 {
+            throw BridgeError(.fail, "runc \(args.joined(separator: " ").prefix(200)) wrote more than \(16 << 20) bytes to stdout (\(outDiscarded) not read)")
+        }
         return Output(status: status, stdout: stdout, stderr: stderr)
     }
 

@@ -125,6 +125,7 @@ struct ContainerLifecycleTests {
     @Test("a runc that writes megabytes to stderr and fails: the request fails with the start of it, the agent does not wait for good",
           .timeLimit(.minutes(1)))
     func chattyRunc() async throws {
+        try #require(access("/usr/bin/perl", X_OK) == 0, "the runc stand-in is a perl one-liner (perl-base is essential in Debian)")
         let script = #"""
             #!/bin/sh
             case " $* " in *" kill "*) exec perl -e '

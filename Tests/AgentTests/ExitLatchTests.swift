@@ -78,6 +78,27 @@ struct ExitLatchTests {
         #expect(await latch.answered())
     }
 
+    @Test("a withdrawn answer (no connection) does not count: answered() returns once a later wait's answer goes out", .timeLimit(.minutes(1)))
+    func withdrawn() async throws {
+        let latch = ExitLatch()
+        let done = Mutex(false)
+        let watcher = Task {
+            #expect(await latch.answered())
+            done.withLock { $0 = true }
+        }
+        latch.publish(137)
+        #expect(try await outcome(latch, timeoutMs: nil).get() == 137)
+        latch.withdraw()  // the carried wait's answer found no connection
+        latch.withdraw()  // more withdrawals than codes received change nothing
+        #expect(latch.deliveredCount == 0)
+        #expect(!done.withLock { $0 })
+        #expect(try await outcome(latch, timeoutMs: 50).get() == 137)  // the host's probe
+        #expect(!done.withLock { $0 })  // not until its answer went out
+        latch.acknowledge()
+        await watcher.value
+        #expect(done.withLock { $0 })
+    }
+
     @Test("an abandoned answer ends answered() with false, also for later calls", .timeLimit(.minutes(1)))
     func abandoned() async {
         let latch = ExitLatch()

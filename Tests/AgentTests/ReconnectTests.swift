@@ -8,36 +8,38 @@ import Testing
 
 @Suite("End to end: host disconnect")
 struct ReconnectTests {
-    @Test("containers survive a host disconnect; the agent re-dials, renegotiates and delivers the queued exit notification")
+    @Test("containers survive a host disconnect; the agent re-dials, renegotiates and delivers the queued exit notification once the host has the exit code")
     func reconnect() async throws {
-        try await withGuest("reconnect") { guest in
+        try await withGuest("reconnect", arguments: ["-loglevel", "debug"]) { guest in
             let dying = try await startContainer(guest, id: "dies-while-away")
             try await startContainer(guest, id: "keeps-running")
             var logger = Logger(label: "reconnect")
             logger.logLevel = .warning
-            // The host waits for the init, as hcsshim's shim does; the disconnect cancels that
-            // wait, and the host that comes back does not ask again before the notification.
+            // The host waits for the init, as hcsshim's shim does; the wait outlives the
+            // disconnect, and its answer finds no connection.
             let client = guest.client
             let lostWait = Task { try await client.send(WaitForProcessRequest(base: RequestBase(containerId: "dies-while-away"), processId: dying)) }
             // The task may send after anything sent from here: leave only once the agent lists
-            // the wait as in flight (else no wait was ever lost, and the notification rightly
-            // waits for the host to ask for the exit code).
-            var state = "", asked = 0
-            while !state.contains("ComputeSystemWaitForProcessV1 #") && asked < 100_000 {
-                state = try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+            // the wait as in flight.
+            var ids: [UInt64] = [], asked = 0
+            while ids.isEmpty && asked < 100_000 {
+                ids = waitIDs(in: try await client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks)
                 asked += 1
             }
-            #expect(state.contains("ComputeSystemWaitForProcessV1 #"), "after \(asked) DumpStacks: \(state.prefix(300))")
+            try #require(ids.count == 1, "after \(asked) DumpStacks")
             try await guest.reconnect(logger: logger) {
                 // The host is away: the container's init dies (killed from outside the bridge).
                 #expect(kill(pid_t(dying), SIGKILL) == 0)
+                try await untilDropped(ids, guest)
             }
-            #expect(await (try? lostWait.value) == nil)  // failed with the old connection
+            #expect(await (try? lostWait.value) == nil)  // failed with the old client
+            // The host that comes back asks for the exit code (hcsshim probes); only then does
+            // the notification go out (guest-behaviour §7.6).
+            #expect(try await wait(guest, "dies-while-away", dying, timeoutMs: 50) == 137)
             var notification: ContainerNotification?
             for await n in guest.client.notifications { notification = n; break }
             #expect(notification?.base.containerId == "dies-while-away")
             #expect(notification?.type == "UnexpectedExit")
-            #expect(try await wait(guest, "dies-while-away", dying) == 137)
             let alive = try await guest.run(.exec("keeps-running", Busybox.process(args: ["echo", "still here"])))
             #expect(alive.stdoutText == "still here\n")
             for id in ["dies-while-away", "keeps-running"] {
@@ -45,6 +47,18 @@ struct ReconnectTests {
                 _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
             }
         }
+    }
+
+    /// Returns once gcs has logged that the answers to the requests `ids` found no connection.
+    func untilDropped(_ ids: [UInt64], _ guest: LocalGuest) async throws {
+        func dropped(_ id: UInt64) -> Bool {
+            guest.log().split(separator: "\n").contains { $0.contains("dropping response") && $0.contains(" id=\(id) ") }
+        }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while !ids.allSatisfy(dropped) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(ids.allSatisfy(dropped), "\(guest.log().suffix(1500))")
     }
 
     @Test("waits in flight when the host leaves go on: answered on the new connection once adopted; an exit while the host is away is kept for its next wait",
@@ -78,14 +92,7 @@ struct ReconnectTests {
                 // the agent finds no connection to answer their waits on.
                 #expect(kill(pid_t(awayExternal), SIGKILL) == 0)
                 #expect(kill(pid_t(awayExec), SIGKILL) == 0)
-                func dropped(_ id: UInt64) -> Bool {
-                    guest.log().split(separator: "\n").contains { $0.contains("dropping response") && $0.contains(" id=\(id) ") }
-                }
-                let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-                while !(dropped(ids[1]) && dropped(ids[2])) && ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
-                #expect(dropped(ids[1]) && dropped(ids[2]), "\(guest.log().suffix(1500))")
+                try await untilDropped([ids[1], ids[2]], guest)
             }
             for lost in lostWaits { #expect(await (try? lost.value) == nil) }  // failed with the old client
             // The new host adopts the wait it still has out (hcsshim's PreregisterRPC) and probes

@@ -282,7 +282,7 @@ public actor Container {
     /// Takes back an exited process `forget` dropped, whose exit code the host has not been
     /// told after all (its answer found no connection), unless its pid is in use again.
     func remember(_ process: GuestProcess) {
-        if processes[process.pid] == nil { processes[process.pid] = process }
+        if !deleted, processes[process.pid] == nil { processes[process.pid] = process }
     }
 
     /// Drops an exec'd process whose exit was waited for, and its directory

@@ -261,31 +261,33 @@ public actor AgentHost: BridgeHandler {
         let process = try await process(request.base.containerId, request.processId)
         let code = try await process.wait(timeoutMs: timeout, loop: loop)
         // Only the process waited for: its pid may have been reused by a newer one meanwhile.
+        let owner = request.base.containerId == uvmContainerID ? nil : containers[request.base.containerId]
         if request.base.containerId == uvmContainerID, let known = external[process.pid], known === process {
             external.removeValue(forKey: process.pid)
             if external.isEmpty && external.capacity > 64 { external = [:] }  // do not keep a burst's capacity
             reclaimer.noteRelease()
-        } else if request.base.containerId != uvmContainerID, let container = containers[request.base.containerId] {
+        } else if let owner {
             // An exec'd process waited for is forgotten, with its files (guest-behaviour §7.4):
             // a container probed by exec every few seconds must not pile up records.
-            await container.forget(process)
+            await owner.forget(process)
         }
-        let (loop, containerId) = (self.loop, request.base.containerId)
         return ProcessExitAnswer(exitCode: code, answered: { [self] delivered in
-            process.acknowledgeExit()
-            // The host was away (or had not negotiated yet): keep the code for its next wait,
-            // as hcsshim's host probes with a short one after reconnecting.
-            if !delivered { Task(executorPreference: loop) { await self.keepUndelivered(process, containerId: containerId) } }
+            if delivered { return process.acknowledgeExit() }
+            // The host was away (or had not negotiated yet): the code is kept for its next wait,
+            // as hcsshim's host probes with a short one after reconnecting, and the container's
+            // exit notification waits for that answer.
+            await keepUndelivered(process, owner: owner)
+            process.withdrawExit()
         })
     }
 
     /// Takes back the record `waitForProcess` let go of when its answer could not be sent,
-    /// unless the pid now belongs to a newer process.
-    private func keepUndelivered(_ process: GuestProcess, containerId: String) async {
-        if containerId == uvmContainerID {
-            if external[process.pid] == nil { external[process.pid] = process }
-        } else {
-            await containers[containerId]?.remember(process)
+    /// unless the pid now belongs to a newer process (or the container was deleted).
+    private func keepUndelivered(_ process: GuestProcess, owner: Container?) async {
+        if let owner {
+            await owner.remember(process)
+        } else if external[process.pid] == nil {
+            external[process.pid] = process
         }
     }
 

@@ -30,9 +30,11 @@ final class ExitLatch: Sendable {
         var answerWaiters: [UnsafeContinuation<Bool, Never>] = []
         /// Waits ended by cancellation (the host went away with the request in flight).
         var cancelled = 0
-        /// Every waiter that received the code has answered, and either one did or the host
-        /// lost a wait to a disconnect: a host that reconnects does not ask again (hcsshim's
-        /// sends only short probes), so its notification must not wait for an answer.
+        /// Every waiter that received the code has answered, and either one did or a wait was
+        /// cancelled (its connection ended in a server that does not carry waits across
+        /// connections, or the agent is stopping): nobody is left to ask, so the notification
+        /// must not wait for an answer. A wait whose answer found no connection withdraws
+        /// instead (`withdraw`): the host that comes back asks again (hcsshim probes).
         var isAnswered: Bool { acknowledged == delivered && (acknowledged > 0 || cancelled > 0) }
         /// Nobody will ask any more (the container was deleted): `answered()` returns false.
         var abandoned = false
@@ -119,6 +121,21 @@ final class ExitLatch: Sendable {
             guard s.acknowledged < s.delivered else { return [] }
             s.acknowledged += 1
             guard s.isAnswered else { return [] }
+            defer { s.answerWaiters = [] }
+            return s.answerWaiters
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    /// A waiter that received the code could not pass it on (no negotiated connection): as if
+    /// it had never received it, so the exit counts as answered once another waiter's answer
+    /// goes out (the host that comes back asks again). Once per received code, instead of
+    /// `acknowledge`.
+    func withdraw() {
+        let waiters = state.withLock { s -> [UnsafeContinuation<Bool, Never>] in
+            guard s.acknowledged < s.delivered else { return [] }
+            s.delivered -= 1
+            guard s.isAnswered, !s.abandoned else { return [] }
             defer { s.answerWaiters = [] }
             return s.answerWaiters
         }

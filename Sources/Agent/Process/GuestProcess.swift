@@ -60,6 +60,9 @@ public actor GuestProcess {
     /// Called once per `wait` that returned the code, when its answer has gone out.
     public nonisolated func acknowledgeExit() { latch.acknowledge() }
 
+    /// Called instead of `acknowledgeExit` when the answer could not go out (no connection).
+    public nonisolated func withdrawExit() { latch.withdraw() }
+
     /// True once the exit code has been answered to the host, false if that will not happen
     /// (see `ExitLatch.answered`).
     public nonisolated func exitAnswered() async -> Bool {

@@ -49,9 +49,9 @@ public enum ShutdownReply: Sendable {
 /// host's next wait.
 public struct ProcessExitAnswer: Sendable {
     public var exitCode: UInt32
-    public var answered: (@Sendable (_ delivered: Bool) -> Void)?
+    public var answered: (@Sendable (_ delivered: Bool) async -> Void)?
 
-    public init(exitCode: UInt32, answered: (@Sendable (_ delivered: Bool) -> Void)? = nil) {
+    public init(exitCode: UInt32, answered: (@Sendable (_ delivered: Bool) async -> Void)? = nil) {
         self.exitCode = exitCode
         self.answered = answered
     }

@@ -77,10 +77,12 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
         session.attach(self)
         let ending: Ending = await withDiscardingTaskGroup { group in
             let ending = await readLoop(group: &group, carried: &carried)
+            // At once, not after the handlers cancelled below have ended (a create runs to its
+            // end): a wait's answer due meanwhile must not go to a connection that is ending.
+            session.detach(self)
             group.cancelAll()
             return ending
         }
-        session.detach(self)
         writer.fail(EventLoopError.closed)
         connection.close()
         return ending
@@ -153,9 +155,10 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
         case .dispatch(.negotiateProtocol(let request)):
             // Answered inline so that requests read after it see the negotiated state (§7.2).
             let body: Data
+            var succeeded = false
             do {
                 let version = try RequestRouter.negotiate(request)
-                negotiated.store(true, ordering: .releasing)
+                succeeded = true
                 let capabilities = GcsCapabilities(guestDefinedCapabilities: handler.guestCapabilities)
                 body = OutgoingBodies.response(
                     NegotiateProtocolResponse(base: ResponseBase(activityId: request.base.activityId), version: version, capabilities: capabilities),
@@ -163,7 +166,14 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
             } catch {
                 body = OutgoingBodies.failure(error, activityId: request.base.activityId, limit: outgoingLimit)
             }
-            group.addTask { try? await self.send(type: header.type.responseIdentifier, id: header.id, body: body) }
+            // Queued before the connection counts as negotiated: what the negotiated state lets
+            // out (a carried wait's answer, a queued notification) cannot overtake it, and a
+            // host meets no answer to an id it has not re-registered yet ahead of it.
+            let mustDrain = try? body.withUnsafeBytes { bytes in
+                try writer.append { $0.appendFrame(type: header.type.responseIdentifier, id: header.id, body: bytes) }
+            }
+            if succeeded { negotiated.store(true, ordering: .releasing) }
+            if mustDrain == true { group.addTask { try? await self.writer.drain() } }
         case .dispatch(let routed):
             if case .waitForProcess = routed {
                 carried.addTask { await self.run(routed, header: header) }
@@ -184,7 +194,7 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
         defer { if !answered { inFlight.end(token) } }
         let body: Data
         // Runs once the response is written, or could not be.
-        var afterResponse: (@Sendable (_ delivered: Bool) -> Void)?
+        var afterResponse: (@Sendable (_ delivered: Bool) async -> Void)?
         do {
             switch routed {
             case .negotiateProtocol:
@@ -244,10 +254,10 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
             } else {
                 try await send(type: header.type.responseIdentifier, id: header.id, body: body)
             }
-            afterResponse?(true)
+            await afterResponse?(true)
         } catch {
+            await afterResponse?(false)
             logger.debug("dropping response: no connection to send it on", metadata: ["id": "\(header.id)", "type": "\(header.type)", "error": "\(error)"])
-            afterResponse?(false)
         }
     }
 
@@ -257,8 +267,12 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
         return OutgoingBodies.response(response, limit: outgoingLimit)
     }
 
+    /// Returns once the frame itself is written (not merely queued behind a write that may
+    /// yet fail): the session's caller learns whether the host got the answer.
     func sendResponse(type: MessageIdentifier, id: UInt64, body: Data) async throws {
-        try await send(type: type, id: id, body: body)
+        try await writer.sendAwaitingWrite { buffer in
+            body.withUnsafeBytes { buffer.appendFrame(type: type, id: id, body: $0) }
+        }
     }
 
     private func send(type: MessageIdentifier, id: UInt64, body: Data) async throws {

@@ -9,10 +9,13 @@ import Synchronization
 /// outstanding (hcsshim's `PreregisterRPC`), expecting each answer when its process exits, on
 /// whichever connection is current then (bridge-protocol §1.2). So `BridgeServer` runs
 /// WaitForProcess in a task group that outlives its connection and answers through the
-/// session. An answer due while no negotiated connection is up is not sent: a host only learns
-/// the old ids after negotiating, and an answer whose id it does not know tears its bridge
+/// session. An answer due while no negotiated connection is up is not sent: a host learns the
+/// old ids only after negotiating, and an answer whose id it does not know tears its bridge
 /// down. The handler hears that the answer was not delivered (`ProcessExitAnswer.answered`)
-/// and keeps the exit code for the host's next wait (hcsshim probes with a short one).
+/// and keeps the exit code for the host's next wait (hcsshim probes with a short one). This
+/// narrows the window, it does not close it: hcsshim re-registers a process's wait some time
+/// after negotiating, and a process that exits in between is answered to an id the host does
+/// not know yet, as with Go's guest.
 public final class BridgeSession: Sendable {
     /// Why an answer was not sent.
     public enum Undelivered: Error, Sendable, Equatable {
@@ -36,8 +39,9 @@ public final class BridgeSession: Sendable {
         current.withLock { if $0 === connection { $0 = nil } }
     }
 
-    /// Writes a response on the current connection once it has negotiated; throws
-    /// `Undelivered` when there is none, or the connection's error if the write fails.
+    /// Writes a response on the current connection once it has negotiated, returning when the
+    /// frame is written; throws `Undelivered` when there is none, or the connection's error if
+    /// the write fails.
     func respond(type: MessageIdentifier, id: UInt64, body: Data) async throws {
         let connection = current.withLock { c -> (any SessionConnection)? in
             guard let c, c.isNegotiated else { return nil }

@@ -1,7 +1,8 @@
 import Synchronization
 
-/// The requests a bridge connection is handling right now, for DumpStacks: what the host is
-/// waiting for and for how long (a WaitForProcess that never returns, a create stuck in runc).
+/// The requests the bridge is handling right now (WaitForProcess ones carried over from an
+/// earlier connection included), for DumpStacks: what the host is waiting for and for how long
+/// (a WaitForProcess that never returns, a create stuck in runc).
 /// One lock, one dictionary entry per request; nothing is kept once a request is answered.
 final class InFlightRequests: Sendable {
     private struct Entry {

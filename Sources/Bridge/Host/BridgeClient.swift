@@ -121,6 +121,7 @@ public final class BridgeClient: Sendable {
             if let closed = s.closed { throw closed }
             guard s.pending[id] == nil else { throw .protocolViolation("request id \(id) is already awaiting a response") }
             s.pending[id] = pending
+            s.nextID = max(s.nextID, id &+ 1)  // no new request takes the id (hcsshim seeds above them)
         }
         return AdoptedRequest(slot: slot)
     }

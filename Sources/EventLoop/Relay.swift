@@ -15,10 +15,13 @@ import Synchronization
 /// - Fairness: a relay moves at most `turnBudget` bytes per turn, then yields to the others.
 /// - End: at source EOF the destination is half-closed (`shutdown(SHUT_WR)` for a socket, close
 ///   for anything else) as `Options.onSourceEOF` says; errors end the relay and are reported.
+/// - Re-dial (`Options.redial`): a destination whose peer went away is replaced by a new one,
+///   which first gets the last bytes delivered again, and the stream goes on.
 public final class Relay: @unchecked Sendable {
     // @unchecked: the mutable state below is confined to the loop thread (every entry point
     // hops there with `loop.execute`); what other threads read is in `counters` and `completion`,
-    // both synchronised (Atomic, Mutex).
+    // both synchronised (Atomic, Mutex), and `destination`, read elsewhere only after the relay
+    // ended (its last write happened before `finish` published the outcome under the lock).
 
     /// What to do with the destination when the source reaches EOF.
     public enum EOFAction: Sendable {
@@ -46,11 +49,22 @@ public final class Relay: @unchecked Sendable {
         public var closeSourceAtEnd = true
         /// Close the destination when the relay ends with an error.
         public var closeDestinationOnError = true
+        /// When set, a write to the destination that fails because its peer went away (EPIPE,
+        /// ECONNRESET, ENOTCONN) does not end the relay: the destination is closed and this is
+        /// called (on the loop) for a new one, which gets the last `replayBytes` delivered
+        /// again, then what was read and not delivered, then the rest. nil from it ends the
+        /// relay with the write's error. Such a relay copies (one copy per byte to keep the
+        /// tail), never splices. For output that must outlive a host reconnect (a container's
+        /// init, guest-behaviour §6).
+        public var redial: (@Sendable () async -> AsyncFD?)?
+        public var replayBytes = 128 << 10
         public init() {}
     }
 
     public let source: AsyncFD
-    public let destination: AsyncFD
+    /// The destination now (another one after a re-dial). Loop-thread state: read it elsewhere
+    /// only once the relay has ended (`wait()`).
+    public private(set) var destination: AsyncFD
     public let options: Options
     let loop: EventLoop
 
@@ -65,6 +79,8 @@ public final class Relay: @unchecked Sendable {
     private var started = false
     private var finished = false
     private var queuedForTurn = false
+    /// Waiting for `options.redial` to give a new destination: the source is not read.
+    private var redialling = false
     /// The destination's write readiness is asked for (a loop-thread copy of the registration's
     /// own flag, so a relay's wait does not take the registration's lock to find out).
     private var watchingDestination = false
@@ -79,7 +95,8 @@ public final class Relay: @unchecked Sendable {
         self.destination = destination
         self.options = options
         self.loop = source.loop
-        self.engine = RelayEngine(source: source.rawValue, destination: destination.rawValue, mechanism: options.mechanism)
+        self.engine = RelayEngine(source: source.rawValue, destination: destination.rawValue, mechanism: options.mechanism,
+                                  replayBytes: options.redial == nil ? nil : options.replayBytes)
     }
 
     /// Bytes delivered so far.
@@ -133,7 +150,7 @@ public final class Relay: @unchecked Sendable {
     // MARK: Loop thread
 
     func pump() {
-        guard started, !finished else { return }
+        guard started, !finished, !redialling else { return }
         do {
             _ = try source.registration.beginOp()
             defer { source.registration.endOp() }
@@ -163,8 +180,43 @@ public final class Relay: @unchecked Sendable {
             }
         } catch {
             moved.store(engine.delivered, ordering: .relaxed)
-            finish(error: error)
+            if let redial = options.redial, Self.peerWentAway(error) {
+                redialDestination(redial, after: error)
+            } else {
+                finish(error: error)
+            }
         }
+    }
+
+    static func peerWentAway(_ error: any Error) -> Bool {
+        guard let code = (error as? SyscallError)?.errno else { return false }
+        return code == EPIPE || code == ECONNRESET || code == ENOTCONN
+    }
+
+    /// The destination's peer went away: close it, ask for a new one, go on with it.
+    private func redialDestination(_ redial: @escaping @Sendable () async -> AsyncFD?, after error: any Error) {
+        redialling = true
+        blocked.store(false, ordering: .relaxed)
+        if destination.registration.driver === self { destination.registration.driver = nil }
+        watchingDestination = false
+        destination.close()
+        Task(executorPreference: loop) { [self] in
+            let next = await redial()
+            loop.execute { self.redialled(next, after: error) }
+        }
+    }
+
+    private func redialled(_ next: AsyncFD?, after error: any Error) {
+        redialling = false
+        guard !finished else { next?.close(); return }  // cancelled meanwhile
+        guard let next, next.loop === loop else {
+            next?.close()
+            return finish(error: error)
+        }
+        destination = next
+        engine.replaceDestination(next.rawValue)
+        next.registration.driver = self
+        pump()
     }
 
     private func endOfSource() throws {

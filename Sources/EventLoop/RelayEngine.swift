@@ -28,10 +28,10 @@ struct RelayEngine {
     enum Mode { case splice, copy }
 
     let source: Int32
-    let destination: Int32
+    private(set) var destination: Int32
     let sourceIsPipe: Bool
-    let destinationIsPipe: Bool
-    let destinationIsSocket: Bool
+    private(set) var destinationIsPipe: Bool
+    private(set) var destinationIsSocket: Bool
     let sourceIsTTY: Bool
     let policy: RelayMechanism
     private(set) var mode: Mode
@@ -49,6 +49,8 @@ struct RelayEngine {
     private var sourceEOF = false
     /// Adaptation: consecutive transfers that looked chatty (splice) or bulk (copy).
     private var streak = 0
+    /// The last bytes delivered, for a relay whose destination may be replaced (copy mode only).
+    private var replay: ReplayTail?
 
     static let spliceChunk = 1 << 20
     static let middlePipeSize: Int32 = 256 << 10
@@ -61,7 +63,9 @@ struct RelayEngine {
     static let bulkAbove = 32 << 10
     static let bulkStreak = 8
 
-    init(source: Int32, destination: Int32, mechanism: RelayMechanism) {
+    /// `replayBytes`: keep that many of the last bytes delivered, to send again to a replacement
+    /// destination (`replaceDestination`); the relay then copies, never splices.
+    init(source: Int32, destination: Int32, mechanism: RelayMechanism, replayBytes: Int? = nil) {
         self.source = source
         self.destination = destination
         sourceIsPipe = Self.isPipe(source)
@@ -69,8 +73,22 @@ struct RelayEngine {
         destinationIsSocket = Self.isSocket(destination)
         sourceIsTTY = isatty(source) == 1
         let cannotSplice = sourceIsTTY || isatty(destination) == 1
-        policy = cannotSplice ? .copy : mechanism
+        policy = cannotSplice || replayBytes != nil ? .copy : mechanism
         mode = policy == .copy ? .copy : .splice
+        replay = replayBytes.map { ReplayTail(capacity: $0) }
+    }
+
+    /// Goes on to `fd` after the destination failed: the kept tail goes first, then what was
+    /// read and not yet delivered, then the rest of the stream. `delivered` counts them all.
+    mutating func replaceDestination(_ fd: Int32) {
+        destination = fd
+        destinationIsPipe = Self.isPipe(fd)
+        destinationIsSocket = Self.isSocket(fd)
+        var pending = replay?.contents() ?? []
+        if overflowEnd > overflowStart { pending += overflow![overflowStart..<overflowEnd] }
+        overflowStart = 0
+        overflowEnd = 0
+        if !pending.isEmpty { pending.withUnsafeBytes { stash($0) } }
     }
 
     /// The last `.waiting` may be on a full destination: it said so, or it came from a direct
@@ -95,6 +113,7 @@ struct RelayEngine {
         inMiddle = 0
         overflow?.deallocate()
         overflow = nil
+        replay?.release()
     }
 
     /// Moves bytes until something would block, the source ends, or `budget` bytes moved.
@@ -105,6 +124,7 @@ struct RelayEngine {
             if overflowEnd > overflowStart {
                 let chunk = UnsafeRawBufferPointer(rebasing: overflow![overflowStart..<overflowEnd])
                 guard case .done(let n) = try writeDestination(chunk) else { return .waiting(backpressured: true) }
+                replay?.record(UnsafeRawBufferPointer(rebasing: chunk[..<n]))
                 overflowStart += n
                 delivered += UInt64(n)
                 used += n
@@ -176,7 +196,13 @@ struct RelayEngine {
         adapt(transferred: n, full: n >= Self.bulkAbove)
         let data = UnsafeRawBufferPointer(rebasing: buffer[..<n])
         var written = 0
-        if case .done(let w) = try writeDestination(data) { written = w }
+        do {
+            if case .done(let w) = try writeDestination(data) { written = w }
+        } catch {
+            stash(data)  // read, not delivered: kept for a replacement destination
+            throw error
+        }
+        replay?.record(UnsafeRawBufferPointer(rebasing: data[..<written]))
         delivered += UInt64(written)
         used += written
         if written < n { stash(UnsafeRawBufferPointer(rebasing: data[written...])) }

@@ -36,6 +36,8 @@ public actor Container {
     public private(set) var exitType: ContainerExitType = .unexpected
     public private(set) var initPID: pid_t = 0
     private var initProcess: GuestProcess?
+    /// Re-dials the init's output after a host reconnect; stopped by a shutdown or a delete.
+    private var initStdioRedial: StdioRedial?
     private var processes: [pid_t: GuestProcess] = [:]
     private var prepared: PreparedInitIO?
     private var processCounter = 0
@@ -117,8 +119,11 @@ public actor Container {
         logger.warning("exec set-up failed after runc started the process: killed", metadata: ["id": "\(id)", "pid": "\(pid)"])
     }
 
-    /// Starts the init (ExecuteProcess without OciProcess): wires stdio, `runc start`.
-    func startInit(_ connections: StdioConnections, onExit: @escaping @Sendable (ContainerNotification) async -> Void) async throws -> pid_t {
+    /// Starts the init (ExecuteProcess without OciProcess): wires stdio, `runc start`. Its
+    /// stdout and stderr are re-dialled through `redial` when the host's end goes away, until
+    /// the container is shut down or deleted.
+    func startInit(_ connections: StdioConnections, ports: VsockStdioRelaySettings, redial: StdioRedial,
+                   onExit: @escaping @Sendable (ContainerNotification) async -> Void) async throws -> pid_t {
         guard !deleted else {
             connections.closeAll()
             throw BridgeError(.systemNotFound, "container \(id) was deleted")
@@ -132,13 +137,15 @@ public actor Container {
         do {
             switch prepared {
             case .terminal(let master):
-                io = try ProcessIO.terminal(connections, master: master.take(), loop: loop)
+                io = try ProcessIO.terminal(connections, master: master.take(), loop: loop, redial: redial.dialer(port: ports.stdOut))
             case .pipes(let stdin, let stdout, let stderr):
                 io = ProcessIO.pipes(connections,
                                      stdinWrite: try AsyncFD(stdin.take(), loop: loop),
                                      stdoutRead: try AsyncFD(stdout.take(), loop: loop),
-                                     stderrRead: try AsyncFD(stderr.take(), loop: loop))
+                                     stderrRead: try AsyncFD(stderr.take(), loop: loop),
+                                     redial: (redial.dialer(port: ports.stdOut), redial.dialer(port: ports.stdErr)))
             }
+            initStdioRedial = redial
         } catch {
             connections.closeAll()  // the host's listeners are not left connected to nothing
             throw error
@@ -318,12 +325,14 @@ public actor Container {
             if exitType == requested && status != .stopped { exitType = previous }
             throw error
         }
+        initStdioRedial?.stop()  // as Go's guest: the host that shut it down reads no more
     }
 
     /// DeleteContainerState (§7.11 steps 5 and 7): `runc delete`, then the agent's run
     /// directory, the scratch directory and the bundle, removed off the loop thread.
     func delete() async throws {
         deleted = true
+        initStdioRedial?.stop()
         initProcess?.abandonExitAnswer()
         var firstError: (any Error)?
         // Forced once the init's start has begun: `runc start` may be running right now, and

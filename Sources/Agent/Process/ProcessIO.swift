@@ -78,8 +78,10 @@ public final class ProcessIO: Sendable {
     }
 
     /// Pipes between the process and the host: `pipes` are the agent's ends (stdin write end,
-    /// stdout and stderr read ends); a stream the host did not ask for is closed here.
-    static func pipes(_ connections: StdioConnections, stdinWrite: AsyncFD?, stdoutRead: AsyncFD?, stderrRead: AsyncFD?) -> ProcessIO {
+    /// stdout and stderr read ends); a stream the host did not ask for is closed here. With
+    /// `redial`, stdout and stderr outlive a host reconnect (`StdioRedial`).
+    static func pipes(_ connections: StdioConnections, stdinWrite: AsyncFD?, stdoutRead: AsyncFD?, stderrRead: AsyncFD?,
+                      redial: (stdout: (@Sendable () async -> AsyncFD?)?, stderr: (@Sendable () async -> AsyncFD?)?) = (nil, nil)) -> ProcessIO {
         var stdinRelay: Relay?
         if let conn = connections.stdin, let pipe = stdinWrite {
             stdinRelay = Relay(from: conn, to: pipe)
@@ -87,16 +89,19 @@ public final class ProcessIO: Sendable {
             stdinWrite?.close()  // the process reads EOF at once
         }
         var outputs: [Relay] = []
-        for (pipe, conn) in [(stdoutRead, connections.stdout), (stderrRead, connections.stderr)] {
+        for (pipe, conn, redial) in [(stdoutRead, connections.stdout, redial.stdout), (stderrRead, connections.stderr, redial.stderr)] {
             guard let pipe else { continue }
-            if let conn { outputs.append(Relay(from: pipe, to: conn)) } else { pipe.close() }
+            var options = Relay.Options()
+            options.redial = redial
+            if let conn { outputs.append(Relay(from: pipe, to: conn, options: options)) } else { pipe.close() }
         }
         return ProcessIO(stdinRelay: stdinRelay, outputRelays: outputs, connections: connections)
     }
 
     /// A terminal: stdin -> pty master, pty master -> stdout. stderr is never used with a tty.
     /// Each direction gets its own descriptor of the master (relays own one registration each).
-    static func terminal(_ connections: StdioConnections, master: consuming OwnedFD, loop: EventLoop) throws -> ProcessIO {
+    static func terminal(_ connections: StdioConnections, master: consuming OwnedFD, loop: EventLoop,
+                         redial: (@Sendable () async -> AsyncFD?)? = nil) throws -> ProcessIO {
         let writer = try master.duplicate()
         let reader = try AsyncFD(master, loop: loop)
         let masterIn = try AsyncFD(writer, loop: loop, writeOnly: true)
@@ -110,6 +115,7 @@ public final class ProcessIO: Sendable {
         if let conn = connections.stdout {
             var options = Relay.Options()
             options.closeSourceAtEnd = false  // kept for resize until finish()
+            options.redial = redial
             outputs.append(Relay(from: reader, to: conn, options: options))
         }
         connections.stderr?.close()
@@ -131,9 +137,14 @@ public final class ProcessIO: Sendable {
         for relay in outputRelays {
             _ = await relay.wait()
         }
+        // The connections the output went out on at the end (a re-dialled relay's are new).
+        var outputEnds = [connections.stdout, connections.stderr].compactMap { $0 }
+        for relay in outputRelays where !outputEnds.contains(where: { $0 === relay.destination }) {
+            outputEnds.append(relay.destination)
+        }
         if terminal == nil {
             // Clean-close handshake: the host closes its end once it has read everything.
-            for conn in [connections.stdout, connections.stderr].compactMap({ $0 }) where !conn.isClosed {
+            for conn in outputEnds where !conn.isClosed {
                 _ = try? await conn.read(upTo: 1)
             }
         }
@@ -141,6 +152,7 @@ public final class ProcessIO: Sendable {
         terminal?.close()
         terminalWriter?.close()
         connections.closeAll()
+        for conn in outputEnds { conn.close() }
     }
 
     /// A start that failed after the relays began: stops them and closes the host's

@@ -1,0 +1,42 @@
+import EventLoop
+import Logging
+import Synchronization
+
+/// Re-dials a container init's stdout and stderr ports when the host's end of one goes away,
+/// as a live-migrating host expects (guest-behaviour §6, "reconnecting init output"): every
+/// 100 ms until a dial connects, or until `stop()` (the container was shut down or deleted).
+/// The relays (`Relay.Options.redial`) then send the last 128 KiB again and go on, so a
+/// container that logs to stdout neither loses its output nor dies of SIGPIPE when the host
+/// reconnects.
+final class StdioRedial: Sendable {
+    private let transport: any Transport
+    private let loop: EventLoop
+    private let logger: Logger
+    private let stopped = Atomic<Bool>(false)
+
+    init(transport: any Transport, loop: EventLoop, logger: Logger) {
+        self.transport = transport
+        self.loop = loop
+        self.logger = logger
+    }
+
+    /// Re-dialling ends: a relay waiting for a connection ends with its write's error.
+    func stop() { stopped.store(true, ordering: .releasing) }
+
+    /// What a relay calls for a new connection to `port` (nil for a port the host gave none).
+    func dialer(port: UInt32) -> (@Sendable () async -> AsyncFD?)? {
+        guard port != 0 else { return nil }
+        return { [self] in
+            logger.info("init stdio connection lost; re-dialling", metadata: ["port": "\(port)"])
+            while !stopped.load(ordering: .acquiring) {
+                if let connection = try? await transport.dial(port: port) {
+                    if stopped.load(ordering: .acquiring) { connection.close(); return nil }
+                    logger.info("init stdio re-dialled", metadata: ["port": "\(port)"])
+                    return connection
+                }
+                guard (try? await loop.sleep(for: .milliseconds(100))) != nil else { return nil }
+            }
+            return nil
+        }
+    }
+}

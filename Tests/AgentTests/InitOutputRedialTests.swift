@@ -1,0 +1,60 @@
+import Bridge
+import EventLoop
+import Glibc
+import HostSupport
+import Testing
+
+/// A container init's output across a host reconnect of its stdio (live migration,
+/// guest-behaviour §6 "reconnecting init output").
+@Suite("End to end: init output re-dialled")
+struct InitOutputRedialTests {
+    @Test("the init's stdout connection lost: the agent re-dials the port, sends the last output again, then the rest",
+          .timeLimit(.minutes(1)))
+    func redialled() async throws {
+        try await withGuest("init-redial") { guest in
+            let id = "talker"
+            // Echoes each line of stdin to stdout: the test decides when output happens.
+            try await guest.createContainer(id: id, spec: Busybox.spec(rootfs: sharedRootfs,
+                                                                       args: ["sh", "-c", "while read line; do echo out $line; done"]))
+            let listeners = try guest.stdioListeners(stdin: true, stdout: true, stderr: false)
+            defer { listeners.close() }
+            var parameters = ProcessParameters()
+            parameters.createStdInPipe = true
+            parameters.createStdOutPipe = true
+            let request = ExecuteProcessRequest(base: RequestBase(containerId: id),
+                                                settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
+                                                                                 vsockStdioRelaySettings: listeners.settings))
+            async let stdinConnection = listeners.stdin!.listener.accept()
+            async let stdoutConnection = listeners.stdout!.listener.accept()
+            let pid = try await guest.client.send(request).processId
+            let stdin = try await stdinConnection, firstStdout = try await stdoutConnection
+            defer { stdin.close() }
+            try await stdin.writeAll(Array("1\n".utf8))
+            #expect(try await readExactly(firstStdout, 6) == "out 1\n")
+            firstStdout.close()  // the host's end goes away (a live migration's blackout)
+            async let redial = listeners.stdout!.listener.accept()
+            try await stdin.writeAll(Array("2\n".utf8))
+            let secondStdout = try await redial
+            defer { secondStdout.close() }
+            // The kept tail first (the old connection's buffers may have held it), then the rest.
+            #expect(try await readExactly(secondStdout, 12) == "out 1\nout 2\n")
+            try await stdin.writeAll(Array("3\n".utf8))
+            #expect(try await readExactly(secondStdout, 6) == "out 3\n")
+            try stdin.shutdownWrite()  // the init reads EOF and exits
+            #expect(try await secondStdout.readToEnd().isEmpty)
+            secondStdout.close()
+            #expect(try await wait(guest, id, pid) == 0)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
+    private func readExactly(_ connection: AsyncFD, _ count: Int) async throws -> String {
+        var bytes: [UInt8] = []
+        while bytes.count < count {
+            let chunk = try await connection.read(upTo: count - bytes.count)
+            if chunk.isEmpty { break }
+            bytes += chunk
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -81,6 +81,8 @@ public final class Relay: @unchecked Sendable {
     private var queuedForTurn = false
     /// Waiting for `options.redial` to give a new destination: the source is not read.
     private var redialling = false
+    /// The task asking `options.redial`, cancelled if the relay ends first.
+    private var redialTask: Task<Void, Never>?
     /// The destination's write readiness is asked for (a loop-thread copy of the registration's
     /// own flag, so a relay's wait does not take the registration's lock to find out).
     private var watchingDestination = false
@@ -96,7 +98,7 @@ public final class Relay: @unchecked Sendable {
         self.options = options
         self.loop = source.loop
         self.engine = RelayEngine(source: source.rawValue, destination: destination.rawValue, mechanism: options.mechanism,
-                                  replayBytes: options.redial == nil ? nil : options.replayBytes)
+                                  replayBytes: options.redial == nil ? nil : max(1, options.replayBytes))
     }
 
     /// Bytes delivered so far.
@@ -200,7 +202,7 @@ public final class Relay: @unchecked Sendable {
         if destination.registration.driver === self { destination.registration.driver = nil }
         watchingDestination = false
         destination.close()
-        Task(executorPreference: loop) { [self] in
+        redialTask = Task(executorPreference: loop) { [self] in
             let next = await redial()
             loop.execute { self.redialled(next, after: error) }
         }
@@ -208,6 +210,7 @@ public final class Relay: @unchecked Sendable {
 
     private func redialled(_ next: AsyncFD?, after error: any Error) {
         redialling = false
+        redialTask = nil
         guard !finished else { next?.close(); return }  // cancelled meanwhile
         guard let next, next.loop === loop else {
             next?.close()
@@ -233,6 +236,7 @@ public final class Relay: @unchecked Sendable {
     private func finish(error: (any Error)?) {
         guard !finished else { return }
         finished = true
+        redialTask?.cancel()  // its dial, if it still gets one, is closed by `redialled`
         if source.registration.driver === self { source.registration.driver = nil }
         if destination.registration.driver === self { destination.registration.driver = nil }
         engine.releaseResources()

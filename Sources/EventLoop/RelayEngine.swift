@@ -51,6 +51,9 @@ struct RelayEngine {
     private var streak = 0
     /// The last bytes delivered, for a relay whose destination may be replaced (copy mode only).
     private var replay: ReplayTail?
+    /// Bytes at the front of `overflow` that are the tail sent again to a replacement: already
+    /// in `replay`, so not recorded a second time when delivered.
+    private var replayInOverflow = 0
 
     static let spliceChunk = 1 << 20
     static let middlePipeSize: Int32 = 256 << 10
@@ -84,11 +87,15 @@ struct RelayEngine {
         destination = fd
         destinationIsPipe = Self.isPipe(fd)
         destinationIsSocket = Self.isSocket(fd)
-        var pending = replay?.contents() ?? []
+        // A tail still being sent to the previous replacement is the ring's own content: skip it.
+        overflowStart = min(overflowStart + replayInOverflow, overflowEnd)
+        let tail = replay?.contents() ?? []
+        var pending = tail
         if overflowEnd > overflowStart { pending += overflow![overflowStart..<overflowEnd] }
         overflowStart = 0
         overflowEnd = 0
         if !pending.isEmpty { pending.withUnsafeBytes { stash($0) } }
+        replayInOverflow = tail.count
     }
 
     /// The last `.waiting` may be on a full destination: it said so, or it came from a direct
@@ -124,7 +131,11 @@ struct RelayEngine {
             if overflowEnd > overflowStart {
                 let chunk = UnsafeRawBufferPointer(rebasing: overflow![overflowStart..<overflowEnd])
                 guard case .done(let n) = try writeDestination(chunk) else { return .waiting(backpressured: true) }
-                replay?.record(UnsafeRawBufferPointer(rebasing: chunk[..<n]))
+                if replay != nil {
+                    let replayed = min(n, replayInOverflow)
+                    replayInOverflow -= replayed
+                    replay!.record(UnsafeRawBufferPointer(rebasing: chunk[replayed..<n]))
+                }
                 overflowStart += n
                 delivered += UInt64(n)
                 used += n

@@ -42,6 +42,40 @@ struct RelayRedialTests {
         }
     }
 
+    @Test("a second replacement gets the tail of what was delivered, the first replay not repeated in it",
+          .timeLimit(.minutes(1)))
+    func replacedTwice() async throws {
+        try await withLoop("relay-redial-twice") { loop in
+            let second = try AsyncFD.socketPair(loop: loop), third = try AsyncFD.socketPair(loop: loop)
+            let replacements = Mutex([second.0, third.0])
+            var options = Relay.Options()
+            options.replayBytes = 1000
+            options.redial = { replacements.withLock { $0.isEmpty ? nil : $0.removeFirst() } }
+            let (input, relay, output) = try pipeToSocketRelay(loop, options: options)
+            relay.start()
+            let first = Self.pattern(300, seed: 1), middle = Self.pattern(200, seed: 2), last = Self.pattern(100, seed: 3)
+            func read(_ connection: AsyncFD, _ count: Int) async throws -> [UInt8] {
+                var got: [UInt8] = []
+                while got.count < count {
+                    let chunk = try await connection.read(upTo: count - got.count)
+                    if chunk.isEmpty { break }
+                    got += chunk
+                }
+                return got
+            }
+            try await input.writeAll(first)
+            #expect(try await read(output, 300) == first)
+            output.close()
+            try await input.writeAll(middle)
+            #expect(try await read(second.1, 500) == first + middle)
+            second.1.close()
+            try await input.writeAll(last)
+            input.close()
+            #expect(try await third.1.readToEnd() == first + middle + last)
+            #expect(await relay.wait().error == nil)
+        }
+    }
+
     @Test("no replacement (the re-dial stopped): the relay ends with the write's error", .timeLimit(.minutes(1)))
     func notReplaced() async throws {
         try await withLoop("relay-redial-stop") { loop in

@@ -24,17 +24,26 @@ final class StdioRedial: Sendable {
     func stop() { stopped.store(true, ordering: .releasing) }
 
     /// What a relay calls for a new connection to `port` (nil for a port the host gave none).
+    /// The first attempt is immediate unless the previous re-dial of the port succeeded less
+    /// than a second ago (a host that accepts and drops at once is not dialled in a tight loop).
+    /// Ends with nil when stopped or when the relay's task is cancelled (the relay ended).
     func dialer(port: UInt32) -> (@Sendable () async -> AsyncFD?)? {
         guard port != 0 else { return nil }
+        let lastSuccess = Mutex<ContinuousClock.Instant?>(nil)
         return { [self] in
             logger.info("init stdio connection lost; re-dialling", metadata: ["port": "\(port)"])
-            while !stopped.load(ordering: .acquiring) {
+            var pause = lastSuccess.withLock { $0 }.map { ContinuousClock.now - $0 < .seconds(1) } ?? false
+            while !stopped.load(ordering: .acquiring) && !Task.isCancelled {
+                if pause {
+                    guard (try? await loop.sleep(for: .milliseconds(100))) != nil else { return nil }
+                }
+                pause = true
                 if let connection = try? await transport.dial(port: port) {
-                    if stopped.load(ordering: .acquiring) { connection.close(); return nil }
+                    if stopped.load(ordering: .acquiring) || Task.isCancelled { connection.close(); return nil }
+                    lastSuccess.withLock { $0 = .now }
                     logger.info("init stdio re-dialled", metadata: ["port": "\(port)"])
                     return connection
                 }
-                guard (try? await loop.sleep(for: .milliseconds(100))) != nil else { return nil }
             }
             return nil
         }

@@ -3,8 +3,9 @@
 /// buffers held when it went is lost; sending this tail again recovers it, at the cost of
 /// repeating some bytes the host had read (fine for logs, which is what it is used for).
 ///
-/// A ring of `capacity` bytes, allocated at the first byte: one copy per delivered byte, which
-/// is why only relays that may be re-dialled keep one. Loop-thread state of its relay's engine.
+/// A ring of up to `capacity` bytes that grows with what is recorded (a container that logged
+/// 2 KiB keeps 4 KiB, not 128): one copy per delivered byte, which is why only relays that may
+/// be re-dialled keep one. Loop-thread state of its relay's engine.
 struct ReplayTail {
     let capacity: Int
     private var storage: UnsafeMutableRawBufferPointer?
@@ -25,21 +26,38 @@ struct ReplayTail {
             source += length - capacity
             length = capacity
         }
-        if storage == nil { storage = .allocate(byteCount: capacity, alignment: 16) }
-        let base = storage!.baseAddress!
-        let first = min(length, capacity - end)
+        grow(toHold: count + length)
+        let size = storage!.count, base = storage!.baseAddress!
+        let first = min(length, size - end)
         (base + end).copyMemory(from: source, byteCount: first)
         if length > first { base.copyMemory(from: source + first, byteCount: length - first) }
-        end = (end + length) % capacity
-        count = min(capacity, count + length)
+        end = (end + length) % size
+        count = min(size, count + length)
+    }
+
+    /// Makes room for `needed` bytes (at most `capacity`), doubling from 4 KiB; the kept bytes
+    /// move to the front of the new ring.
+    private mutating func grow(toHold needed: Int) {
+        let size = storage?.count ?? 0
+        guard size < capacity, needed > size else { return }
+        var newSize = max(4096, size)
+        while newSize < needed { newSize *= 2 }
+        newSize = min(newSize, capacity)
+        let kept = contents()
+        storage?.deallocate()
+        storage = .allocate(byteCount: newSize, alignment: 16)
+        kept.withUnsafeBytes { storage!.copyMemory(from: $0) }
+        count = kept.count
+        end = kept.count % newSize
     }
 
     /// The kept bytes, oldest first.
     func contents() -> [UInt8] {
         guard let storage, count > 0 else { return [] }
-        let start = (end - count + capacity) % capacity
-        if start + count <= capacity { return Array(storage[start..<(start + count)]) }
-        return Array(storage[start..<capacity]) + Array(storage[0..<(count - (capacity - start))])
+        let size = storage.count
+        let start = (end - count + size) % size
+        if start + count <= size { return Array(storage[start..<(start + count)]) }
+        return Array(storage[start..<size]) + Array(storage[0..<(count - (size - start))])
     }
 
     mutating func release() {

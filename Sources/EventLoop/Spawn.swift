@@ -28,6 +28,13 @@ public enum Spawn {
     /// Spawns `request` with `stdio[i]` as the child's fd i (nil: /dev/null). The descriptors
     /// are borrowed: the caller keeps owning (and closes) them. Returns the child's pid.
     public static func start(_ request: SpawnRequest, stdio: [Int32?]) throws(SyscallError) -> pid_t {
+        // A C string ends at its first NUL: an argument "a\0b" would silently run as "a". Go's
+        // os.StartProcess refuses such a string with EINVAL; so does this.
+        func hasNUL(_ s: String) -> Bool { s.utf8.contains(0) }
+        if hasNUL(request.path) || request.arguments.contains(where: hasNUL) || request.environment.contains(where: hasNUL)
+            || request.workingDirectory.map(hasNUL) == true || request.controllingTTY.map(hasNUL) == true {
+            throw SyscallError("spawn(\(request.path)): a NUL byte in an argument, the environment or a path", errno: EINVAL)
+        }
         var argv = request.arguments.map { strdup($0) }
         argv.append(nil)
         var envp = request.environment.map { strdup($0) }

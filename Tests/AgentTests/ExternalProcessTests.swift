@@ -47,7 +47,7 @@ struct ExternalProcessTests {
         }
     }
 
-    @Test("a program that is not there: a clear error naming it, with and without stdio or a terminal; nothing leaks, the agent keeps serving")
+    @Test("a program that is not there, or a NUL byte in an argument: a clear error, with and without stdio or a terminal; nothing leaks, the agent keeps serving")
     func missingProgram() async throws {
         try await withGuest("missing-program") { guest in
             _ = try await guest.run(.utilityVM, args: ["/bin/true"])
@@ -66,6 +66,17 @@ struct ExternalProcessTests {
                     Issue.record("a missing program started")
                 } catch let error as GuestRPCError {
                     #expect(error.base.errorMessage.contains("executable file not found in $PATH"), "\(error.base.errorMessage)")
+                }
+            }
+            // A NUL byte (JSON \u0000) in an argument or the environment: refused, as Go refuses it
+            // (EINVAL), not cut short at the NUL and run.
+            for (args, environment) in [(["/bin/echo", "cut\u{0}short"], [:]), (["/bin/true"], ["A": "b\u{0}c"])] {
+                do {
+                    _ = try await guest.start(.utilityVM, args: args, stdout: false, stderr: false, environment: environment)
+                    Issue.record("a NUL byte was passed on: \(args) \(environment)")
+                } catch let error as GuestRPCError {
+                    #expect(error.hresult == .fail)
+                    #expect(error.base.errorMessage.contains("NUL byte"), "\(error.base.errorMessage)")
                 }
             }
             let result = try await guest.run(.utilityVM, args: ["/bin/sh", "-c", "echo still serving"])

@@ -70,6 +70,25 @@ struct GoJSONDecoderTests {
         #expect(error.message.contains("Query"))
     }
 
+    @Test("ModifySettings without Settings for a type that has them is invalid JSON, as in Go; null Settings are the zero value")
+    func modifySettingsWithoutSettings() {
+        func route(_ body: String) -> RouteDecision {
+            var text = body
+            return text.withUTF8 { RequestRouter.route(type: .modifySettings, body: UnsafeRawBufferPointer($0), negotiated: true) }
+        }
+        guard case .reject(let error, _) = route(#"{"ContainerId":"c","Request":{"ResourceType":"ContainerConstraints","RequestType":"Update"}}"#) else {
+            Issue.record("accepted without Settings"); return
+        }
+        #expect(error.hresult == .invalidJSON)
+        #expect(error.message.contains("Settings"), "\(error.message)")
+        guard case .dispatch = route(#"{"ContainerId":"c","Request":{"ResourceType":"ContainerConstraints","RequestType":"Update","Settings":null}}"#) else {
+            Issue.record("null Settings refused"); return
+        }
+        guard case .dispatch = route(#"{"ContainerId":"c","Request":{"ResourceType":"PodCgroupMemoryLimit","RequestType":"Update"}}"#) else {
+            Issue.record("PodCgroupMemoryLimit, which has no Settings, refused"); return
+        }
+    }
+
     @Test("null where a value is required reads as the zero value, as in Go")
     func nullIsTheZeroValue() throws {
         let decoder = BridgeJSON.decoder

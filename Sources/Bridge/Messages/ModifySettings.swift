@@ -86,7 +86,12 @@ public enum ResourceSettings: Sendable, Hashable {
 
     static func decode<K: CodingKey>(resourceType: String, from c: KeyedDecodingContainer<K>, key: K) throws -> ResourceSettings {
         func settings<T: Decodable>(_ type: T.Type, _ fallback: @autoclosure () -> T) throws -> T {
-            try c.go(key, fallback())
+            // Go unmarshals the raw `Settings` into the type: `null` leaves it zero, but no
+            // `Settings` at all is "unexpected end of JSON input" (no `runc update` with nothing).
+            guard c.contains(key) else {
+                throw DecodingError.keyNotFound(key, .init(codingPath: c.codingPath, debugDescription: "no Settings for \(resourceType): unexpected end of JSON input"))
+            }
+            return try c.go(key, fallback())
         }
         switch resourceType {
         case "MappedVirtualDisk": return .mappedVirtualDisk(try settings(MappedVirtualDisk.self, MappedVirtualDisk()))

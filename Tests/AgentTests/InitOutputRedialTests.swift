@@ -31,7 +31,11 @@ struct InitOutputRedialTests {
             defer { stdin.close() }
             try await stdin.writeAll(Array("1\n".utf8))
             #expect(try await readExactly(firstStdout, 6) == "out 1\n")
-            firstStdout.close()  // the host's end goes away (a live migration's blackout)
+            // The host's end goes away (a live migration's blackout). Shut down before it is
+            // closed: a child another test is spawning (vfork, before exec) may hold a copy of
+            // the descriptor, which would keep the socket up for the agent's next send.
+            try firstStdout.shutdownRead()
+            firstStdout.close()
             async let redial = listeners.stdout!.listener.accept()
             try await stdin.writeAll(Array("2\n".utf8))
             let secondStdout = try await redial

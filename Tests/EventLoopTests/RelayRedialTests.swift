@@ -6,6 +6,15 @@ import Testing
 /// `Relay.Options.redial`: output that outlives its destination's peer (a host reconnect).
 @Suite("Relay re-dial")
 struct RelayRedialTests {
+    /// The host's end goes away. Shut down before it is closed: a child another test is
+    /// spawning right now (vfork, before its exec closes what it inherited) may hold a copy of
+    /// the descriptor, and the socket only goes when the last copy does; a send meanwhile would
+    /// succeed into the dying socket instead of failing.
+    static func hangUp(_ end: AsyncFD) {
+        try? end.shutdownRead()
+        end.close()
+    }
+
     private static func pattern(_ count: Int, seed: Int) -> [UInt8] {
         (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) }
     }
@@ -29,7 +38,7 @@ struct RelayRedialTests {
             var got: [UInt8] = []
             while got.count < first.count { got += try await output.read(upTo: 4096) }
             #expect(got == first)
-            output.close()  // the host's end goes away; the next send fails (EPIPE)
+            Self.hangUp(output)  // the host's end goes away; the next send fails (EPIPE)
             async let written: Void = { try await input.writeAll(rest); input.close() }()
             let replayed = try await replacementReader.readToEnd()
             try await written
@@ -65,10 +74,10 @@ struct RelayRedialTests {
             }
             try await input.writeAll(first)
             #expect(try await read(output, 300) == first)
-            output.close()
+            Self.hangUp(output)
             try await input.writeAll(middle)
             #expect(try await read(second.1, 500) == first + middle)
-            second.1.close()
+            Self.hangUp(second.1)
             try await input.writeAll(last)
             input.close()
             #expect(try await third.1.readToEnd() == first + middle + last)
@@ -83,7 +92,7 @@ struct RelayRedialTests {
             options.redial = { nil }
             let (input, relay, output) = try pipeToSocketRelay(loop, options: options)
             relay.start()
-            output.close()
+            Self.hangUp(output)
             try await input.writeAll(Self.pattern(100, seed: 3))
             let outcome = await relay.wait()
             #expect((outcome.error as? SyscallError).map { [EPIPE, ECONNRESET].contains($0.errno) } == true, "\(outcome)")

@@ -65,7 +65,13 @@ public final class Relay: @unchecked Sendable {
     /// The destination now (another one after a re-dial). Loop-thread state: read it elsewhere
     /// only once the relay has ended (`wait()`).
     public private(set) var destination: AsyncFD
-    public let options: Options
+    // What the relay needs of its `Options` (not the whole struct: a relay's size counts when
+    // a thousand processes have two relays each).
+    private let onSourceEOF: EOFAction
+    private let closeSourceAtEnd: Bool
+    private let closeDestinationOnError: Bool
+    /// Set for a relay whose destination may be re-dialled (`Options.redial`).
+    private let redial: Redial?
     let loop: EventLoop
 
     /// Counters other threads may read (dump stacks, benchmarks).
@@ -79,10 +85,15 @@ public final class Relay: @unchecked Sendable {
     private var started = false
     private var finished = false
     private var queuedForTurn = false
-    /// Waiting for `options.redial` to give a new destination: the source is not read.
-    private var redialling = false
-    /// The task asking `options.redial`, cancelled if the relay ends first.
-    private var redialTask: Task<Void, Never>?
+    /// A re-dialled relay's loop-thread state, boxed (most relays have none).
+    private final class Redial {
+        let dial: @Sendable () async -> AsyncFD?
+        /// Waiting for `dial` to give a new destination: the source is not read.
+        var inProgress = false
+        /// The task asking `dial`, cancelled if the relay ends first.
+        var task: Task<Void, Never>?
+        init(_ dial: @escaping @Sendable () async -> AsyncFD?) { self.dial = dial }
+    }
     /// The destination's write readiness is asked for (a loop-thread copy of the registration's
     /// own flag, so a relay's wait does not take the registration's lock to find out).
     private var watchingDestination = false
@@ -95,7 +106,10 @@ public final class Relay: @unchecked Sendable {
         precondition(source.loop === destination.loop, "relay ends on different loops")
         self.source = source
         self.destination = destination
-        self.options = options
+        onSourceEOF = options.onSourceEOF
+        closeSourceAtEnd = options.closeSourceAtEnd
+        closeDestinationOnError = options.closeDestinationOnError
+        redial = options.redial.map(Redial.init)
         self.loop = source.loop
         self.engine = RelayEngine(source: source.rawValue, destination: destination.rawValue, mechanism: options.mechanism,
                                   replayBytes: options.redial == nil ? nil : max(1, options.replayBytes))
@@ -152,7 +166,7 @@ public final class Relay: @unchecked Sendable {
     // MARK: Loop thread
 
     func pump() {
-        guard started, !finished, !redialling else { return }
+        guard started, !finished, redial?.inProgress != true else { return }
         do {
             _ = try source.registration.beginOp()
             defer { source.registration.endOp() }
@@ -182,7 +196,7 @@ public final class Relay: @unchecked Sendable {
             }
         } catch {
             moved.store(engine.delivered, ordering: .relaxed)
-            if let redial = options.redial, Self.peerWentAway(error) {
+            if let redial, Self.peerWentAway(error) {
                 redialDestination(redial, after: error)
             } else {
                 finish(error: error)
@@ -196,21 +210,22 @@ public final class Relay: @unchecked Sendable {
     }
 
     /// The destination's peer went away: close it, ask for a new one, go on with it.
-    private func redialDestination(_ redial: @escaping @Sendable () async -> AsyncFD?, after error: any Error) {
-        redialling = true
+    private func redialDestination(_ redial: Redial, after error: any Error) {
+        redial.inProgress = true
         blocked.store(false, ordering: .relaxed)
         if destination.registration.driver === self { destination.registration.driver = nil }
         watchingDestination = false
         destination.close()
-        redialTask = Task(executorPreference: loop) { [self] in
-            let next = await redial()
+        let dial = redial.dial
+        redial.task = Task(executorPreference: loop) { [self] in
+            let next = await dial()
             loop.execute { self.redialled(next, after: error) }
         }
     }
 
     private func redialled(_ next: AsyncFD?, after error: any Error) {
-        redialling = false
-        redialTask = nil
+        redial?.inProgress = false
+        redial?.task = nil
         guard !finished else { next?.close(); return }  // cancelled meanwhile
         guard let next, next.loop === loop else {
             next?.close()
@@ -223,7 +238,7 @@ public final class Relay: @unchecked Sendable {
     }
 
     private func endOfSource() throws {
-        guard options.onSourceEOF == .halfCloseDestination else { return }
+        guard onSourceEOF == .halfCloseDestination else { return }
         if engine.destinationIsSocket {
             do { try destination.shutdownWrite() } catch let error as SyscallError where error.errno == ENOTCONN {
                 // The peer is gone already: nothing to half-close.
@@ -236,12 +251,12 @@ public final class Relay: @unchecked Sendable {
     private func finish(error: (any Error)?) {
         guard !finished else { return }
         finished = true
-        redialTask?.cancel()  // its dial, if it still gets one, is closed by `redialled`
+        redial?.task?.cancel()  // its dial, if it still gets one, is closed by `redialled`
         if source.registration.driver === self { source.registration.driver = nil }
         if destination.registration.driver === self { destination.registration.driver = nil }
         engine.releaseResources()
-        if options.closeSourceAtEnd { source.close() }
-        if error != nil && options.closeDestinationOnError { destination.close() }
+        if closeSourceAtEnd { source.close() }
+        if error != nil && closeDestinationOnError { destination.close() }
         blocked.store(false, ordering: .relaxed)
         let outcome = Outcome(bytes: engine.delivered, error: error)
         let waiter = completion.withLock { c -> UnsafeContinuation<Outcome, Never>? in

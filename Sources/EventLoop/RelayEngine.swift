@@ -50,10 +50,7 @@ struct RelayEngine {
     /// Adaptation: consecutive transfers that looked chatty (splice) or bulk (copy).
     private var streak = 0
     /// The last bytes delivered, for a relay whose destination may be replaced (copy mode only).
-    private var replay: ReplayTail?
-    /// Bytes at the front of `overflow` that are the tail sent again to a replacement: already
-    /// in `replay`, so not recorded a second time when delivered.
-    private var replayInOverflow = 0
+    private let replay: ReplayState?
 
     static let spliceChunk = 1 << 20
     static let middlePipeSize: Int32 = 256 << 10
@@ -78,7 +75,7 @@ struct RelayEngine {
         let cannotSplice = sourceIsTTY || isatty(destination) == 1
         policy = cannotSplice || replayBytes != nil ? .copy : mechanism
         mode = policy == .copy ? .copy : .splice
-        replay = replayBytes.map { ReplayTail(capacity: $0) }
+        replay = replayBytes.map { ReplayState(capacity: $0) }
     }
 
     /// Goes on to `fd` after the destination failed: the kept tail goes first, then what was
@@ -88,14 +85,14 @@ struct RelayEngine {
         destinationIsPipe = Self.isPipe(fd)
         destinationIsSocket = Self.isSocket(fd)
         // A tail still being sent to the previous replacement is the ring's own content: skip it.
-        overflowStart = min(overflowStart + replayInOverflow, overflowEnd)
-        let tail = replay?.contents() ?? []
+        overflowStart = min(overflowStart + (replay?.inOverflow ?? 0), overflowEnd)
+        let tail = replay?.tail.contents() ?? []
         var pending = tail
         if overflowEnd > overflowStart { pending += overflow![overflowStart..<overflowEnd] }
         overflowStart = 0
         overflowEnd = 0
         if !pending.isEmpty { pending.withUnsafeBytes { stash($0) } }
-        replayInOverflow = tail.count
+        replay?.inOverflow = tail.count
     }
 
     /// The last `.waiting` may be on a full destination: it said so, or it came from a direct
@@ -120,7 +117,7 @@ struct RelayEngine {
         inMiddle = 0
         overflow?.deallocate()
         overflow = nil
-        replay?.release()
+        replay?.tail.release()
     }
 
     /// Moves bytes until something would block, the source ends, or `budget` bytes moved.
@@ -131,10 +128,10 @@ struct RelayEngine {
             if overflowEnd > overflowStart {
                 let chunk = UnsafeRawBufferPointer(rebasing: overflow![overflowStart..<overflowEnd])
                 guard case .done(let n) = try writeDestination(chunk) else { return .waiting(backpressured: true) }
-                if replay != nil {
-                    let replayed = min(n, replayInOverflow)
-                    replayInOverflow -= replayed
-                    replay!.record(UnsafeRawBufferPointer(rebasing: chunk[replayed..<n]))
+                if let replay {
+                    let replayed = min(n, replay.inOverflow)
+                    replay.inOverflow -= replayed
+                    replay.tail.record(UnsafeRawBufferPointer(rebasing: chunk[replayed..<n]))
                 }
                 overflowStart += n
                 delivered += UInt64(n)
@@ -213,7 +210,7 @@ struct RelayEngine {
             stash(data)  // read, not delivered: kept for a replacement destination
             throw error
         }
-        replay?.record(UnsafeRawBufferPointer(rebasing: data[..<written]))
+        replay?.tail.record(UnsafeRawBufferPointer(rebasing: data[..<written]))
         delivered += UInt64(written)
         used += written
         if written < n { stash(UnsafeRawBufferPointer(rebasing: data[written...])) }

@@ -1,3 +1,14 @@
+/// A re-dialled relay's replay state, boxed: every relay carries one pointer for it, not the
+/// ring's fields (a thousand tty processes have two thousand relays, none of them re-dialled).
+final class ReplayState {
+    var tail: ReplayTail
+    /// Bytes at the front of the engine's overflow that are the tail sent again to a
+    /// replacement: already in `tail`, so not recorded a second time when delivered.
+    var inOverflow = 0
+
+    init(capacity: Int) { tail = ReplayTail(capacity: capacity) }
+}
+
 /// The last bytes a relay delivered, kept so that they can be sent again after its destination
 /// is replaced (a host connection re-dialled after it dropped). Whatever the old connection's
 /// buffers held when it went is lost; sending this tail again recovers it, at the cost of

@@ -52,6 +52,41 @@ struct InitOutputRedialTests {
         }
     }
 
+    @Test("a host that stops listening, then shuts the container down: the re-dial stops and the init's exit is answered",
+          .timeLimit(.minutes(1)))
+    func redialStoppedByShutdown() async throws {
+        try await withGuest("init-redial-stop") { guest in
+            let id = "abandoned"
+            try await guest.createContainer(id: id, spec: Busybox.spec(rootfs: sharedRootfs,
+                                                                       args: ["sh", "-c", "while read line; do echo out $line; done"]))
+            let listeners = try guest.stdioListeners(stdin: true, stdout: true, stderr: false)
+            var parameters = ProcessParameters()
+            parameters.createStdInPipe = true
+            parameters.createStdOutPipe = true
+            let request = ExecuteProcessRequest(base: RequestBase(containerId: id),
+                                                settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
+                                                                                 vsockStdioRelaySettings: listeners.settings))
+            async let stdinConnection = listeners.stdin!.listener.accept()
+            async let stdoutConnection = listeners.stdout!.listener.accept()
+            let pid = try await guest.client.send(request).processId
+            let stdin = try await stdinConnection, stdout = try await stdoutConnection
+            defer { stdin.close() }
+            listeners.close()  // the host stops listening: every re-dial is refused
+            try stdout.shutdownRead()  // (shut down first: see InitOutputRedialTests.redialled)
+            stdout.close()
+            try await stdin.writeAll(Array("1\n".utf8))  // the init's echo finds the host gone
+            let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+            while !guest.log().contains("init stdio connection lost; re-dialling") && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(guest.log().contains("init stdio connection lost; re-dialling"))
+            // The relay re-dials in vain until the shutdown stops it; then the exit goes out.
+            _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+            #expect(try await wait(guest, id, pid) == 137)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
     private func readExactly(_ connection: AsyncFD, _ count: Int) async throws -> String {
         var bytes: [UInt8] = []
         while bytes.count < count {

@@ -59,19 +59,11 @@ struct InitOutputRedialTests {
             let id = "abandoned"
             try await guest.createContainer(id: id, spec: Busybox.spec(rootfs: sharedRootfs,
                                                                        args: ["sh", "-c", "while read line; do echo out $line; done"]))
-            let listeners = try guest.stdioListeners(stdin: true, stdout: true, stderr: false)
-            var parameters = ProcessParameters()
-            parameters.createStdInPipe = true
-            parameters.createStdOutPipe = true
-            let request = ExecuteProcessRequest(base: RequestBase(containerId: id),
-                                                settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
-                                                                                 vsockStdioRelaySettings: listeners.settings))
-            async let stdinConnection = listeners.stdin!.listener.accept()
-            async let stdoutConnection = listeners.stdout!.listener.accept()
-            let pid = try await guest.client.send(request).processId
-            let stdin = try await stdinConnection, stdout = try await stdoutConnection
+            // `start` closes its listeners once connected: the host stops listening, and every
+            // re-dial is refused.
+            let (pid, stdio) = try await guest.start(.containerInit(id), stdin: true, stdout: true, stderr: false)
+            let stdin = try #require(stdio.stdin), stdout = try #require(stdio.stdout)
             defer { stdin.close() }
-            listeners.close()  // the host stops listening: every re-dial is refused
             try stdout.shutdownRead()  // (shut down first: see InitOutputRedialTests.redialled)
             stdout.close()
             try await stdin.writeAll(Array("1\n".utf8))  // the init's echo finds the host gone

@@ -205,11 +205,12 @@ public actor AgentHost: BridgeHandler {
         // nothing was started that the agent would then have to track for nobody.
         let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
                                                           stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe)
-        let redial = parameters.ociProcess == nil ? StdioRedial(transport: transport, loop: loop, logger: logger) : nil
+        let logger = self.logger
         let pid = try await Self.runToCompletion(on: loop) { () async throws -> pid_t in
-            guard let redial else {
-                return try await container.exec(process: parameters.ociProcess ?? .null, connections: connections)
+            if let ociProcess = parameters.ociProcess {
+                return try await container.exec(process: ociProcess, connections: connections)
             }
+            let redial = StdioRedial(transport: transport, loop: loop, logger: logger)
             return try await container.startInit(connections, ports: ports, redial: redial) { notification in await notify(notification) }
         }
         return UInt32(pid)

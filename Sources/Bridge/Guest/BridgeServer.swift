@@ -187,84 +187,48 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
 
     // MARK: Handling
 
+    /// Answers one request in its task. Kept to a few awaits, and logging is out of line: its
+    /// async frame is allocated for every request (see `RequestAnswers`).
     private func run(_ routed: RoutedRequest, header: FrameHeader) async {
-        let activityId = routed.base.activityId
         let token = inFlight.begin(type: header.type, sequence: header.id, containerId: routed.base.containerId)
-        var answered = false
-        defer { if !answered { inFlight.end(token) } }
-        let body: Data
-        // Runs once the response is written, or could not be.
-        var afterResponse: (@Sendable (_ delivered: Bool) async -> Void)?
-        do {
-            switch routed {
-            case .negotiateProtocol:
-                return  // handled inline
-            case .create(let request, let settings):
-                body = encode(try await handler.createContainer(request, settings: settings), activityId)
-            case .start(let request):
-                try await handler.startContainer(request)
-                body = encode(EmptyResponse(), activityId)
-            case .shutdownGraceful(let request):
-                if try await handler.shutdownContainer(request.base, forced: false) == .noResponse { return }
-                body = encode(EmptyResponse(), activityId)
-            case .shutdownForced(let request):
-                if try await handler.shutdownContainer(request.base, forced: true) == .noResponse { return }
-                body = encode(EmptyResponse(), activityId)
-            case .executeProcess(let request, let parameters):
-                body = encode(ExecuteProcessResponse(processId: try await handler.executeProcess(request, parameters: parameters)), activityId)
-            case .waitForProcess(let request):
-                let answer = try await handler.waitForProcess(request)
-                afterResponse = answer.answered
-                body = encode(WaitForProcessResponse(exitCode: answer.exitCode), activityId)
-            case .signalProcess(let request):
-                try await handler.signalProcess(request)
-                body = encode(EmptyResponse(), activityId)
-            case .resizeConsole(let request):
-                try await handler.resizeConsole(request)
-                body = encode(EmptyResponse(), activityId)
-            case .getProperties(let request, let query):
-                let document = try await handler.getProperties(request, query: query)
-                let text = try document.embedded(fittingEncodedBytes: outgoingLimit - 128 - activityId.utf8.count)
-                body = encode(GetPropertiesResponse(properties: text), activityId)
-            case .modifySettings(let request):
-                try await handler.modifySettings(request)
-                body = encode(EmptyResponse(), activityId)
-            case .dumpStacks(let request):
-                // The requests first: the handler's state may be long and is cut at the end.
-                let requests = inFlight.report(excluding: token)
-                body = encode(DumpStacksResponse(guestStacks: requests + (try await handler.dumpStacks(request))), activityId)
-            case .deleteContainerState(let request):
-                try await handler.deleteContainerState(request)
-                body = encode(EmptyResponse(), activityId)
-            }
-        } catch {
-            let bridgeError = error as? BridgeError ?? BridgeError(.fail, String(describing: error))
-            if logger.logLevel <= .debug {
-                logger.debug("bridge request failed", metadata: ["type": "\(header.type)", "id": "\(header.id)", "error": "\(bridgeError)"])
-            }
-            body = OutgoingBodies.failure(bridgeError, activityId: activityId, limit: outgoingLimit)
-        }
+        let inFlight = self.inFlight
+        let answer = await RequestAnswers(handler: handler, outgoingLimit: outgoingLimit)
+            .answer(routed, activityId: routed.base.activityId, inFlightReport: { inFlight.report(excluding: token) })
         // Answered: no longer in flight, even while the response is being written.
         inFlight.end(token)
-        answered = true
+        if let failure = answer.failure { logFailure(failure, header: header) }
+        guard let body = answer.body else { return }
+        let delivered = await deliver(body, header: header, carried: routed.isWaitForProcess)
+        await answer.afterResponse?(delivered)
+    }
+
+    /// Sends a response; whether it was written (or, for a wait, whether it was written on the
+    /// session's current connection, perhaps a later one than it came on).
+    @inline(never)
+    private func deliver(_ body: Data, header: FrameHeader, carried: Bool) async -> Bool {
         do {
-            if case .waitForProcess = routed {
-                // Perhaps on a later connection than the one it came on.
+            if carried {
                 try await session.respond(type: header.type.responseIdentifier, id: header.id, body: body)
             } else {
                 try await send(type: header.type.responseIdentifier, id: header.id, body: body)
             }
-            await afterResponse?(true)
+            return true
         } catch {
-            await afterResponse?(false)
-            logger.debug("dropping response: no connection to send it on", metadata: ["id": "\(header.id)", "type": "\(header.type)", "error": "\(error)"])
+            logUndelivered(error, header: header)
+            return false
         }
     }
 
-    private func encode<R: BridgeResponse>(_ response: R, _ activityId: String) -> Data {
-        var response = response
-        response.base.activityId = activityId
-        return OutgoingBodies.response(response, limit: outgoingLimit)
+    @inline(never)
+    private func logFailure(_ failure: BridgeError, header: FrameHeader) {
+        if logger.logLevel <= .debug {
+            logger.debug("bridge request failed", metadata: ["type": "\(header.type)", "id": "\(header.id)", "error": "\(failure)"])
+        }
+    }
+
+    @inline(never)
+    private func logUndelivered(_ error: any Error, header: FrameHeader) {
+        logger.debug("dropping response: no connection to send it on", metadata: ["id": "\(header.id)", "type": "\(header.type)", "error": "\(error)"])
     }
 
     /// Returns once the frame itself is written (not merely queued behind a write that may

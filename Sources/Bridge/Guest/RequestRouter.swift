@@ -1,5 +1,5 @@
 /// A decoded, validated request, ready for a handler.
-public enum RoutedRequest: Sendable {
+public indirect enum RoutedRequest: Sendable {
     case negotiateProtocol(NegotiateProtocolRequest)
     case create(CreateContainerRequest, ContainerSettings)
     case start(StartContainerRequest)
@@ -13,6 +13,12 @@ public enum RoutedRequest: Sendable {
     case modifySettings(ModifySettingsRequest)
     case dumpStacks(DumpStacksRequest)
     case deleteContainerState(DeleteContainerStateRequest)
+
+    /// Whether this is a WaitForProcess (which may outlive its connection).
+    public var isWaitForProcess: Bool {
+        if case .waitForProcess = self { return true }
+        return false
+    }
 
     /// The request base (for `ActivityId` echo and logging).
     public var base: RequestBase {

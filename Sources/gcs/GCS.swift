@@ -95,7 +95,7 @@ enum GCS {
         // The host's shutdown of the VM stops serving like SIGTERM does; `main` then powers the
         // VM off (or exits, `--vm-shutdown exit`).
         let host = AgentHost(configuration: configuration, transport: transport, reaper: reaper, loop: loop, logger: logger,
-                             onVMShutdown: { GCS.vmShutdownRequested.store(true, ordering: .relaxed); connections.stop() }) {
+                             link: connections.link, onVMShutdown: { GCS.vmShutdownRequested.store(true, ordering: .relaxed); connections.stop() }) {
             await connections.send($0)
         }
         let podsLimit = host.maintainPodsMemoryLimit()

@@ -67,16 +67,85 @@ struct InitOutputRedialTests {
             try stdout.shutdownRead()  // (shut down first: see InitOutputRedialTests.redialled)
             stdout.close()
             try await stdin.writeAll(Array("1\n".utf8))  // the init's echo finds the host gone
-            let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-            while !guest.log().contains("init stdio connection lost; re-dialling") && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(5))
-            }
-            #expect(guest.log().contains("init stdio connection lost; re-dialling"))
+            try await expectLog(guest, "init stdio connection lost; re-dialling")
             // The relay re-dials in vain until the shutdown stops it; then the exit goes out.
             _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
             #expect(try await wait(guest, id, pid) == 137)
             _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
         }
+    }
+
+    @Test("a host that closes the init's stdout for good while the bridge stays up: the re-dial is abandoned after the grace, and the init's exit is answered",
+          .timeLimit(.minutes(1)))
+    func redialAbandonedWhileConnected() async throws {
+        try await withGuest("init-redial-abandon", arguments: ["--stdio-redial-grace-ms", "300"]) { guest in
+            let id = "closed-for-good"
+            let (pid, stdin) = try await startWithStdoutGone(guest, id, script: "read line; echo out $line; exit 3")
+            defer { stdin.close() }
+            try await expectLog(guest, "init stdio re-dial abandoned")
+            #expect(try await wait(guest, id, pid) == 3)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
+    @Test("SIGKILL to an init whose output is being re-dialled stops the re-dial, and its exit is answered", .timeLimit(.minutes(1)))
+    func redialStoppedBySignal() async throws {
+        // A grace far beyond the time limit: only the signal can end the re-dial.
+        try await withGuest("init-redial-signal", arguments: ["--stdio-redial-grace-ms", "600000"]) { guest in
+            let id = "signalled"
+            let (pid, stdin) = try await startWithStdoutGone(guest, id, script: "while read line; do echo out $line; done")
+            defer { stdin.close() }
+            _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: id), processId: pid,
+                                                                 options: SignalProcessOptions(signal: SIGKILL)))
+            #expect(try await wait(guest, id, pid) == 137)
+            #expect(guest.log().contains("init stdio re-dial stopped"))
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
+    @Test("an init that exits while its output is re-dialled, then a shutdown whose runc kill fails: the re-dial stops, the exit is answered",
+          .timeLimit(.minutes(1)))
+    func redialStoppedByFailedShutdown() async throws {
+        try await withGuest("init-redial-dead", arguments: ["--stdio-redial-grace-ms", "600000"]) { guest in
+            let id = "exited"
+            let (pid, stdin) = try await startWithStdoutGone(guest, id, script: "read line; echo out $line; exit 3")
+            defer { stdin.close() }
+            // The init exits and is reaped (its pid is gone); its exit is held with its output.
+            let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+            while kill(pid_t(pid), 0) == 0 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(kill(pid_t(pid), 0) != 0)
+            // runc kill fails: the container is not running.
+            let refused = await #expect(throws: GuestRPCError.self) {
+                _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+            }
+            #expect(refused?.hresult == .systemAlreadyStopped)
+            #expect(try await wait(guest, id, pid) == 3)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
+    /// Creates and starts container `id` running `sh -c script` with stdin and stdout, closes
+    /// the host's end of stdout (and its listener: re-dials are refused), sends one line, and
+    /// returns once the agent is re-dialling the output that line produced.
+    private func startWithStdoutGone(_ guest: LocalGuest, _ id: String, script: String) async throws -> (UInt32, AsyncFD) {
+        try await guest.createContainer(id: id, spec: Busybox.spec(rootfs: sharedRootfs, args: ["sh", "-c", script]))
+        let (pid, stdio) = try await guest.start(.containerInit(id), stdin: true, stdout: true, stderr: false)
+        let stdin = try #require(stdio.stdin), stdout = try #require(stdio.stdout)
+        try stdout.shutdownRead()  // (shut down first: see InitOutputRedialTests.redialled)
+        stdout.close()
+        try await stdin.writeAll(Array("1\n".utf8))
+        try await expectLog(guest, "init stdio connection lost; re-dialling")
+        return (pid, stdin)
+    }
+
+    private func expectLog(_ guest: LocalGuest, _ text: String) async throws {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while !guest.log().contains(text) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(guest.log().contains(text))
     }
 
     private func readExactly(_ connection: AsyncFD, _ count: Int) async throws -> String {

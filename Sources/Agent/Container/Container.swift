@@ -303,11 +303,16 @@ public actor Container {
     }
 
     /// SignalProcess; SIGTERM/SIGKILL to the init set the exit type the notification reports.
+    /// A signal that asks the init to end (TERM, KILL, INT, QUIT) also stops its stdio re-dial,
+    /// as Go's guest does on every signal to the init: a host ending the container reads no
+    /// more, and an init blocked on output that waits for a host that will not listen again
+    /// could not exit, nor its exit be reported.
     func signal(pid: UInt32, signal: Int32) throws {
         let target = try process(pid)
         try target.signal(signal)
         if pid == UInt32(initPID) {
             if signal == SIGTERM { exitType = .graceful } else if signal == SIGKILL { exitType = .forced }
+            if [SIGTERM, SIGKILL, SIGINT, SIGQUIT].contains(signal) { initStdioRedial?.stop() }
         }
     }
 
@@ -317,6 +322,9 @@ public actor Container {
     /// fails puts the previous type back; an init already reaped (it exited on its own and its
     /// output is still draining) keeps its type.
     func shutdown(forced: Bool) async throws {
+        // As Go's guest: the host that shuts it down reads no more. Also when `runc kill` fails
+        // (the init has exited already, its output perhaps held by a re-dial).
+        defer { initStdioRedial?.stop() }
         let previous = exitType, requested: ContainerExitType = forced ? .forced : .graceful
         if initProcess?.reaped.load(ordering: .acquiring) != true { exitType = requested }
         do {
@@ -325,7 +333,6 @@ public actor Container {
             if exitType == requested && status != .stopped { exitType = previous }
             throw error
         }
-        initStdioRedial?.stop()  // as Go's guest: the host that shut it down reads no more
     }
 
     /// DeleteContainerState (§7.11 steps 5 and 7): `runc delete`, then the agent's run

@@ -18,6 +18,10 @@ public struct AgentConfiguration: Sendable {
     public var hostname = "localhost"
     /// How stdio of processes exec'd into containers without a terminal reaches the host.
     public var execStdio = ExecStdio.relay
+    /// How long a container init's stdout/stderr re-dial keeps trying while a negotiated
+    /// bridge connection is up (`StdioRedial`): a live-migrated host listens on the ports again
+    /// soon after it has reconnected.
+    public var stdioRedialGrace: Duration = .seconds(10)
 
     /// `relay` (the default): pipes to runc and an EventLoop relay to the host's connections,
     /// as Go's guest does. `passThrough` (faster: 1.7-2x the relay's throughput at no agent

@@ -43,10 +43,14 @@ public actor AgentHost: BridgeHandler {
     /// Called when the host shuts the VM down (ShutdownGraceful/Forced on the VM's id): the
     /// daemon stops serving and exits, and the VM's init powers it off.
     let onVMShutdown: @Sendable () -> Void
+    private let link: HostLink
 
+    /// `link`: the bridge connection's state (`BridgeConnectionLoop.link`), which tells the
+    /// inits' stdio re-dial whether the host is connected.
     public init(configuration: AgentConfiguration, transport: any Transport, reaper: Reaper, loop: EventLoop = .shared,
-                logger: Logger, onVMShutdown: @escaping @Sendable () -> Void = {},
+                logger: Logger, link: HostLink = HostLink(), onVMShutdown: @escaping @Sendable () -> Void = {},
                 notify: @escaping @Sendable (ContainerNotification) async -> Void) {
+        self.link = link
         self.onVMShutdown = onVMShutdown
         self.configuration = configuration
         self.transport = transport
@@ -205,12 +209,12 @@ public actor AgentHost: BridgeHandler {
         // nothing was started that the agent would then have to track for nobody.
         let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
                                                           stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe)
-        let logger = self.logger
+        let logger = self.logger, link = self.link, grace = configuration.stdioRedialGrace
         let pid = try await Self.runToCompletion(on: loop) { () async throws -> pid_t in
             if let ociProcess = parameters.ociProcess {
                 return try await container.exec(process: ociProcess, connections: connections)
             }
-            let redial = StdioRedial(transport: transport, loop: loop, logger: logger)
+            let redial = StdioRedial(transport: transport, loop: loop, logger: logger, link: link, grace: grace)
             return try await container.startInit(connections, ports: ports, redial: redial) { notification in await notify(notification) }
         }
         return UInt32(pid)

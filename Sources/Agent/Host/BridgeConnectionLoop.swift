@@ -25,12 +25,16 @@ public final class BridgeConnectionLoop: Sendable {
 
     private let state = Mutex(State())
     private let session = BridgeSession()
+    /// Whether a negotiated connection is up, and since when (for the init stdio re-dial).
+    public let link: HostLink
     let transport: any Transport
     let port: UInt32
     let loop: EventLoop
     let logger: Logger
 
-    public init(transport: any Transport, port: UInt32 = BridgeConnectionLoop.bridgePort, loop: EventLoop = .shared, logger: Logger) {
+    public init(transport: any Transport, port: UInt32 = BridgeConnectionLoop.bridgePort, loop: EventLoop = .shared, logger: Logger,
+                link: HostLink = HostLink()) {
+        self.link = link
         self.transport = transport
         self.port = port
         self.loop = loop
@@ -89,10 +93,14 @@ public final class BridgeConnectionLoop: Sendable {
                 while !server.isNegotiated {
                     guard (try? await loop.sleep(for: .milliseconds(5))) != nil else { return }
                 }
+                // Not after the connection ended (cancelled then, before `link.lost()` below).
+                guard !Task.isCancelled else { return }
+                link.negotiated()
                 await flush()
             }
             let ending = await server.serve(carrying: &carried)
             flusher.cancel()
+            link.lost()
             state.withLock { $0.server = nil }
             logger.info("bridge connection ended", metadata: ["how": "\(ending)"])
             if state.withLock({ $0.stopping }) { break }

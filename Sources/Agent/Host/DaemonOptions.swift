@@ -32,6 +32,7 @@ public struct DaemonOptions: Sendable, Equatable {
     /// kept for the start-up log line.
     public var acceptedWithoutEffect: [String] = []
     public var execStdio = AgentConfiguration.ExecStdio.relay
+    public var stdioRedialGraceMilliseconds: UInt64 = 10_000
     /// What the host's shutdown of the VM (ShutdownGraceful/Forced on the VM's id) does once
     /// the agent has stopped serving.
     public var vmShutdown = VMShutdownAction.powerOff
@@ -59,6 +60,10 @@ public struct DaemonOptions: Sendable, Equatable {
           --exec-stdio MODE      relay (default) or pass-through (the host's connections
                                  become fds 0-2: faster, but /dev/stdout cannot be opened),
                                  for processes exec'd into containers without a terminal
+          --stdio-redial-grace-ms N
+                                 a container init's stdout/stderr, cut off, are re-dialled
+                                 (live migration); given up after N ms of failed dials while
+                                 the bridge is up (default 10000)
           --vm-shutdown ACTION   on the host's shutdown of the VM: poweroff (default, as
                                  hcsshim's gcs: reboot(RB_POWER_OFF)) or exit (the agent exits 0;
                                  for running it outside a VM, as the tests and demo do)
@@ -146,6 +151,7 @@ public struct DaemonOptions: Sendable, Equatable {
             case "cgroup-parent": cgroupParent = try value()
             case "root-mem-reserve-bytes": rootMemoryReserve = try unsigned()
             case "exec-stdio": execStdio = try choice(AgentConfiguration.ExecStdio.self)
+            case "stdio-redial-grace-ms": stdioRedialGraceMilliseconds = try unsigned()
             case "vm-shutdown": vmShutdown = try choice(VMShutdownAction.self)
             default:
                 throw UsageError(description: "flag provided but not defined: -\(name)")
@@ -187,6 +193,7 @@ public struct DaemonOptions: Sendable, Equatable {
         configuration.cgroupParent = cgroupParent
         configuration.rootMemoryReserve = rootMemoryReserve
         configuration.execStdio = execStdio
+        configuration.stdioRedialGrace = .milliseconds(Int64(clamping: stdioRedialGraceMilliseconds))
         configuration.hostname = hostname
         return configuration
     }

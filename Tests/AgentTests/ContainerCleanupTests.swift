@@ -3,6 +3,7 @@ import Bridge
 import EventLoop
 import Glibc
 import HostSupport
+import Shims
 import Testing
 
 /// What the agent removes, and what it must never remove, when containers go away or fail.
@@ -58,6 +59,30 @@ struct ContainerCleanupTests {
             // What is not the container's stays: the scratch disk and the pods directory.
             #expect(access("\(guest.workDirectory)/scratch-disk/scratch/pod-1", F_OK) == 0)
             #expect(access("\(guest.workDirectory)/pods", F_OK) == 0)
+        }
+    }
+
+    @Test("DeleteContainerState with a filesystem still mounted in the bundle: the error is answered, the mount's files kept, the container forgotten")
+    func mountLeftInBundle() async throws {
+        try await withGuest("mount-left") { guest in
+            let id = "mount-left"
+            let initPID = try await startContainer(guest, id: id, args: ["true"])
+            #expect(try await wait(guest, id, initPID) == 0)
+            // What the host may leave there: e.g. a layer it has not unmounted yet.
+            let mountPoint = "\(guest.workDirectory)/bundles/\(id)/extra"
+            try makeDirectory(mountPoint)
+            try #require(shim_mount_fs("tmpfs", mountPoint, "tmpfs", "size=1m") == 0)
+            defer { _ = shim_umount(mountPoint) }
+            try writeFile("\(mountPoint)/keep", Array("x".utf8))
+            let refused = await #expect(throws: GuestRPCError.self) {
+                _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+            }
+            #expect(refused?.hresult == .fail)
+            #expect(refused?.description.contains("another filesystem is mounted there") == true)
+            #expect(access("\(mountPoint)/keep", F_OK) == 0)
+            // Forgotten all the same (§7.11 step 8).
+            #expect(await hresult { _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id))) }
+                    == .systemNotFound)
         }
     }
 

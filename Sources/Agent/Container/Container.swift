@@ -336,7 +336,9 @@ public actor Container {
     }
 
     /// DeleteContainerState (§7.11 steps 5 and 7): `runc delete`, then the agent's run
-    /// directory, the scratch directory and the bundle, removed off the loop thread.
+    /// directory, the scratch directory and the bundle, removed off the loop thread. Throws the
+    /// first failure (step 9), e.g. a mount still inside the bundle; the container is
+    /// forgotten all the same.
     func delete() async throws {
         deleted = true
         initStdioRedial?.stop()
@@ -347,7 +349,9 @@ public actor Container {
         let force = status == .running || (status == .created && initProcess != nil)
         do { try await runc.delete(id: id, force: force) } catch { firstError = error }
         processes.removeAll()
-        await removeTreeOffLoop([runDirectory, scratchDirectory, bundle])
+        if let removal = await removeTreeOffLoop([runDirectory, scratchDirectory, bundle]) {
+            firstError = firstError ?? removal
+        }
         if let firstError { throw firstError }
     }
 

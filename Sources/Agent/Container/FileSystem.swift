@@ -13,36 +13,55 @@ func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
     }
 }
 
-/// rm -rf without following symlinks or crossing into other filesystems; errors are ignored
-/// (best-effort cleanup paths). A mount left inside the tree (a container's overlay rootfs the
-/// host has not removed yet, a bind of some other directory) keeps its contents: deleting
-/// through it would destroy files that are not the tree's.
-func removeTree(_ path: String) {
+/// rm -rf without following symlinks or crossing into other filesystems. Returns the first
+/// failure (nil once the tree is gone, or if it never existed); cleanup paths that can only
+/// log ignore it. A mount left inside the tree (a container's overlay rootfs the host has not
+/// removed yet, a bind of some other directory) keeps its contents, and is the failure
+/// reported (EBUSY, as removing a mount point fails): deleting through it would destroy files
+/// that are not the tree's.
+@discardableResult
+func removeTree(_ path: String) -> SyscallError? {
     var st = stat()
-    guard lstat(path, &st) == 0 else { return }
-    removeTree(path, st, device: st.st_dev)
+    guard lstat(path, &st) == 0 else { return errno == ENOENT ? nil : SyscallError("lstat(\(path))", errno: errno) }
+    return removeTree(path, st, device: st.st_dev)
 }
 
-private func removeTree(_ path: String, _ st: stat, device: dev_t) {
-    guard st.st_dev == device else { return }
+private func removeTree(_ path: String, _ st: stat, device: dev_t) -> SyscallError? {
+    guard st.st_dev == device else { return SyscallError("remove \(path): another filesystem is mounted there", errno: EBUSY) }
+    var first: SyscallError?
     if (st.st_mode & S_IFMT) == S_IFDIR {
         for name in LocalDirectory.entries(path) {
             let child = "\(path)/\(name)"
             var childStat = stat()
-            if lstat(child, &childStat) == 0 { removeTree(child, childStat, device: device) }
+            if lstat(child, &childStat) == 0 {
+                let failure = removeTree(child, childStat, device: device)
+                first = first ?? failure
+            } else if errno != ENOENT {
+                first = first ?? SyscallError("lstat(\(child))", errno: errno)
+            }
         }
-        rmdir(path)
-    } else {
-        unlink(path)
+        if rmdir(path) != 0 && errno != ENOENT { first = first ?? SyscallError("rmdir(\(path))", errno: errno) }
+    } else if unlink(path) != 0 && errno != ENOENT {
+        first = first ?? SyscallError("unlink(\(path))", errno: errno)
     }
+    return first
 }
 
-/// `removeTree` on a thread of its own: a container's tree can hold tens of thousands of files
-/// (its writable layer), and the loop thread serves every request and relay meanwhile.
-func removeTreeOffLoop(_ paths: [String]) async {
+/// `removeTree` of each path in turn, on a thread of its own: a container's tree can hold tens
+/// of thousands of files (its writable layer), and the loop thread serves every request and
+/// relay meanwhile. Returns the first failure.
+@discardableResult
+func removeTreeOffLoop(_ paths: [String]) async -> SyscallError? {
     let paths = paths.filter { !$0.isEmpty }
-    guard !paths.isEmpty else { return }
-    await BlockingWork.run { for path in paths { removeTree(path) } }
+    guard !paths.isEmpty else { return nil }
+    return await BlockingWork.run {
+        var first: SyscallError?
+        for path in paths {
+            let failure = removeTree(path)
+            first = first ?? failure
+        }
+        return first
+    }
 }
 
 /// Names in a directory (no `.`/`..`); empty when it cannot be read.

@@ -14,9 +14,16 @@ public struct ModifySettingsRequest: BridgeRequest, Hashable {
 
     enum CodingKeys: String, CodingKey { case request = "Request" }
 
+    /// An absent or `null` `Request` does not decode (0xC037010D), as in Go's guest, which
+    /// unmarshals the envelope from `Request`'s raw bytes: there are none.
     public init(from decoder: any Decoder) throws {
         base = try RequestBase(from: decoder)
-        request = try decoder.container(keyedBy: CodingKeys.self).go(.request, ModificationRequest())
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        guard c.contains(.request), try !c.decodeNil(forKey: .request) else {
+            throw DecodingError.valueNotFound(ModificationRequest.self, DecodingError.Context(
+                codingPath: c.codingPath + [CodingKeys.request], debugDescription: "ModifySettings has no Request"))
+        }
+        request = try c.decode(ModificationRequest.self, forKey: .request)
     }
 
     public func encode(to encoder: any Encoder) throws {

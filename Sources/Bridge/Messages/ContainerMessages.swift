@@ -57,6 +57,11 @@ public struct CreateContainerRequest: BridgeRequest, Hashable {
         if let field = fields.first(where: { spec[$0]?.isNull ?? true }) {
             throw BridgeError(.invalidArgument, "OciSpecification.\(field) is missing")
         }
+        do {
+            try OCIShape.spec.check(spec, path: "Spec")
+        } catch {
+            throw .invalidJSON("ContainerConfig", error)
+        }
         return settings
     }
 }

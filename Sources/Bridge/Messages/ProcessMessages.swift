@@ -46,10 +46,10 @@ public struct ExecuteProcessRequest: BridgeRequest, Hashable {
             guard process.isObject else {
                 throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess is not an object")
             }
-            switch process["args"] {
-            case nil, .null?: break
-            case .array(let items)? where items.allSatisfy(\.isString): break
-            default: throw BridgeError(.invalidJSON, "failed to unmarshal JSON in ProcessParameters: OciProcess.args is not an array of strings")
+            do {
+                try OCIShape.process.check(process, path: "Process")
+            } catch {
+                throw .invalidJSON("ProcessParameters", error)
             }
         }
         if isExternal(parameters) {

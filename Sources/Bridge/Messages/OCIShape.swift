@@ -1,0 +1,103 @@
+/// The shape of the OCI runtime-spec documents the host embeds (Create's `OciSpecification`,
+/// ExecuteProcess's `OciProcess`) as Go's guest decodes them: into runtime-spec's typed `Spec`
+/// and `Process`.
+///
+/// Exists so that a field of the wrong type fails the request as invalid JSON (0xC037010D)
+/// before anything runs, as in Go, instead of being written into a bundle and refused by runc
+/// with E_FAIL (or read as a default by the agent: a `"terminal":"yes"` taken for false).
+/// The agent keeps these documents as JSON and hands them to runc; this only checks them.
+/// Go's rules: keys match exactly, then case-insensitively (`JSONValue`'s subscript); unknown
+/// keys are ignored; `null` is accepted anywhere (it leaves a Go field as it was); an integer
+/// field takes no fraction and nothing out of its range. Every field of the runtime-spec
+/// structs the guest or runc reads is listed; the rarely sent sections (`hooks`, `seccomp`,
+/// `scheduler`, `intelRdt`, ...) are checked for their container type only.
+indirect enum OCIShape: Sendable {
+    case bool, string, int64, uint64, uint32
+    /// An object of which these members are checked.
+    case fields([(String, OCIShape)])
+    case array(OCIShape)
+    /// `map[string]T`.
+    case map(OCIShape)
+    /// An object, its members unchecked.
+    case object
+    /// `LinuxResources` (`LinuxResourcesShape`, shared with ModifySettings).
+    case linuxResources
+
+    static let idMapping: OCIShape = .fields([("containerID", .uint32), ("hostID", .uint32), ("size", .uint32)])
+
+    static let process: OCIShape = .fields([
+        ("terminal", .bool),
+        ("consoleSize", .fields([("height", .uint64), ("width", .uint64)])),
+        ("user", .fields([("uid", .uint32), ("gid", .uint32), ("umask", .uint32), ("additionalGids", .array(.uint32)),
+                          ("username", .string)])),
+        ("args", .array(.string)), ("commandLine", .string), ("env", .array(.string)), ("cwd", .string),
+        ("capabilities", .fields(["bounding", "effective", "inheritable", "permitted", "ambient"].map { ($0, .array(.string)) })),
+        ("rlimits", .array(.fields([("type", .string), ("hard", .uint64), ("soft", .uint64)]))),
+        ("noNewPrivileges", .bool), ("apparmorProfile", .string), ("oomScoreAdj", .int64), ("selinuxLabel", .string),
+        ("scheduler", .object), ("ioPriority", .object),
+    ])
+
+    static let spec: OCIShape = .fields([
+        ("ociVersion", .string),
+        ("process", process),
+        ("root", .fields([("path", .string), ("readonly", .bool)])),
+        ("hostname", .string), ("domainname", .string),
+        ("mounts", .array(.fields([("destination", .string), ("type", .string), ("source", .string), ("options", .array(.string)),
+                                   ("uidMappings", .array(idMapping)), ("gidMappings", .array(idMapping))]))),
+        ("hooks", .object),
+        ("annotations", .map(.string)),
+        ("linux", .fields([
+            ("uidMappings", .array(idMapping)), ("gidMappings", .array(idMapping)),
+            ("sysctl", .map(.string)),
+            ("resources", .linuxResources),
+            ("cgroupsPath", .string),
+            ("namespaces", .array(.fields([("type", .string), ("path", .string)]))),
+            ("devices", .array(.fields([("path", .string), ("type", .string), ("major", .int64), ("minor", .int64),
+                                        ("fileMode", .uint32), ("uid", .uint32), ("gid", .uint32)]))),
+            ("seccomp", .object), ("rootfsPropagation", .string),
+            ("maskedPaths", .array(.string)), ("readonlyPaths", .array(.string)),
+            ("mountLabel", .string), ("intelRdt", .object), ("personality", .object),
+        ])),
+    ])
+
+    /// Throws `DecodingError.typeMismatch` naming the first value Go could not decode, by its
+    /// path from `root` (`Spec.process.terminal`).
+    func check(_ value: JSONValue, path: String) throws {
+        func mismatch(_ expected: String) -> DecodingError {
+            DecodingError.typeMismatch(JSONValue.self, .init(codingPath: [],
+                                                             debugDescription: "json: cannot unmarshal into Go struct field \(path) of type \(expected)"))
+        }
+        if value.isNull { return }
+        switch self {
+        case .bool: guard case .bool = value else { throw mismatch("bool") }
+        case .string: guard case .string = value else { throw mismatch("string") }
+        case .int64: guard case .int = value else { throw mismatch("int64") }
+        case .uint64:
+            switch value {
+            case .uint: break
+            case .int(let i) where i >= 0: break
+            default: throw mismatch("uint64")
+            }
+        case .uint32:
+            switch value {
+            case .uint(let u) where u <= UInt64(UInt32.max): break
+            case .int(let i) where i >= 0 && i <= Int64(UInt32.max): break
+            default: throw mismatch("uint32")
+            }
+        case .object: guard case .object = value else { throw mismatch("object") }
+        case .fields(let fields):
+            guard case .object = value else { throw mismatch("object") }
+            for (name, shape) in fields {
+                if let member = value[name] { try shape.check(member, path: "\(path).\(name)") }
+            }
+        case .array(let element):
+            guard case .array(let items) = value else { throw mismatch("array") }
+            for (index, item) in items.enumerated() { try element.check(item, path: "\(path)[\(index)]") }
+        case .map(let element):
+            guard case .object(let members) = value else { throw mismatch("map[string]") }
+            for member in members { try element.check(member.value, path: "\(path)[\(member.key)]") }
+        case .linuxResources:
+            try LinuxResourcesShape.check(value, codingPath: [])
+        }
+    }
+}

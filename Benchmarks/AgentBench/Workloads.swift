@@ -186,6 +186,7 @@ enum ManyProcesses {
             }
             let threads = Probe.threads(guest.pid)
             let busyRSS = Probe.rss(guest.pid)
+            print("gcs with the \(count) running: " + (try await agentState(guest)))
             results.append(BenchResult(benchmark: name, metric: "gcs threads (Go: 1,005)", value: Double(threads), unit: "threads", baseline: 1005))
             results.append(BenchResult(benchmark: name, metric: "gcs RSS, a wait in flight each (Go: 54 MiB)", value: busyRSS / 1048576,
                                        unit: "MiB", baseline: 54))

@@ -174,12 +174,10 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
             }
             if succeeded { negotiated.store(true, ordering: .releasing) }
             if mustDrain == true { group.addTask { try? await self.writer.drain() } }
+        case .dispatch(.waitForProcess(let request)):
+            carried.addTask { await self.runWait(request, header: header) }
         case .dispatch(let routed):
-            if case .waitForProcess = routed {
-                carried.addTask { await self.run(routed, header: header) }
-            } else {
-                group.addTask { await self.run(routed, header: header) }
-            }
+            group.addTask { await self.run(routed, header: header) }
         }
     }
 
@@ -200,6 +198,28 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
         guard let body = answer.body else { return }
         let delivered = await deliver(body, header: header, carried: routed.isWaitForProcess)
         await answer.afterResponse?(delivered)
+    }
+
+    /// A WaitForProcess's task: `run` without the dispatch. It stays suspended for its
+    /// process's life with every frame on the way (hcsshim keeps one in flight per process),
+    /// so it has as few as it can.
+    private func runWait(_ request: WaitForProcessRequest, header: FrameHeader) async {
+        let token = inFlight.begin(type: header.type, sequence: header.id, containerId: request.base.containerId)
+        let answers = RequestAnswers(handler: handler, outgoingLimit: outgoingLimit)
+        let exit: ProcessExitAnswer?, body: Data
+        do {
+            let answer = try await handler.waitForProcess(request)
+            exit = answer
+            body = answers.waitResponse(answer.exitCode, request.base.activityId)
+        } catch {
+            exit = nil
+            let failure = answers.failure(error, request.base.activityId)
+            logFailure(failure.failure!, header: header)
+            body = failure.body!
+        }
+        inFlight.end(token)
+        let delivered = await deliver(body, header: header, carried: true)
+        await exit?.answered?(delivered)
     }
 
     /// Sends a response; whether it was written (or, for a wait, whether it was written on the

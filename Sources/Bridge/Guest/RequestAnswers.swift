@@ -31,9 +31,15 @@ struct RequestAnswers<Handler: BridgeHandler>: Sendable {
         do {
             return try await operation()
         } catch {
-            let bridgeError = error as? BridgeError ?? BridgeError(.fail, String(describing: error))
-            return Answer(body: OutgoingBodies.failure(bridgeError, activityId: activityId, limit: outgoingLimit), failure: bridgeError)
+            return failure(error, activityId)
         }
+    }
+
+    /// The answer to a request that failed with `error` (body and failure both set).
+    @inline(never)
+    func failure(_ error: any Error, _ activityId: String) -> Answer {
+        let bridgeError = error as? BridgeError ?? BridgeError(.fail, String(describing: error))
+        return Answer(body: OutgoingBodies.failure(bridgeError, activityId: activityId, limit: outgoingLimit), failure: bridgeError)
     }
 
     private func operation(for routed: RoutedRequest, activityId: String,
@@ -45,7 +51,7 @@ struct RequestAnswers<Handler: BridgeHandler>: Sendable {
         case .start: return { try await start(routed, activityId) }
         case .shutdownGraceful, .shutdownForced: return { try await shutdown(routed, activityId) }
         case .executeProcess: return { try await executeProcess(routed, activityId) }
-        case .waitForProcess: return { try await waitForProcess(routed, activityId) }
+        case .waitForProcess(let request): return { await waitForProcess(request) }
         case .signalProcess: return { try await signalProcess(routed, activityId) }
         case .resizeConsole: return { try await resizeConsole(routed, activityId) }
         case .getProperties: return { try await getProperties(routed, activityId) }
@@ -89,13 +95,24 @@ struct RequestAnswers<Handler: BridgeHandler>: Sendable {
     }
 
     @inline(never)
-    private func waitForProcess(_ routed: RoutedRequest, _ activityId: String) async throws -> Answer {
-        guard case .waitForProcess(let request) = routed else { preconditionFailure() }
-        let exit = try await handler.waitForProcess(request)
-        var answer = answer(WaitForProcessResponse(exitCode: exit.exitCode), activityId)
-        answer.afterResponse = exit.answered
-        return answer
+    private func waitForProcess(_ request: WaitForProcessRequest) async -> Answer {
+        do {
+            let exit = try await handler.waitForProcess(request)
+            var answer = Answer(body: waitResponse(exit.exitCode, request.base.activityId))
+            answer.afterResponse = exit.answered
+            return answer
+        } catch {
+            return failure(error, request.base.activityId)
+        }
     }
+
+    // For the server's lean task of a wait (`BridgeServer.runWait`), out of line.
+
+    @inline(never)
+    func waitResponse(_ exitCode: UInt32, _ activityId: String) -> Data {
+        answer(WaitForProcessResponse(exitCode: exitCode), activityId).body!
+    }
+
 
     @inline(never)
     private func signalProcess(_ routed: RoutedRequest, _ activityId: String) async throws -> Answer {

@@ -6,6 +6,13 @@ import Shims
 public protocol Transport: Sendable {
     /// Connects to the host's listener on `port`.
     func dial(port: UInt32) async throws -> AsyncFD
+    /// One connection attempt, without the retries `dial` may make: for callers that retry on
+    /// their own terms (a re-dial loop that must notice its deadline between attempts).
+    func dialOnce(port: UInt32) async throws -> AsyncFD
+}
+
+extension Transport {
+    public func dialOnce(port: UInt32) async throws -> AsyncFD { try await dial(port: port) }
 }
 
 /// The production transport: AF_VSOCK to `cid` (the host is CID 2). A connect that times out
@@ -32,7 +39,7 @@ public struct VsockTransport: Transport {
         }
     }
 
-    private func dialOnce(port: UInt32) async throws -> AsyncFD {
+    public func dialOnce(port: UInt32) async throws -> AsyncFD {
         let what = "connect(vsock \(cid):\(port))"
         let fd = try sys("socket(AF_VSOCK)") { shim_socket(AF_VSOCK, Int32(SOCK_STREAM.rawValue)) }
         let socket = try AsyncFD(OwnedFD(adopting: fd), loop: loop)

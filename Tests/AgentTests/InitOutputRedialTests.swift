@@ -110,12 +110,7 @@ struct InitOutputRedialTests {
             let id = "exited"
             let (pid, stdin) = try await startWithStdoutGone(guest, id, script: "read line; echo out $line; exit 3")
             defer { stdin.close() }
-            // The init exits and is reaped (its pid is gone); its exit is held with its output.
-            let deadline = ContinuousClock.now.advanced(by: .seconds(20))
-            while kill(pid_t(pid), 0) == 0 && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            #expect(kill(pid_t(pid), 0) != 0)
+            try await waitUntilReaped(pid)
             // runc kill fails: the container is not running.
             let refused = await #expect(throws: GuestRPCError.self) {
                 _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
@@ -124,6 +119,34 @@ struct InitOutputRedialTests {
             #expect(try await wait(guest, id, pid) == 3)
             _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
         }
+    }
+
+    @Test("an init that exits while its output is re-dialled, then SIGKILL, which fails: the re-dial stops, the exit is answered",
+          .timeLimit(.minutes(1)))
+    func redialStoppedByFailedSignal() async throws {
+        try await withGuest("init-redial-dead-signal", arguments: ["--stdio-redial-grace-ms", "600000"]) { guest in
+            let id = "exited-signalled"
+            let (pid, stdin) = try await startWithStdoutGone(guest, id, script: "read line; echo out $line; exit 3")
+            defer { stdin.close() }
+            try await waitUntilReaped(pid)
+            // What hcsshim's kill does; the process is gone (ERROR_NOT_FOUND).
+            let refused = await #expect(throws: GuestRPCError.self) {
+                _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: id), processId: pid,
+                                                                     options: SignalProcessOptions(signal: SIGKILL)))
+            }
+            #expect(refused?.hresult == .notFound)
+            #expect(try await wait(guest, id, pid) == 3)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
+        }
+    }
+
+    /// Until the init has exited and been reaped (its pid gone); its exit is held with its output.
+    private func waitUntilReaped(_ pid: UInt32) async throws {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while kill(pid_t(pid), 0) == 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(kill(pid_t(pid), 0) != 0)
     }
 
     /// Creates and starts container `id` running `sh -c script` with stdin and stdout, closes

@@ -307,12 +307,15 @@ public actor Container {
     /// as Go's guest does on every signal to the init: a host ending the container reads no
     /// more, and an init blocked on output that waits for a host that will not listen again
     /// could not exit, nor its exit be reported.
+    /// Stopped also when the signal fails: an init that has exited (its exit held by a
+    /// re-dial of its output) cannot be signalled.
     func signal(pid: UInt32, signal: Int32) throws {
         let target = try process(pid)
+        let isInit = pid == UInt32(initPID)
+        defer { if isInit && [SIGTERM, SIGKILL, SIGINT, SIGQUIT].contains(signal) { initStdioRedial?.stop() } }
         try target.signal(signal)
-        if pid == UInt32(initPID) {
+        if isInit {
             if signal == SIGTERM { exitType = .graceful } else if signal == SIGKILL { exitType = .forced }
-            if [SIGTERM, SIGKILL, SIGINT, SIGQUIT].contains(signal) { initStdioRedial?.stop() }
         }
     }
 

@@ -88,19 +88,17 @@ public final class BridgeConnectionLoop: Sendable {
                 connection.close()
                 break
             }
+            let linkToken = link.connectionBegins()
             let flusher = Task(executorPreference: loop) { [self] in
                 // Deliver what queued while disconnected once the host has negotiated.
                 while !server.isNegotiated {
                     guard (try? await loop.sleep(for: .milliseconds(5))) != nil else { return }
                 }
-                // Not after the connection ended (cancelled then, before `link.lost()` below).
-                guard !Task.isCancelled else { return }
-                link.negotiated()
+                link.negotiated(linkToken)
                 await flush()
             }
-            let ending = await server.serve(carrying: &carried)
+            let ending = await server.serve(carrying: &carried, onReadEnded: { [link] in link.lost() })
             flusher.cancel()
-            link.lost()
             state.withLock { $0.server = nil }
             logger.info("bridge connection ended", metadata: ["how": "\(ending)"])
             if state.withLock({ $0.stopping }) { break }

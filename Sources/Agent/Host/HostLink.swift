@@ -10,16 +10,35 @@ import Synchronization
 /// failing while the bridge has been up for a while is abandoned, so the init's exit can
 /// still be reported.
 public final class HostLink: Sendable {
-    private let since = Mutex<ContinuousClock.Instant?>(nil)
+    private struct State {
+        /// Counts the connections that ended: a connection negotiates under the count it began with.
+        var ended = 0
+        var negotiatedSince: ContinuousClock.Instant?
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
     /// When the current connection negotiated; nil while no negotiated connection is up.
-    public var negotiatedSince: ContinuousClock.Instant? { since.withLock { $0 } }
+    public var negotiatedSince: ContinuousClock.Instant? { state.withLock { $0.negotiatedSince } }
 
-    /// A connection has negotiated.
-    func negotiated() { since.withLock { $0 = .now } }
+    /// A connection begins: what it passes to `negotiated`.
+    func connectionBegins() -> Int { state.withLock { $0.ended } }
 
-    /// The connection ended.
-    func lost() { since.withLock { $0 = nil } }
+    /// The connection that began with `token` has negotiated (ignored if it has ended since:
+    /// its negotiation was seen late).
+    func negotiated(_ token: Int) {
+        state.withLock { s in if s.ended == token { s.negotiatedSince = .now } }
+    }
+
+    /// The current connection ended: called as soon as it stops reading, not once its handlers
+    /// have finished (a create or a delete can take seconds), so that a re-dial counting its
+    /// grace does not take the old connection for a live one.
+    func lost() {
+        state.withLock { s in
+            s.ended += 1
+            s.negotiatedSince = nil
+        }
+    }
 }

@@ -47,7 +47,9 @@ final class StdioRedial: Sendable {
                     guard (try? await loop.sleep(for: .milliseconds(100))) != nil else { return nil }
                 }
                 pause = true
-                if let connection = try? await transport.dial(port: port) {
+                // One attempt at a time (a vsock dial retries timeouts for up to ~20 s): the
+                // grace is checked between attempts.
+                if let connection = try? await transport.dialOnce(port: port) {
                     if stopped.load(ordering: .acquiring) || Task.isCancelled { connection.close(); return nil }
                     lastSuccess.withLock { $0 = .now }
                     logger.info("init stdio re-dialled", metadata: ["port": "\(port)"])

@@ -72,14 +72,16 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
     /// Serves until the connection ends, running WaitForProcess requests in `carried`, a group
     /// that outlives the connection: they go on waiting, and answer on the session's current
     /// connection when their process exits. Other in-flight handlers are cancelled and awaited
-    /// before this returns (their late responses are dropped).
-    public func serve(carrying carried: inout DiscardingTaskGroup) async -> Ending {
+    /// before this returns (their late responses are dropped). `onReadEnded` runs as soon as
+    /// the connection stops being read, before those handlers have ended.
+    public func serve(carrying carried: inout DiscardingTaskGroup, onReadEnded: () -> Void = {}) async -> Ending {
         session.attach(self)
         let ending: Ending = await withDiscardingTaskGroup { group in
             let ending = await readLoop(group: &group, carried: &carried)
             // At once, not after the handlers cancelled below have ended (a create runs to its
             // end): a wait's answer due meanwhile must not go to a connection that is ending.
             session.detach(self)
+            onReadEnded()
             group.cancelAll()
             return ending
         }

@@ -113,7 +113,6 @@ struct RequestAnswers<Handler: BridgeHandler>: Sendable {
         answer(WaitForProcessResponse(exitCode: exitCode), activityId).body!
     }
 
-
     @inline(never)
     private func signalProcess(_ routed: RoutedRequest, _ activityId: String) async throws -> Answer {
         guard case .signalProcess(let request) = routed else { preconditionFailure() }

@@ -62,42 +62,64 @@ indirect enum OCIShape: Sendable {
 
     /// Throws `DecodingError.typeMismatch` naming the first value Go could not decode, by its
     /// path from `root` (`Spec.process.terminal`).
-    func check(_ value: JSONValue, path: String) throws {
-        func mismatch(_ expected: String) -> DecodingError {
-            DecodingError.typeMismatch(JSONValue.self, .init(codingPath: [],
-                                                             debugDescription: "json: cannot unmarshal into Go struct field \(path) of type \(expected)"))
+    func check(_ value: JSONValue, path root: String) throws {
+        do {
+            try check(value)
+        } catch {
+            throw DecodingError.typeMismatch(JSONValue.self, .init(
+                codingPath: [], debugDescription: "json: cannot unmarshal into Go struct field \(root)\(error.path) of type \(error.expected)"))
         }
+    }
+
+    /// Where a check failed: the path is built only then, as the error unwinds (a spec has
+    /// hundreds of values, and formatting each one's path cost more than checking it).
+    struct Mismatch: Error {
+        var path = ""
+        let expected: String
+        func within(_ component: String) -> Mismatch { Mismatch(path: component + path, expected: expected) }
+    }
+
+    private func check(_ value: JSONValue) throws(Mismatch) {
         if value.isNull { return }
         switch self {
-        case .bool: guard case .bool = value else { throw mismatch("bool") }
-        case .string: guard case .string = value else { throw mismatch("string") }
-        case .int64: guard case .int = value else { throw mismatch("int64") }
+        case .bool: guard case .bool = value else { throw Mismatch(expected: "bool") }
+        case .string: guard case .string = value else { throw Mismatch(expected: "string") }
+        case .int64: guard case .int = value else { throw Mismatch(expected: "int64") }
         case .uint64:
             switch value {
             case .uint: break
             case .int(let i) where i >= 0: break
-            default: throw mismatch("uint64")
+            default: throw Mismatch(expected: "uint64")
             }
         case .uint32:
             switch value {
             case .uint(let u) where u <= UInt64(UInt32.max): break
             case .int(let i) where i >= 0 && i <= Int64(UInt32.max): break
-            default: throw mismatch("uint32")
+            default: throw Mismatch(expected: "uint32")
             }
-        case .object: guard case .object = value else { throw mismatch("object") }
+        case .object: guard case .object = value else { throw Mismatch(expected: "object") }
         case .fields(let fields):
-            guard case .object = value else { throw mismatch("object") }
+            guard case .object = value else { throw Mismatch(expected: "object") }
             for (name, shape) in fields {
-                if let member = value[name] { try shape.check(member, path: "\(path).\(name)") }
+                guard let member = value[name] else { continue }
+                do { try shape.check(member) } catch { throw error.within(".\(name)") }
             }
         case .array(let element):
-            guard case .array(let items) = value else { throw mismatch("array") }
-            for (index, item) in items.enumerated() { try element.check(item, path: "\(path)[\(index)]") }
+            guard case .array(let items) = value else { throw Mismatch(expected: "array") }
+            for (index, item) in items.enumerated() {
+                do { try element.check(item) } catch { throw error.within("[\(index)]") }
+            }
         case .map(let element):
-            guard case .object(let members) = value else { throw mismatch("map[string]") }
-            for member in members { try element.check(member.value, path: "\(path)[\(member.key)]") }
+            guard case .object(let members) = value else { throw Mismatch(expected: "map[string]") }
+            for member in members {
+                do { try element.check(member.value) } catch { throw error.within("[\(member.key)]") }
+            }
         case .linuxResources:
-            try LinuxResourcesShape.check(value, codingPath: [])
+            do {
+                try LinuxResourcesShape.check(value, codingPath: [])
+            } catch {
+                throw Mismatch(expected: "LinuxResources (\(JSONErrorText.describe(error)))")
+            }
         }
     }
 }

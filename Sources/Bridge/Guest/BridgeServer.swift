@@ -187,19 +187,15 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
 
     // MARK: Handling
 
-    /// Answers one request in its task. Kept to a few awaits, and logging is out of line: its
+    /// Answers one request in its task. Kept to a few awaits, with logging out of line: its
     /// async frame is allocated for every request (see `RequestAnswers`).
     private func run(_ routed: RoutedRequest, header: FrameHeader) async {
         let token = inFlight.begin(type: header.type, sequence: header.id, containerId: routed.base.containerId)
-        let inFlight = self.inFlight
-        let answer = await RequestAnswers(handler: handler, outgoingLimit: outgoingLimit)
-            .answer(routed, activityId: routed.base.activityId, inFlightReport: { inFlight.report(excluding: token) })
+        let body = await RequestAnswers(handler: handler, outgoingLimit: outgoingLimit, logger: logger)
+            .answer(routed, activityId: routed.base.activityId, header: header, inFlight: inFlight, token: token)
         // Answered: no longer in flight, even while the response is being written.
         inFlight.end(token)
-        if let failure = answer.failure { logFailure(failure, header: header) }
-        guard let body = answer.body else { return }
-        let delivered = await deliver(body, header: header, carried: routed.isWaitForProcess)
-        await answer.afterResponse?(delivered)
+        if let body { _ = await deliver(body, header: header, carried: false) }
     }
 
     /// A WaitForProcess's task: `run` without the dispatch. It stays suspended for its
@@ -207,7 +203,7 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
     /// so it has as few as it can.
     private func runWait(_ request: WaitForProcessRequest, header: FrameHeader) async {
         let token = inFlight.begin(type: header.type, sequence: header.id, containerId: request.base.containerId)
-        let answers = RequestAnswers(handler: handler, outgoingLimit: outgoingLimit)
+        let answers = RequestAnswers(handler: handler, outgoingLimit: outgoingLimit, logger: logger)
         let exit: ProcessExitAnswer?, body: Data
         do {
             let answer = try await handler.waitForProcess(request)
@@ -215,9 +211,7 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
             body = answers.waitResponse(answer.exitCode, request.base.activityId)
         } catch {
             exit = nil
-            let failure = answers.failure(error, request.base.activityId)
-            logFailure(failure.failure!, header: header)
-            body = failure.body!
+            body = answers.failure(error, request.base.activityId, header: header)
         }
         inFlight.end(token)
         let delivered = await deliver(body, header: header, carried: true)
@@ -227,7 +221,7 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
     /// Sends a response; whether it was written (or, for a wait, whether it was written on the
     /// session's current connection, perhaps a later one than it came on).
     @inline(never)
-    private func deliver(_ body: Data, header: FrameHeader, carried: Bool) async -> Bool {
+    nonisolated(nonsending) private func deliver(_ body: Data, header: FrameHeader, carried: Bool) async -> Bool {
         do {
             if carried {
                 try await session.respond(type: header.type.responseIdentifier, id: header.id, body: body)
@@ -238,13 +232,6 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
         } catch {
             logUndelivered(error, header: header)
             return false
-        }
-    }
-
-    @inline(never)
-    private func logFailure(_ failure: BridgeError, header: FrameHeader) {
-        if logger.logLevel <= .debug {
-            logger.debug("bridge request failed", metadata: ["type": "\(header.type)", "id": "\(header.id)", "error": "\(failure)"])
         }
     }
 

@@ -14,12 +14,6 @@ public indirect enum RoutedRequest: Sendable {
     case dumpStacks(DumpStacksRequest)
     case deleteContainerState(DeleteContainerStateRequest)
 
-    /// Whether this is a WaitForProcess (which may outlive its connection).
-    public var isWaitForProcess: Bool {
-        if case .waitForProcess = self { return true }
-        return false
-    }
-
     /// The request base (for `ActivityId` echo and logging).
     public var base: RequestBase {
         switch self {

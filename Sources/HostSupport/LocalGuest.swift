@@ -236,6 +236,12 @@ public struct StdioListeners: Sendable {
         VsockStdioRelaySettings(stdIn: stdin?.port ?? 0, stdOut: stdout?.port ?? 0, stdErr: stderr?.port ?? 0)
     }
 
+    /// An ExecuteProcess of `parameters` in container `containerID`, its stdio on these ports.
+    public func executeProcess(in containerID: String, _ parameters: ProcessParameters) -> ExecuteProcessRequest {
+        ExecuteProcessRequest(base: RequestBase(containerId: containerID),
+                              settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters), vsockStdioRelaySettings: settings))
+    }
+
     public func close() {
         stdin?.listener.close()
         stdout?.listener.close()

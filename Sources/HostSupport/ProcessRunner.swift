@@ -47,9 +47,7 @@ extension LocalGuest {
             containerID = id
             parameters.ociProcess = process
         }
-        let settings = ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
-                                              vsockStdioRelaySettings: listeners.settings)
-        let request = ExecuteProcessRequest(base: RequestBase(containerId: containerID), settings: settings)
+        let request = listeners.executeProcess(in: containerID, parameters)
         if listeners.stdin == nil && listeners.stdout == nil && listeners.stderr == nil {
             return (try await client.send(request).processId, HostStdio(stdin: nil, stdout: nil, stderr: nil))
         }

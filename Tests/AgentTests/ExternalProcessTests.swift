@@ -103,9 +103,7 @@ struct ExternalProcessTests {
             parameters.createStdOutPipe = true
             parameters.createStdErrPipe = true
             parameters.emulateConsole = true
-            let request = ExecuteProcessRequest(base: RequestBase(containerId: uvmContainerID),
-                                                settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
-                                                                                 vsockStdioRelaySettings: listeners.settings))
+            let request = listeners.executeProcess(in: uvmContainerID, parameters)
             async let out = listeners.stdout!.listener.accept()
             async let err = listeners.stderr!.listener.accept()
             let pid = try await guest.client.send(request).processId

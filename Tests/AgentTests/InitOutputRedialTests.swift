@@ -21,9 +21,7 @@ struct InitOutputRedialTests {
             var parameters = ProcessParameters()
             parameters.createStdInPipe = true
             parameters.createStdOutPipe = true
-            let request = ExecuteProcessRequest(base: RequestBase(containerId: id),
-                                                settings: ExecuteProcessSettings(processParameters: BridgeJSON.embed(parameters),
-                                                                                 vsockStdioRelaySettings: listeners.settings))
+            let request = listeners.executeProcess(in: id, parameters)
             async let stdinConnection = listeners.stdin!.listener.accept()
             async let stdoutConnection = listeners.stdout!.listener.accept()
             let pid = try await guest.client.send(request).processId
@@ -103,38 +101,30 @@ struct InitOutputRedialTests {
         }
     }
 
-    @Test("an init that exits while its output is re-dialled, then a shutdown whose runc kill fails: the re-dial stops, the exit is answered",
-          .timeLimit(.minutes(1)))
-    func redialStoppedByFailedShutdown() async throws {
-        try await withGuest("init-redial-dead", arguments: ["--stdio-redial-grace-ms", "600000"]) { guest in
-            let id = "exited"
-            let (pid, stdin) = try await startWithStdoutGone(guest, id, script: "read line; echo out $line; exit 3")
-            defer { stdin.close() }
-            try await waitUntilReaped(pid)
-            // runc kill fails: the container is not running.
-            let refused = await #expect(throws: GuestRPCError.self) {
-                _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
-            }
-            #expect(refused?.hresult == .systemAlreadyStopped)
-            #expect(try await wait(guest, id, pid) == 3)
-            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
-        }
+    /// What the host sends to end a container whose init has already exited, and the error it
+    /// gets (runc kill: the container is not running; the signal: the process is gone).
+    enum FailingEnd: String, CaseIterable, Sendable {
+        case shutdown, signal
     }
 
-    @Test("an init that exits while its output is re-dialled, then SIGKILL, which fails: the re-dial stops, the exit is answered",
-          .timeLimit(.minutes(1)))
-    func redialStoppedByFailedSignal() async throws {
-        try await withGuest("init-redial-dead-signal", arguments: ["--stdio-redial-grace-ms", "600000"]) { guest in
-            let id = "exited-signalled"
+    @Test("an init that exits while its output is re-dialled, then a shutdown or SIGKILL, which fails: the re-dial stops, the exit is answered",
+          .timeLimit(.minutes(1)), arguments: FailingEnd.allCases)
+    func redialStoppedByFailedEnd(_ end: FailingEnd) async throws {
+        try await withGuest("init-redial-dead-\(end)", arguments: ["--stdio-redial-grace-ms", "600000"]) { guest in
+            let id = "exited-\(end)"
             let (pid, stdin) = try await startWithStdoutGone(guest, id, script: "read line; echo out $line; exit 3")
             defer { stdin.close() }
             try await waitUntilReaped(pid)
-            // What hcsshim's kill does; the process is gone (ERROR_NOT_FOUND).
             let refused = await #expect(throws: GuestRPCError.self) {
-                _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: id), processId: pid,
-                                                                     options: SignalProcessOptions(signal: SIGKILL)))
+                switch end {
+                case .shutdown:
+                    _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
+                case .signal:  // what hcsshim's kill does
+                    _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: id), processId: pid,
+                                                                         options: SignalProcessOptions(signal: SIGKILL)))
+                }
             }
-            #expect(refused?.hresult == .notFound)
+            #expect(refused?.hresult == (end == .shutdown ? .systemAlreadyStopped : .notFound))
             #expect(try await wait(guest, id, pid) == 3)
             _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
         }

@@ -1,6 +1,6 @@
 /// The shape of the OCI runtime-spec documents the host embeds (Create's `OciSpecification`,
-/// ExecuteProcess's `OciProcess`) as Go's guest decodes them: into runtime-spec's typed `Spec`
-/// and `Process`.
+/// ExecuteProcess's `OciProcess`, ModifySettings' `ContainerConstraints.Linux`) as Go's guest
+/// decodes them: into runtime-spec's typed `Spec`, `Process` and `LinuxResources`.
 ///
 /// Exists so that a field of the wrong type fails the request as invalid JSON (0xC037010D)
 /// before anything runs, as in Go, instead of being written into a bundle and refused by runc
@@ -20,8 +20,21 @@ indirect enum OCIShape: Sendable {
     case map(OCIShape)
     /// An object, its members unchecked.
     case object
-    /// `LinuxResources` (`LinuxResourcesShape`, shared with ModifySettings).
-    case linuxResources
+
+    /// `LinuxResources`; the rarely sent sections (`blockIO`, `network`, `rdma`) are checked
+    /// for their container type only, runc checks the rest.
+    static let linuxResources: OCIShape = .fields([
+        ("memory", .fields([("limit", .int64), ("reservation", .int64), ("swap", .int64), ("kernel", .int64), ("kernelTCP", .int64),
+                            ("swappiness", .uint64), ("disableOOMKiller", .bool), ("useHierarchy", .bool),
+                            ("checkBeforeUpdate", .bool)])),
+        ("cpu", .fields([("shares", .uint64), ("quota", .int64), ("burst", .uint64), ("period", .uint64), ("realtimeRuntime", .int64),
+                         ("realtimePeriod", .uint64), ("cpus", .string), ("mems", .string), ("idle", .int64)])),
+        ("pids", .fields([("limit", .int64)])),
+        ("devices", .array(.fields([("allow", .bool), ("type", .string), ("major", .int64), ("minor", .int64), ("access", .string)]))),
+        ("unified", .map(.string)),
+        ("hugepageLimits", .array(.fields([("pageSize", .string), ("limit", .uint64)]))),
+        ("blockIO", .object), ("network", .object), ("rdma", .object),
+    ])
 
     static let idMapping: OCIShape = .fields([("containerID", .uint32), ("hostID", .uint32), ("size", .uint32)])
 
@@ -49,7 +62,7 @@ indirect enum OCIShape: Sendable {
         ("linux", .fields([
             ("uidMappings", .array(idMapping)), ("gidMappings", .array(idMapping)),
             ("sysctl", .map(.string)),
-            ("resources", .linuxResources),
+            ("resources", linuxResources),
             ("cgroupsPath", .string),
             ("namespaces", .array(.fields([("type", .string), ("path", .string)]))),
             ("devices", .array(.fields([("path", .string), ("type", .string), ("major", .int64), ("minor", .int64),
@@ -62,12 +75,12 @@ indirect enum OCIShape: Sendable {
 
     /// Throws `DecodingError.typeMismatch` naming the first value Go could not decode, by its
     /// path from `root` (`Spec.process.terminal`).
-    func check(_ value: JSONValue, path root: String) throws {
+    func check(_ value: JSONValue, path root: String, codingPath: [any CodingKey] = []) throws {
         do {
             try check(value)
         } catch {
             throw DecodingError.typeMismatch(JSONValue.self, .init(
-                codingPath: [], debugDescription: "json: cannot unmarshal into Go struct field \(root)\(error.path) of type \(error.expected)"))
+                codingPath: codingPath, debugDescription: "json: cannot unmarshal into Go struct field \(root)\(error.path) of type \(error.expected)"))
         }
     }
 
@@ -113,12 +126,6 @@ indirect enum OCIShape: Sendable {
             guard case .object(let members) = value else { throw Mismatch(expected: "map[string]") }
             for member in members {
                 do { try element.check(member.value) } catch { throw error.within("[\(member.key)]") }
-            }
-        case .linuxResources:
-            do {
-                try LinuxResourcesShape.check(value, codingPath: [])
-            } catch {
-                throw Mismatch(expected: "LinuxResources (\(JSONErrorText.describe(error)))")
             }
         }
     }

@@ -237,7 +237,8 @@ public struct ContainerConstraints: Codable, Sendable, Hashable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         windows = try c.go(.windows, .emptyObject)
         linux = try c.go(.linux, .emptyObject)
-        try LinuxResourcesShape.check(linux, codingPath: c.codingPath + [CodingKeys.linux])
+        // Go decodes it into runtime-spec's LinuxResources: a field of the wrong type is invalid JSON.
+        try OCIShape.linuxResources.check(linux, path: "LinuxResources", codingPath: c.codingPath + [CodingKeys.linux])
     }
 
     public func encode(to encoder: any Encoder) throws {

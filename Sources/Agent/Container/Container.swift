@@ -36,7 +36,8 @@ public actor Container {
     public private(set) var exitType: ContainerExitType = .unexpected
     public private(set) var initPID: pid_t = 0
     private var initProcess: GuestProcess?
-    /// Re-dials the init's output after a host reconnect; stopped by a shutdown or a delete.
+    /// Re-dials the init's output after a host reconnect; stopped by a shutdown, a delete or a
+    /// signal asking the init to end (and abandoned on its own, see `StdioRedial`).
     private var initStdioRedial: StdioRedial?
     private var processes: [pid_t: GuestProcess] = [:]
     private var prepared: PreparedInitIO?
@@ -120,8 +121,8 @@ public actor Container {
     }
 
     /// Starts the init (ExecuteProcess without OciProcess): wires stdio, `runc start`. Its
-    /// stdout and stderr are re-dialled through `redial` when the host's end goes away, until
-    /// the container is shut down or deleted.
+    /// stdout and stderr are re-dialled through `redial` when the host's end goes away (see
+    /// `initStdioRedial` for what ends that).
     func startInit(_ connections: StdioConnections, ports: VsockStdioRelaySettings, redial: StdioRedial,
                    onExit: @escaping @Sendable (ContainerNotification) async -> Void) async throws -> pid_t {
         guard !deleted else {

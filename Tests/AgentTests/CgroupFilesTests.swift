@@ -93,6 +93,53 @@ struct HugeTLBStatisticsTests {
     }
 }
 
+/// Statistics on a cgroup-v1 guest: the fields containerd's v1 `Metrics` has, which hcsshim's
+/// host reads (its working set is memory usage - total_inactive_file).
+@Suite("Statistics: cgroup v1")
+struct LegacyStatisticsTests {
+    @Test("memory.stat and its totals, every memory entry with its failcnt, per-CPU usage, OOM control; pids.max 'max' omitted")
+    func v1() throws {
+        let c = "pods/c"
+        let root = try HugeTLBStatisticsTests.tree([
+            "cg/memory/\(c)/memory.stat": """
+                cache 8192
+                rss 4096
+                rss_huge 2097152
+                pgpgin 10
+                pgpgout 7
+                pgfault 30
+                inactive_file 4096
+                hierarchical_memory_limit 9223372036854771712
+                total_cache 16384
+                total_rss 8192
+                total_pgpgin 20
+                total_inactive_file 12288
+
+                """,
+            "cg/memory/\(c)/memory.usage_in_bytes": "65536\n", "cg/memory/\(c)/memory.limit_in_bytes": "268435456\n",
+            "cg/memory/\(c)/memory.max_usage_in_bytes": "131072\n", "cg/memory/\(c)/memory.failcnt": "2\n",
+            "cg/memory/\(c)/memory.kmem.usage_in_bytes": "1024\n", "cg/memory/\(c)/memory.kmem.failcnt": "1\n",
+            "cg/memory/\(c)/memory.kmem.tcp.max_usage_in_bytes": "512\n",
+            "cg/memory/\(c)/memory.oom_control": "oom_kill_disable 1\nunder_oom 0\noom_kill 3\n",
+            "cg/cpuacct/\(c)/cpuacct.usage": "3000\n", "cg/cpuacct/\(c)/cpuacct.usage_percpu": "1000 0 2000 \n",
+            "cg/pids/\(c)/pids.current": "4\n", "cg/pids/\(c)/pids.max": "max\n",
+        ])
+        defer { removeTree(root) }
+        let metrics = try ContainerStatistics(root: "\(root)/cg", hugePagesDirectory: "\(root)/kernel").metrics(cgroupsPath: "/\(c)")
+        let memory = try #require(metrics["memory"])
+        #expect(memory["rss_huge"] == .int(2_097_152) && memory["pg_pg_in"] == .int(10) && memory["pg_pg_out"] == .int(7))
+        #expect(memory["total_cache"] == .int(16384) && memory["total_rss"] == .int(8192) && memory["total_pg_pg_in"] == .int(20))
+        #expect(memory["total_inactive_file"] == .int(12288))
+        #expect(memory["total_dirty"] == nil)  // absent or zero: omitted
+        #expect(memory["usage"] == .object([("limit", .int(268_435_456)), ("usage", .int(65536)), ("max", .int(131_072)), ("failcnt", .int(2))]))
+        #expect(memory["kernel"] == .object([("usage", .int(1024)), ("failcnt", .int(1))]))
+        #expect(memory["kernel_tcp"] == .object([("max", .int(512))]))
+        #expect(metrics["cpu"]?["usage"] == .object([("total", .int(3000)), ("per_cpu", .array([.int(1000), .int(0), .int(2000)]))]))
+        #expect(metrics["pids"] == .object([("current", .int(4))]))
+        #expect(metrics["memory_oom_control"] == .object([("oom_kill_disable", .int(1)), ("oom_kill", .int(3))]))
+    }
+}
+
 private extension String {
     var withLeadingSlash: String { hasPrefix("/") ? self : "/" + self }
 }

@@ -13,6 +13,14 @@ enum CgroupFile {
         return trimmed == "max" ? .max : UInt64(trimmed)
     }
 
+    /// A file of whitespace-separated numbers (cpuacct.usage_percpu); empty when absent or
+    /// when any is not a number.
+    static func numbers(_ path: String) -> [UInt64] {
+        guard let text = try? readFile(path) else { return [] }
+        let values = text.split(whereSeparator: \.isWhitespace).map { UInt64($0) }
+        return values.contains(nil) ? [] : values.compactMap { $0 }
+    }
+
     /// A flat-keyed file (`key value` per line), e.g. memory.stat, cpu.stat.
     static func keyValues(_ path: String) -> [String: UInt64] {
         guard let text = try? readFile(path) else { return [:] }

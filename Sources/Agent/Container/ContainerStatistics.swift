@@ -72,34 +72,45 @@ public struct ContainerStatistics: Sendable {
         guard access(memoryDir, F_OK) == 0 || access(pidsDir, F_OK) == 0 else { throw BridgeError(.fail, "cgroup \(path) not found") }
         let memoryStat = CgroupFile.keyValues("\(memoryDir)/memory.stat")
         let cpuStat = CgroupFile.keyValues("\(cpuDir)/cpu.stat")
+        // memory.stat as containerd's cgroup-v1 `MemoryStat` names it, then each key's
+        // `total_` (hierarchy-wide) form: the host's working set is usage - total_inactive_file.
+        let statKeys = [("cache", "cache"), ("rss", "rss"), ("rss_huge", "rss_huge"), ("mapped_file", "mapped_file"), ("dirty", "dirty"),
+                        ("writeback", "writeback"), ("pg_pg_in", "pgpgin"), ("pg_pg_out", "pgpgout"), ("pg_fault", "pgfault"),
+                        ("pg_maj_fault", "pgmajfault"), ("inactive_anon", "inactive_anon"), ("active_anon", "active_anon"),
+                        ("inactive_file", "inactive_file"), ("active_file", "active_file"), ("unevictable", "unevictable")]
         var memory = Metrics()
-        for key in ["cache", "rss", "mapped_file", "dirty", "writeback"] { memory.add(key, memoryStat[key]) }
-        memory.add("pg_fault", memoryStat["pgfault"])
-        memory.add("pg_maj_fault", memoryStat["pgmajfault"])
-        for key in ["inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable", "hierarchical_memory_limit"] {
-            memory.add(key, memoryStat[key])
-        }
+        for (key, name) in statKeys { memory.add(key, memoryStat[name]) }
+        memory.add("hierarchical_memory_limit", memoryStat["hierarchical_memory_limit"])
         memory.add("hierarchical_swap_limit", memoryStat["hierarchical_memsw_limit"])
-        memory.object("usage", [("limit", CgroupFile.number("\(memoryDir)/memory.limit_in_bytes")), ("usage", CgroupFile.number("\(memoryDir)/memory.usage_in_bytes")),
-                                ("max", CgroupFile.number("\(memoryDir)/memory.max_usage_in_bytes"))])
-        memory.object("swap", [("usage", CgroupFile.number("\(memoryDir)/memory.memsw.usage_in_bytes")), ("limit", CgroupFile.number("\(memoryDir)/memory.memsw.limit_in_bytes")),
-                               ("max", CgroupFile.number("\(memoryDir)/memory.memsw.max_usage_in_bytes"))])
-        memory.object("kernel", [("usage", CgroupFile.number("\(memoryDir)/memory.kmem.usage_in_bytes"))])
-        memory.object("kernel_tcp", [("usage", CgroupFile.number("\(memoryDir)/memory.kmem.tcp.usage_in_bytes"))])
+        for (key, name) in statKeys { memory.add("total_" + key, memoryStat["total_" + name]) }
+        for (key, prefix) in [("usage", "memory"), ("swap", "memory.memsw"), ("kernel", "memory.kmem"), ("kernel_tcp", "memory.kmem.tcp")] {
+            memory.object(key, [("limit", CgroupFile.number("\(memoryDir)/\(prefix).limit_in_bytes")),
+                                ("usage", CgroupFile.number("\(memoryDir)/\(prefix).usage_in_bytes")),
+                                ("max", CgroupFile.number("\(memoryDir)/\(prefix).max_usage_in_bytes")),
+                                ("failcnt", CgroupFile.number("\(memoryDir)/\(prefix).failcnt"))])
+        }
         var metrics = Metrics()
         metrics.hugeTLB(pageSizes: hugePageSizes(), directory: "\(root)/hugetlb\(path)") { size in
             [("usage", "hugetlb.\(size).usage_in_bytes"), ("max", "hugetlb.\(size).max_usage_in_bytes"), ("failcnt", "hugetlb.\(size).failcnt")]
         }
-        metrics.object("pids", [("current", CgroupFile.number("\(pidsDir)/pids.current")), ("limit", CgroupFile.number("\(pidsDir)/pids.max"))])
-        metrics.nested("cpu", [
-            ("usage", [("total", CgroupFile.number("\(cpuacctDir)/cpuacct.usage")), ("kernel", CgroupFile.number("\(cpuacctDir)/cpuacct.usage_sys")),
-                       ("user", CgroupFile.number("\(cpuacctDir)/cpuacct.usage_user"))]),
-            ("throttling", [("periods", cpuStat["nr_periods"]), ("throttled_periods", cpuStat["nr_throttled"]),
-                            ("throttled_time", cpuStat["throttled_time"])]),
-        ])
+        // v1 `pids.max` "max" is no limit, reported as 0 (omitted) as containerd's v1 does.
+        let pidsLimit = CgroupFile.number("\(pidsDir)/pids.max").flatMap { $0 == .max ? nil : $0 }
+        metrics.object("pids", [("current", CgroupFile.number("\(pidsDir)/pids.current")), ("limit", pidsLimit)])
+        var usage = Metrics()
+        usage.add("total", CgroupFile.number("\(cpuacctDir)/cpuacct.usage"))
+        usage.add("kernel", CgroupFile.number("\(cpuacctDir)/cpuacct.usage_sys"))
+        usage.add("user", CgroupFile.number("\(cpuacctDir)/cpuacct.usage_user"))
+        usage.array("per_cpu", CgroupFile.numbers("\(cpuacctDir)/cpuacct.usage_percpu"))
+        var cpu = Metrics()
+        cpu.members.append(("usage", usage.value))
+        cpu.object("throttling", [("periods", cpuStat["nr_periods"]), ("throttled_periods", cpuStat["nr_throttled"]),
+                                  ("throttled_time", cpuStat["throttled_time"])])
+        metrics.members.append(("cpu", cpu.value))
         metrics.members.append(("memory", memory.value))
         let oom = CgroupFile.keyValues("\(memoryDir)/memory.oom_control")
-        if !oom.isEmpty { metrics.object("memory_oom_control", [("oom_kill", oom["oom_kill"])]) }
+        if !oom.isEmpty {
+            metrics.object("memory_oom_control", [("oom_kill_disable", oom["oom_kill_disable"]), ("under_oom", oom["under_oom"]), ("oom_kill", oom["oom_kill"])])
+        }
         return metrics.value
     }
 }
@@ -130,6 +141,12 @@ struct Metrics {
     mutating func add(_ key: String, _ number: UInt64?) {
         guard let number, number != 0 else { return }
         members.append((key, number > UInt64(Int64.max) ? .uint(number) : .int(Int64(number))))
+    }
+
+    /// A repeated field: omitted when empty; its zeros are kept (they are per-CPU positions).
+    mutating func array(_ key: String, _ numbers: [UInt64]) {
+        guard !numbers.isEmpty else { return }
+        members.append((key, .array(numbers.map { $0 > UInt64(Int64.max) ? .uint($0) : .int(Int64($0)) })))
     }
 
     mutating func object(_ key: String, _ fields: [(String, UInt64?)]) {

@@ -42,6 +42,39 @@ struct UserResolutionTests {
         #expect(try !UserResolution.apply(to: &process, rootfs: rootfs))
     }
 
+    @Test("passwd and group with CRLF line endings (split as Go's bufio.ScanLines does)")
+    func crlf() throws {
+        let rootfs = "/tmp/gcs-users-crlf-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(mkdir(rootfs, 0o755) == 0 && mkdir("\(rootfs)/etc", 0o755) == 0)
+        defer { HostFiles.removeTree(rootfs) }
+        try writeFile("\(rootfs)/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\r\napp:x:1000:1000::/:/bin/sh\r\n".utf8))
+        try writeFile("\(rootfs)/etc/group", Array("root:x:0:\r\nstaff:x:50:app\r\n".utf8))
+        #expect(try UserResolution.resolve("app", rootfs: rootfs) == .init(uid: 1000, gid: 1000))
+        #expect(try UserResolution.resolve("app:staff", rootfs: rootfs) == .init(uid: 1000, gid: 50))
+    }
+
+    @Test("GPU/VPCI devices, a tee log or a virtual pod are refused with a clear error, not dropped", arguments: [
+        ("windows", JSONValue.object([("devices", .array([.object([("idType", .string("gpu")), ("id", .string("PCIP\\VEN_10DE"))])]))])),
+        ("annotations", .object([("io.microsoft.container.lcow.tee-log-path", .string("c.log"))])),
+        ("annotations", .object([("io.microsoft.container.lcow.tee-log-dir-mount", .string("/logs"))])),
+        ("annotations", .object([("io.microsoft.cri.virtual-pod-id", .string("vpod"))])),
+    ])
+    func unsupportedFeaturesRefused(_ member: String, _ value: JSONValue) throws {
+        let work = "/tmp/gcs-unsupported-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(mkdir(work, 0o755) == 0)
+        defer { HostFiles.removeTree(work) }
+        let spec: JSONValue = .object([("process", .object([("args", .array([.string("true")]))])), ("root", .object([("path", .string("rootfs"))])),
+                                       ("linux", .object([])), (member, value)])
+        let error = try #require(throws: BridgeError.self) {
+            _ = try ContainerPreparation.prepare(spec: spec, id: "c", bundle: "\(work)/c", configuration: AgentConfiguration(), pod: { _ in nil })
+        }
+        #expect(error.hresult == .fail)
+        #expect(error.message.contains("does not support yet"), "\(error.message)")
+        #expect(access("\(work)/c", F_OK) != 0)  // refused before anything was written
+        // An empty devices list or annotation asks for nothing.
+        #expect(ContainerPreparation.unsupportedFeature(in: .object([("windows", .object([("devices", .array([]))]))])) == nil)
+    }
+
     @Test("passwd and group are read as the container sees them: symlinks stay in its root, only regular files, bounded")
     func containedReads() throws {
         let rootfs = "/tmp/gcs-users-root-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -104,5 +137,20 @@ struct UserResolutionTests {
             #expect(try await wait(guest, id, initPID) == 137)
             _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
         }
+    }
+}
+
+/// The program of a process run in the VM, found on the agent's PATH as Go's exec.LookPath finds it.
+@Suite("External process: PATH lookup")
+struct ExternalProgramLookupTests {
+    @Test("a directory named like the program is skipped; an empty PATH entry is the current directory")
+    func lookPath() throws {
+        let work = "/tmp/gcs-lookpath-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(mkdir(work, 0o755) == 0 && mkdir("\(work)/a", 0o755) == 0 && mkdir("\(work)/a/sh", 0o755) == 0)
+        defer { HostFiles.removeTree(work) }
+        #expect(ExternalProcess.resolve("sh", searchPath: "\(work)/a:/bin") == "/bin/sh")
+        #expect(ExternalProcess.resolve("no-such-program", searchPath: "\(work)/a:/bin") == nil)
+        #expect(ExternalProcess.resolve("sh", searchPath: ":/bin") == "/bin/sh" || access("./sh", X_OK) == 0)
+        #expect(ExternalProcess.resolve("/bin/anything", searchPath: "") == "/bin/anything")
     }
 }

@@ -50,11 +50,28 @@ enum ContainerPreparation {
 
     static let hostNetworkAnnotation = "io.microsoft.virtualmachine.lcow.hostnetwork"
 
+    /// The advanced features of guest-behaviour §1.1, §6.5 and §7.1 step 7.9 (P2) that this guest
+    /// does not implement, which a spec can ask for: refused with a clear error, so that a pod
+    /// asking for a GPU, a tee log or a virtual pod does not start without it.
+    static func unsupportedFeature(in spec: JSONValue) -> String? {
+        if case .array(let devices)? = spec["windows"]?["devices"], !devices.isEmpty {
+            return "windows.devices (GPU and VPCI device assignment)"
+        }
+        for annotation in ["io.microsoft.container.lcow.tee-log-path", "io.microsoft.container.lcow.tee-log-dir-mount",
+                           "io.microsoft.cri.virtual-pod-id"] {
+            if case .string(let value)? = spec["annotations"]?[annotation], !value.isEmpty { return "the annotation \(annotation)" }
+        }
+        return nil
+    }
+
     /// `pod(sandboxID)` gives a registered pod, or nil if there is no such pod.
     static func prepare(spec: JSONValue, id: String, bundle: String, configuration: AgentConfiguration,
                         pod: (String) -> AgentHost.Pod?) throws -> Prepared {
         for section in ["process", "root", "linux"] where spec[section] == nil || spec[section] == .null {
             throw BridgeError(.fail, "container \(id): the OCI spec has no '\(section)' section")
+        }
+        if let feature = unsupportedFeature(in: spec) {
+            throw BridgeError(.fail, "container \(id) asks for \(feature), which this guest does not support yet")
         }
         let kind = try ContainerKind(spec: spec, id: id)
         var rewritten = spec
@@ -93,6 +110,8 @@ enum ContainerPreparation {
         // The core-dump limit: sandboxes and workloads, not standalone containers (as Go).
         if kind != .standalone { try SpecAnnotations.applyCoreLimit(&rewritten) }
         var userFromName = false
+        // Standalone containers too, unlike Go's guest (§7.1 step 8 has no such step): there runc
+        // ignores the name, and an image whose config names its user would run as root.
         if var process = rewritten["process"] {
             userFromName = try UserResolution.apply(to: &process, rootfs: rootfsPath(rewritten, bundle: bundle))
             if userFromName { rewritten.setMember(["process"], process) }

@@ -65,7 +65,8 @@ enum UserResolution {
         let text: String
         do { text = try readContainerFile(root: rootfs, file) } catch { throw BridgeError(.fail, "failed to find \(what) \(name): \(error)") }
         var found: [[Substring]] = []
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        // Any line ending, as Go's bufio.ScanLines: "\r\n" is one Character to Swift.
+        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
             if fields.count >= 4 && matches(fields) { found.append(fields) }
         }

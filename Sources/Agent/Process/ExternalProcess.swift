@@ -58,13 +58,16 @@ enum ExternalProcess {
     }
 
     /// `program` if it contains a slash (not checked here: execve's error is reported from the
-    /// spawn, as Go's exec does, without a path lookup per process), else the first executable
-    /// match in the agent's PATH.
-    static func resolve(_ program: String) -> String? {
+    /// spawn, as Go's exec does, without a path lookup per process), else the first match in
+    /// the agent's PATH that is an executable file, as Go's exec.LookPath: a directory of that
+    /// name is skipped, and an empty PATH entry is the current directory.
+    static func resolve(_ program: String, searchPath: String? = nil) -> String? {
         if program.contains("/") { return program }
-        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        for dir in path.split(separator: ":") where !dir.isEmpty {
-            let candidate = "\(dir)/\(program)"
+        let path = searchPath ?? getenv("PATH").map { String(cString: $0) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = dir.isEmpty ? "./\(program)" : "\(dir)/\(program)"
+            var info = stat()
+            guard stat(candidate, &info) == 0, info.st_mode & S_IFMT != S_IFDIR else { continue }
             if access(candidate, X_OK) == 0 { return candidate }
         }
         return nil

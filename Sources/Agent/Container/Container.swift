@@ -203,11 +203,14 @@ public actor Container {
         return ContainerNotification(base: base, type: exitType.rawValue)
     }
 
-    /// `runc exec` of an OCI process (ExecuteProcess with OciProcess).
+    /// `runc exec` of an OCI process (ExecuteProcess with OciProcess), into a running container
+    /// or a created one (its namespaces exist; runc execs there, as for Go's guest). A stopped
+    /// container is E_FAIL with runc's own words, what Go's guest answers after `runc exec`.
     func exec(process ociProcess: JSONValue, connections: StdioConnections) async throws -> pid_t {
-        guard !deleted, status == .running else {
+        guard !deleted, status != .stopped else {
             connections.closeAll()
-            throw BridgeError(deleted ? .systemNotFound : .invalidState, "container \(id) \(deleted ? "was deleted" : "is not running")")
+            throw deleted ? BridgeError(.systemNotFound, "container \(id) was deleted")
+                          : BridgeError(.fail, "container \(id): cannot exec in a stopped container")
         }
         let terminal = ociProcess["terminal"] == .bool(true)
         let pid: pid_t
@@ -304,16 +307,14 @@ public actor Container {
     }
 
     /// SignalProcess; SIGTERM/SIGKILL to the init set the exit type the notification reports.
-    /// A signal that asks the init to end (TERM, KILL, INT, QUIT) also stops its stdio re-dial,
-    /// as Go's guest does on every signal to the init: a host ending the container reads no
-    /// more, and an init blocked on output that waits for a host that will not listen again
-    /// could not exit, nor its exit be reported.
-    /// Stopped also when the signal fails: an init that has exited (its exit held by a
-    /// re-dial of its output) cannot be signalled.
+    /// A signal leaves the init's stdio re-dial running, as in Go's guest (whose
+    /// `containerProcess.Kill` does not stop it; a shutdown and a delete do): kubelet stops a
+    /// pod with a SIGTERM here, and an init still shutting down gracefully through a live
+    /// migration must get its output to the host, not an EPIPE. A host that has stopped
+    /// listening for good while its bridge is up is handled by the re-dial's grace.
     func signal(pid: UInt32, signal: Int32) throws {
         let target = try process(pid)
         let isInit = pid == UInt32(initPID)
-        defer { if isInit && [SIGTERM, SIGKILL, SIGINT, SIGQUIT].contains(signal) { initStdioRedial?.stop() } }
         try target.signal(signal)
         if isInit {
             if signal == SIGTERM { exitType = .graceful } else if signal == SIGKILL { exitType = .forced }

@@ -163,12 +163,18 @@ public final class ProcessIO: Sendable {
         connections.closeAll()
     }
 
-    /// Resizes the terminal (`TIOCSWINSZ`); no-op once the relay has closed it.
+    /// Resizes the terminal (`TIOCSWINSZ`); no-op once the relay has closed it, an error when
+    /// the ioctl fails (as Go's guest answers).
     func resize(height: UInt16, width: UInt16) throws {
         guard let terminal else { throw BridgeError(.fail, "is not a tty and cannot be resized") }
         // Inside an operation on the master: a close by the exit's teardown, on another thread,
         // waits for it (the fd number cannot be another terminal's by then).
-        _ = try? terminal.withDescriptor { fd throws(SyscallError) in shim_ioctl_set_winsize(fd, height, width) }
+        let failure: Int32? = try? terminal.withDescriptor { fd throws(SyscallError) in
+            shim_ioctl_set_winsize(fd, height, width) == 0 ? 0 : errno
+        }
+        if let failure, failure != 0 {
+            throw BridgeError(.fail, "resizing the terminal to \(height)x\(width): \(String(cString: strerror(failure)))")
+        }
     }
 
     /// Relays for diagnostics (dump stacks).

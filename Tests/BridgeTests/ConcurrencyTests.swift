@@ -1,5 +1,6 @@
 import Bridge
 import EventLoop
+import Logging
 import Synchronization
 import Testing
 
@@ -64,6 +65,83 @@ struct ConcurrencyTests {
             throw error
         }
         await pair.stop()
+    }
+
+    /// The agent counts its host link lost in `onReadEnded` (the init stdio re-dial's grace
+    /// must not take a dead connection for a live one while a create or delete runs on).
+    @Test("a closed connection is reported as soon as reading ends, before a slow handler has finished",
+          .timeLimit(.minutes(1)))
+    func readEndReportedBeforeSlowHandlers() async throws {
+        let (hostEnd, guestEnd) = try AsyncFD.socketPair()
+        let handler = FakeHandler()
+        var logger = Logger(label: "test.bridge")
+        logger.logLevel = .warning
+        let server = BridgeServer(connection: guestEnd, handler: handler, logger: logger)
+        let (readEnded, readEndedSink) = AsyncStream<Void>.makeStream()
+        let serving = Task {
+            await withDiscardingTaskGroup { carried in
+                let ending = await server.serve(carrying: &carried, onReadEnded: { readEndedSink.yield() })
+                carried.cancelAll()
+                return ending
+            }
+        }
+        let client = BridgeClient(connection: hostEnd, logger: logger)
+        let clientTask = Task { await client.run() }
+        _ = try await client.send(NegotiateProtocolRequest())
+        let slow = Task { await client.sendExpectingFailure(DeleteContainerStateRequest(base: RequestBase(containerId: "slow"))) }
+        var entered = handler.slowEntered.makeAsyncIterator()
+        _ = await entered.next()
+        client.close()  // the host goes away while the delete runs
+        var ended = readEnded.makeAsyncIterator()
+        _ = await ended.next()  // while the delete is held: never, if this waited for it (the time limit fails the test)
+        handler.releaseGate()
+        #expect(await serving.value == .closed)
+        #expect(await slow.value)  // the host's request ended with its connection, unanswered
+        _ = await clientTask.value
+    }
+
+    @Test("DumpStacks marks a WaitForProcess carried from an earlier connection", .timeLimit(.minutes(1)))
+    func dumpStacksMarksCarriedWaits() async throws {
+        var logger = Logger(label: "test.bridge")
+        logger.logLevel = .warning
+        let session = BridgeSession()
+        let handler = FakeHandler()
+        let (host1, guest1) = try AsyncFD.socketPair()
+        let (host2, guest2) = try AsyncFD.socketPair()
+        let first = BridgeServer(connection: guest1, handler: handler, logger: logger, session: session)
+        let second = BridgeServer(connection: guest2, handler: handler, logger: logger, session: session)
+        let serving = Task {
+            await withDiscardingTaskGroup { carried in
+                _ = await first.serve(carrying: &carried)
+                _ = await second.serve(carrying: &carried)
+                carried.cancelAll()
+            }
+        }
+        let oldHost = BridgeClient(connection: host1, logger: logger)
+        let oldReader = Task { await oldHost.run() }
+        _ = try await oldHost.send(NegotiateProtocolRequest())
+        let held = Task { try? await oldHost.send(WaitForProcessRequest(base: RequestBase(containerId: "held"), processId: 0xBEEF)) }
+        // On the old connection the wait is its own (asked until the server has it: bounded, no sleeping).
+        var stacks = ""
+        for _ in 0..<10_000 {
+            stacks = try await oldHost.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+            if stacks.contains("WaitForProcess") { break }
+            await Task.yield()
+        }
+        #expect(stacks.contains(" container held for ") && !stacks.contains("earlier connection"))
+        oldHost.close()  // the host goes away; the wait goes on
+        _ = await oldReader.value
+        _ = await held.value
+        let newHost = BridgeClient(connection: host2, logger: logger)
+        let newReader = Task { await newHost.run() }
+        _ = try await newHost.send(NegotiateProtocolRequest())
+        stacks = try await newHost.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+        #expect(stacks.hasPrefix("bridge: 1 other request in flight\n"))
+        #expect(stacks.contains("ComputeSystemWaitForProcessV1 #2 container held for ") && stacks.contains(" ms, asked on an earlier connection\n"))
+        newHost.close()  // before the wait answers: an id this host never sent would be an error to it
+        _ = await newReader.value
+        handler.releaseGate()
+        await serving.value
     }
 
     @Test("a slow request does not block later ones")

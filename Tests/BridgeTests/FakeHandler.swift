@@ -11,12 +11,21 @@ import Synchronization
 /// - ContainerId "fail" makes any container request fail with `0xC037010E`.
 /// - ContainerId "huge" makes GetProperties / DumpStacks / errors produce far more than 64 KiB.
 /// - WaitForProcess of pid 0xBEEF waits until `releaseGate()`.
+/// - DeleteContainerState of ContainerId "slow" says so on `slowEntered`, then waits until
+///   `releaseGate()`, cancelled or not (as a create or delete under way runs to its end).
 final class FakeHandler: BridgeHandler {
     let guestCapabilities = GuestDefinedCapabilities()
     let calls = Atomic<Int>(0)
     /// WaitForProcess answers written (their `answered` callbacks run).
     let answers = Atomic<Int>(0)
     private let gate = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    /// One element each time a "slow" DeleteContainerState has begun.
+    let slowEntered: AsyncStream<Void>
+    private let slowEnteredSink: AsyncStream<Void>.Continuation
+
+    init() {
+        (slowEntered, slowEnteredSink) = AsyncStream.makeStream()
+    }
 
     /// Lets every WaitForProcess of pid 0xBEEF (and later ones) return.
     func releaseGate() {
@@ -54,18 +63,20 @@ final class FakeHandler: BridgeHandler {
         return 1000 + UInt32(parameters.commandArgs.count)
     }
 
+    private func passGate() async {
+        await withCheckedContinuation { continuation in
+            let open = gate.withLock { g in
+                if !g.open { g.waiters.append(continuation) }
+                return g.open
+            }
+            if open { continuation.resume() }
+        }
+    }
+
     func waitForProcess(_ request: WaitForProcessRequest) async throws -> ProcessExitAnswer {
         calls.add(1, ordering: .relaxed)
         if request.processId == 0xDEAD { throw BridgeError(.notFound, "process 57005 not found") }
-        if request.processId == 0xBEEF {
-            await withCheckedContinuation { continuation in
-                let open = gate.withLock { g in
-                    if !g.open { g.waiters.append(continuation) }
-                    return g.open
-                }
-                if open { continuation.resume() }
-            }
-        }
+        if request.processId == 0xBEEF { await passGate() }
         if request.processId % 7 == 0 {
             try await Task.sleep(for: .microseconds(200))
         } else if request.processId % 3 == 0 {
@@ -93,7 +104,13 @@ final class FakeHandler: BridgeHandler {
         return "task 1 [running]"
     }
 
-    func deleteContainerState(_ request: DeleteContainerStateRequest) async throws { try check(request.base) }
+    func deleteContainerState(_ request: DeleteContainerStateRequest) async throws {
+        if request.base.containerId == "slow" {
+            slowEnteredSink.yield()
+            await passGate()
+        }
+        try check(request.base)
+    }
 }
 
 /// A server on one end of a socket pair and a `BridgeClient` on the other.

@@ -70,7 +70,7 @@ struct GoJSONDecoderTests {
         #expect(error.message.contains("Query"))
     }
 
-    @Test("ModifySettings without Settings for a type that has them is invalid JSON, as in Go; null Settings are the zero value")
+    @Test("ModifySettings without Settings, or with null Settings, for a type that has them is invalid JSON, as in Go")
     func modifySettingsWithoutSettings() {
         func route(_ body: String) -> RouteDecision {
             var text = body
@@ -81,9 +81,11 @@ struct GoJSONDecoderTests {
         }
         #expect(error.hresult == .invalidJSON)
         #expect(error.message.contains("Settings"), "\(error.message)")
-        guard case .dispatch = route(#"{"ContainerId":"c","Request":{"ResourceType":"ContainerConstraints","RequestType":"Update","Settings":null}}"#) else {
-            Issue.record("null Settings refused"); return
+        guard case .reject(let nullError, _) = route(#"{"ContainerId":"c","Request":{"ResourceType":"ContainerConstraints","RequestType":"Update","Settings":null}}"#) else {
+            Issue.record("null Settings accepted"); return
         }
+        #expect(nullError.hresult == .invalidJSON)
+        #expect(nullError.message.contains("Settings"), "\(nullError.message)")
         guard case .dispatch = route(#"{"ContainerId":"c","Request":{"ResourceType":"PodCgroupMemoryLimit","RequestType":"Update"}}"#) else {
             Issue.record("PodCgroupMemoryLimit, which has no Settings, refused"); return
         }

@@ -41,6 +41,8 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
     private let writer: FrameWriter
     private let negotiated = Atomic<Bool>(false)
     private let session: BridgeSession
+    /// This connection's number in the session (`BridgeSession.attach`), set when serving begins.
+    private let sessionConnection = Atomic<UInt64>(0)
     private var inFlight: InFlightRequests { session.inFlight }
 
     /// `session`: shared by the connections of one agent, so that WaitForProcess requests carried
@@ -75,7 +77,7 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
     /// before this returns (their late responses are dropped). `onReadEnded` runs as soon as
     /// the connection stops being read, before those handlers have ended.
     public func serve(carrying carried: inout DiscardingTaskGroup, onReadEnded: () -> Void = {}) async -> Ending {
-        session.attach(self)
+        sessionConnection.store(session.attach(self), ordering: .relaxed)
         let ending: Ending = await withDiscardingTaskGroup { group in
             let ending = await readLoop(group: &group, carried: &carried)
             // At once, not after the handlers cancelled below have ended (a create runs to its
@@ -190,7 +192,8 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
     /// Answers one request in its task. Kept to a few awaits, with logging out of line: its
     /// async frame is allocated for every request (see `RequestAnswers`).
     private func run(_ routed: RoutedRequest, header: FrameHeader) async {
-        let token = inFlight.begin(type: header.type, sequence: header.id, containerId: routed.base.containerId)
+        let token = inFlight.begin(type: header.type, sequence: header.id, containerId: routed.base.containerId,
+                                   connection: sessionConnection.load(ordering: .relaxed))
         let body = await RequestAnswers(handler: handler, outgoingLimit: outgoingLimit, logger: logger)
             .answer(routed, activityId: routed.base.activityId, header: header, inFlight: inFlight, token: token)
         // Answered: no longer in flight, even while the response is being written.
@@ -202,7 +205,8 @@ public final class BridgeServer<Handler: BridgeHandler>: SessionConnection {
     /// process's life with every frame on the way (hcsshim keeps one in flight per process),
     /// so it has as few as it can.
     private func runWait(_ request: WaitForProcessRequest, header: FrameHeader) async {
-        let token = inFlight.begin(type: header.type, sequence: header.id, containerId: request.base.containerId)
+        let token = inFlight.begin(type: header.type, sequence: header.id, containerId: request.base.containerId,
+                                   connection: sessionConnection.load(ordering: .relaxed))
         let answers = RequestAnswers(handler: handler, outgoingLimit: outgoingLimit, logger: logger)
         let exit: ProcessExitAnswer?, body: Data
         do {

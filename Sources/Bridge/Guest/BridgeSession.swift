@@ -26,12 +26,15 @@ public final class BridgeSession: Sendable {
     /// Requests being handled, across connections, for DumpStacks.
     let inFlight = InFlightRequests()
     private let current = Mutex<(any SessionConnection)?>(nil)
+    private let attachments = Atomic<UInt64>(0)
 
     public init() {}
 
-    /// `connection` is the one answers go to from now on.
-    func attach(_ connection: any SessionConnection) {
+    /// `connection` is the one answers go to from now on. Returns its number in this session
+    /// (1 for the first), which tells DumpStacks the requests carried from earlier ones.
+    func attach(_ connection: any SessionConnection) -> UInt64 {
         current.withLock { $0 = connection }
+        return attachments.add(1, ordering: .relaxed).newValue
     }
 
     /// `connection` has ended: answers due from now on wait for no one.

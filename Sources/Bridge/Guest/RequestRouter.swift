@@ -104,7 +104,11 @@ public enum RequestRouter {
             let request = try body(ModifySettingsRequest.self)
             try request.validate()
             return .modifySettings(request)
-        case .dumpStacks: return .dumpStacks(try body(DumpStacksRequest.self))
+        case .dumpStacks:
+            // Go's dumpStacksV2 never decodes its message: any body gets the stacks (an operator
+            // asking for them must not be refused over JSON).
+            let base = RequestBase.lenient(from: raw)
+            return .dumpStacks(DumpStacksRequest(base: RequestBase(containerId: base.containerId, activityId: base.activityId)))
         case .deleteContainerState: return .deleteContainerState(try body(DeleteContainerStateRequest.self))
         default: throw .notSupported(type)
         }

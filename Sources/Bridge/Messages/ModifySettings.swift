@@ -93,10 +93,14 @@ public enum ResourceSettings: Sendable, Hashable {
 
     static func decode<K: CodingKey>(resourceType: String, from c: KeyedDecodingContainer<K>, key: K) throws -> ResourceSettings {
         func settings<T: Decodable>(_ type: T.Type, _ fallback: @autoclosure () -> T) throws -> T {
-            // Go unmarshals the raw `Settings` into the type: `null` leaves it zero, but no
-            // `Settings` at all is "unexpected end of JSON input" (no `runc update` with nothing).
+            // Go decodes `Settings` into a json.RawMessage behind an interface, then that into
+            // the type. No `Settings`, or `null` (which sets the interface to nil and leaves the
+            // raw message empty), is "unexpected end of JSON input": no `runc update` with nothing.
             guard c.contains(key) else {
                 throw DecodingError.keyNotFound(key, .init(codingPath: c.codingPath, debugDescription: "no Settings for \(resourceType): unexpected end of JSON input"))
+            }
+            if try c.decodeNil(forKey: key) {
+                throw DecodingError.valueNotFound(T.self, .init(codingPath: c.codingPath + [key], debugDescription: "null Settings for \(resourceType): unexpected end of JSON input"))
             }
             return try c.go(key, fallback())
         }

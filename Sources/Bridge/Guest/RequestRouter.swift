@@ -106,7 +106,8 @@ public enum RequestRouter {
             return .modifySettings(request)
         case .dumpStacks:
             // Go's dumpStacksV2 never decodes its message: any body gets the stacks (an operator
-            // asking for them must not be refused over JSON).
+            // asking for them must not be refused over JSON); what can be read of it is kept.
+            if let request = try? body(DumpStacksRequest.self) { return .dumpStacks(request) }
             let base = RequestBase.lenient(from: raw)
             return .dumpStacks(DumpStacksRequest(base: RequestBase(containerId: base.containerId, activityId: base.activityId)))
         case .deleteContainerState: return .deleteContainerState(try body(DeleteContainerStateRequest.self))

@@ -54,3 +54,48 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
     let sorted = values.sorted()
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
+
+extension Probe {
+    /// With `BENCH_PAGEMAP_DIR` set, writes `<dir>/<label>.txt`: every mapping of `pid` and the
+    /// addresses of its resident pages (from /proc/<pid>/pagemap), to find which code and data
+    /// a workload left mapped (`scripts/resident-pages.py` names the functions on them).
+    static func snapshotResidentPages(_ pid: pid_t, label: String) {
+        guard let dir = getenv("BENCH_PAGEMAP_DIR").map({ String(cString: $0) }) else { return }
+        guard let maps = readAll("/proc/\(pid)/maps") else { return }
+        let pagemap = open("/proc/\(pid)/pagemap", O_RDONLY)
+        guard pagemap >= 0 else { return }
+        defer { Glibc.close(pagemap) }
+        var out = ""
+        for line in maps.split(separator: "\n") {
+            let range = line.prefix { $0 != " " }.split(separator: "-")
+            guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16) else { continue }
+            out += "map \(line)\n"
+            let pages = Int((end - start) / 4096)
+            guard pages > 0, pages < 1 << 22 else { continue }
+            var entries = [UInt64](repeating: 0, count: pages)
+            let n = entries.withUnsafeMutableBytes { pread(pagemap, $0.baseAddress, $0.count, off_t(start / 4096 * 8)) }
+            guard n == pages * 8 else { continue }
+            for (i, entry) in entries.enumerated() where entry & (1 << 63) != 0 {
+                out += String(start + UInt64(i) * 4096, radix: 16) + "\n"
+            }
+        }
+        let fd = open("\(dir)/\(label).txt", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { return }
+        _ = out.utf8CString.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count - 1) }
+        Glibc.close(fd)
+    }
+
+    private static func readAll(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            bytes += chunk[..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -178,6 +178,7 @@ enum ManyProcesses {
         print("gcs before the burst: " + (try await agentState(guest)))
         try await Task.sleep(for: .seconds(1))
         let beforeRSS = Probe.rss(guest.pid), beforeAnon = Probe.rssAnon(guest.pid)
+        Probe.snapshotResidentPages(guest.pid, label: "before-burst")
         // hcsshim's host sends a WaitForProcess (no timeout) as soon as a process has started and
         // keeps it in flight for the process's life (internal/gcs/process.go, waitBackground): the
         // agent holds one pending request per running process, as here.
@@ -207,6 +208,7 @@ enum ManyProcesses {
         // The agent trims its heap once it has been quiet for 200 ms after releases.
         try await Task.sleep(for: .seconds(1))
         let afterRSS = Probe.rss(guest.pid)
+        Probe.snapshotResidentPages(guest.pid, label: "after-burst")
         print("gcs after the burst: " + (try await agentState(guest)))
         results.append(BenchResult(benchmark: name, metric: "gcs anonymous RSS 1 s after exit (vs warm idle before)",
                                    value: Probe.rssAnon(guest.pid) / 1048576, unit: "MiB", baseline: beforeAnon / 1048576))

@@ -44,6 +44,7 @@ let pid = guest.pid
 // 6. Idle RSS right after negotiation.
 let idleRSS = Probe.rss(pid)
 let idleAnon = Probe.rssAnon(pid)
+Probe.snapshotResidentPages(pid, label: "idle-at-start")
 report.add(BenchResult(benchmark: "idle", metric: "gcs RSS (Go agent: 10.8 MiB)", value: idleRSS / 1048576, unit: "MiB", baseline: 10.8))
 report.add(BenchResult(benchmark: "idle", metric: "gcs anonymous RSS", value: idleAnon / 1048576, unit: "MiB"))
 

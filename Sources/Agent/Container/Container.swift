@@ -36,8 +36,8 @@ public actor Container {
     public private(set) var exitType: ContainerExitType = .unexpected
     public private(set) var initPID: pid_t = 0
     private var initProcess: GuestProcess?
-    /// Re-dials the init's output after a host reconnect; stopped by a shutdown, a delete or a
-    /// signal asking the init to end (and abandoned on its own, see `StdioRedial`).
+    /// Re-dials the init's output after a host reconnect; stopped by a shutdown or a delete, not
+    /// by a signal, as in Go's guest (and abandoned on its own, see `StdioRedial`).
     private var initStdioRedial: StdioRedial?
     private var processes: [pid_t: GuestProcess] = [:]
     private var prepared: PreparedInitIO?

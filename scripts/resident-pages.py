@@ -3,7 +3,12 @@
 what the second has that the first has not: per mapping, pages gained; for the binary's mappings,
 the symbols on each gained page (from `nm -n -S` of the same binary).
 
-usage: scripts/resident-pages.py BINARY BEFORE.txt AFTER.txt"""
+usage: scripts/resident-pages.py BINARY BEFORE.txt AFTER.txt
+
+BINARY must be the one measured and not position-independent (the static gcs, `make static`,
+which `make bench-agent` measures): its `nm` addresses are its run-time addresses. A page is
+named by the symbols that overlap it, found walking back from its end: an earlier, larger
+symbol that also covers it may be left out."""
 import bisect, collections, subprocess, sys
 
 def load(path):

@@ -53,28 +53,6 @@ struct UserResolutionTests {
         #expect(try UserResolution.resolve("app:staff", rootfs: rootfs) == .init(uid: 1000, gid: 50))
     }
 
-    @Test("GPU/VPCI devices, a tee log or a virtual pod are refused with a clear error, not dropped", arguments: [
-        ("windows", JSONValue.object([("devices", .array([.object([("idType", .string("gpu")), ("id", .string("PCIP\\VEN_10DE"))])]))])),
-        ("annotations", .object([("io.microsoft.container.lcow.tee-log-path", .string("c.log"))])),
-        ("annotations", .object([("io.microsoft.container.lcow.tee-log-dir-mount", .string("/logs"))])),
-        ("annotations", .object([("io.microsoft.cri.virtual-pod-id", .string("vpod"))])),
-    ])
-    func unsupportedFeaturesRefused(_ member: String, _ value: JSONValue) throws {
-        let work = "/tmp/gcs-unsupported-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        #expect(mkdir(work, 0o755) == 0)
-        defer { HostFiles.removeTree(work) }
-        let spec: JSONValue = .object([("process", .object([("args", .array([.string("true")]))])), ("root", .object([("path", .string("rootfs"))])),
-                                       ("linux", .object([])), (member, value)])
-        let error = try #require(throws: BridgeError.self) {
-            _ = try ContainerPreparation.prepare(spec: spec, id: "c", bundle: "\(work)/c", configuration: AgentConfiguration(), pod: { _ in nil })
-        }
-        #expect(error.hresult == .fail)
-        #expect(error.message.contains("does not support yet"), "\(error.message)")
-        #expect(access("\(work)/c", F_OK) != 0)  // refused before anything was written
-        // An empty devices list or annotation asks for nothing.
-        #expect(ContainerPreparation.unsupportedFeature(in: .object([("windows", .object([("devices", .array([]))]))])) == nil)
-    }
-
     @Test("passwd and group are read as the container sees them: symlinks stay in its root, only regular files, bounded")
     func containedReads() throws {
         let rootfs = "/tmp/gcs-users-root-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -143,14 +121,56 @@ struct UserResolutionTests {
 /// The program of a process run in the VM, found on the agent's PATH as Go's exec.LookPath finds it.
 @Suite("External process: PATH lookup")
 struct ExternalProgramLookupTests {
-    @Test("a directory named like the program is skipped; an empty PATH entry is the current directory")
+    @Test("a directory named like the program is skipped; a match through a relative entry is Go's ErrDot; an empty PATH searches nothing")
     func lookPath() throws {
         let work = "/tmp/gcs-lookpath-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         #expect(mkdir(work, 0o755) == 0 && mkdir("\(work)/a", 0o755) == 0 && mkdir("\(work)/a/sh", 0o755) == 0)
         defer { HostFiles.removeTree(work) }
-        #expect(ExternalProcess.resolve("sh", searchPath: "\(work)/a:/bin") == "/bin/sh")
-        #expect(ExternalProcess.resolve("no-such-program", searchPath: "\(work)/a:/bin") == nil)
-        #expect(ExternalProcess.resolve("sh", searchPath: ":/bin") == "/bin/sh" || access("./sh", X_OK) == 0)
-        #expect(ExternalProcess.resolve("/bin/anything", searchPath: "") == "/bin/anything")
+        #expect(try ExternalProcess.resolve("sh", searchPath: "\(work)/a:/bin") == "/bin/sh")
+        #expect(try ExternalProcess.resolve("/bin/anything", searchPath: "") == "/bin/anything")
+        let missing = try #require(throws: BridgeError.self) { _ = try ExternalProcess.resolve("no-such-program", searchPath: "\(work)/a:/bin") }
+        #expect(missing.message == "exec: \"no-such-program\": executable file not found in $PATH")
+        #expect(throws: BridgeError.self) { _ = try ExternalProcess.resolve("sh", searchPath: "") }
+        // /bin reached through a relative entry, from any working directory less than 16 deep.
+        let relative = String(repeating: "../", count: 16) + "bin"
+        let dot = try #require(throws: BridgeError.self) { _ = try ExternalProcess.resolve("sh", searchPath: "\(relative):/bin") }
+        #expect(dot.message.contains("cannot run executable found relative to current directory"))
+    }
+}
+
+/// The advanced features this guest does not implement (guest-behaviour §1.1, §6.5, §7.1): a
+/// Create asking for one fails rather than starting without it.
+@Suite("Create: features refused")
+struct UnsupportedFeatureTests {
+    @Test("a tee log or a virtual pod is refused with a clear error, not dropped", arguments: [
+        ("annotations", JSONValue.object([("io.microsoft.container.lcow.tee-log-path", .string("c.log"))])),
+        ("annotations", .object([("io.microsoft.container.lcow.tee-log-dir-mount", .string("/logs"))])),
+        ("annotations", .object([("io.microsoft.cri.virtual-pod-id", .string("vpod"))])),
+    ])
+    func unsupportedFeaturesRefused(_ member: String, _ value: JSONValue) throws {
+        let work = "/tmp/gcs-unsupported-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(mkdir(work, 0o755) == 0)
+        defer { HostFiles.removeTree(work) }
+        let spec: JSONValue = .object([("process", .object([("args", .array([.string("true")]))])), ("root", .object([("path", .string("rootfs"))])),
+                                       ("linux", .object([])), (member, value)])
+        let error = try #require(throws: BridgeError.self) {
+            _ = try ContainerPreparation.prepare(spec: spec, id: "c", bundle: "\(work)/c", configuration: AgentConfiguration(), pod: { _ in nil })
+        }
+        #expect(error.hresult == .fail)
+        #expect(error.message.contains("does not support yet"), "\(error.message)")
+        #expect(access("\(work)/c", F_OK) != 0)  // refused before anything was written
+    }
+
+    @Test("windows.devices are refused where Go's guest assigns them: a workload's GPU or VPCI devices")
+    func devices() {
+        func spec(_ devices: [JSONValue]) -> JSONValue { .object([("windows", .object([("devices", .array(devices))]))]) }
+        let gpu = JSONValue.object([("idType", .string("gpu")), ("id", .string("PCIP\\VEN_10DE"))])
+        let workload = ContainerKind.workload(sandboxID: "pod")
+        #expect(ContainerPreparation.unsupportedFeature(in: spec([gpu]), kind: workload) != nil)
+        #expect(ContainerPreparation.unsupportedFeature(in: spec([.object([("idType", .string("vpci-instance-id"))])]), kind: workload) != nil)
+        #expect(ContainerPreparation.unsupportedFeature(in: spec([gpu]), kind: .sandbox) == nil)  // Go ignores them there
+        #expect(ContainerPreparation.unsupportedFeature(in: spec([gpu]), kind: .standalone) == nil)
+        #expect(ContainerPreparation.unsupportedFeature(in: spec([.object([("idType", .string("class"))])]), kind: workload) == nil)
+        #expect(ContainerPreparation.unsupportedFeature(in: spec([]), kind: workload) == nil)
     }
 }

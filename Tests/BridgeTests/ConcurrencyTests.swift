@@ -120,7 +120,9 @@ struct ConcurrencyTests {
         let oldHost = BridgeClient(connection: host1, logger: logger)
         let oldReader = Task { await oldHost.run() }
         _ = try await oldHost.send(NegotiateProtocolRequest())
+        let waitID = oldHost.nextID  // the wait's sequence number: the next request sent
         let held = Task { try? await oldHost.send(WaitForProcessRequest(base: RequestBase(containerId: "held"), processId: 0xBEEF)) }
+        while oldHost.nextID == waitID { await Task.yield() }  // sent before anything else is
         // On the old connection the wait is its own (asked until the server has it: bounded, no sleeping).
         var stacks = ""
         for _ in 0..<10_000 {
@@ -137,7 +139,7 @@ struct ConcurrencyTests {
         _ = try await newHost.send(NegotiateProtocolRequest())
         stacks = try await newHost.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
         #expect(stacks.hasPrefix("bridge: 1 other request in flight\n"))
-        #expect(stacks.contains("ComputeSystemWaitForProcessV1 #2 container held for ") && stacks.contains(" ms, asked on an earlier connection\n"))
+        #expect(stacks.contains("ComputeSystemWaitForProcessV1 #\(waitID) container held for ") && stacks.contains(" ms, asked on an earlier connection\n"))
         newHost.close()  // before the wait answers: an id this host never sent would be an error to it
         _ = await newReader.value
         handler.releaseGate()

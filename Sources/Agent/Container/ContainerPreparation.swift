@@ -52,9 +52,15 @@ enum ContainerPreparation {
 
     /// The advanced features of guest-behaviour §1.1, §6.5 and §7.1 step 7.9 (P2) that this guest
     /// does not implement, which a spec can ask for: refused with a clear error, so that a pod
-    /// asking for a GPU, a tee log or a virtual pod does not start without it.
-    static func unsupportedFeature(in spec: JSONValue) -> String? {
-        if case .array(let devices)? = spec["windows"]?["devices"], !devices.isEmpty {
+    /// asking for a GPU, a tee log or a virtual pod does not start without it. Devices count
+    /// where Go's guest reads them: a workload's `windows.devices` of a kind it assigns (`gpu`,
+    /// `vpci`, `vpci-instance-id`; it ignores other kinds, and devices of other containers).
+    static func unsupportedFeature(in spec: JSONValue, kind: ContainerKind) -> String? {
+        if case .workload = kind, case .array(let devices)? = spec["windows"]?["devices"],
+           devices.contains(where: { device in
+               guard case .string(let type)? = device["idType"] else { return false }
+               return ["gpu", "vpci", "vpci-instance-id"].contains(type)
+           }) {
             return "windows.devices (GPU and VPCI device assignment)"
         }
         for annotation in ["io.microsoft.container.lcow.tee-log-path", "io.microsoft.container.lcow.tee-log-dir-mount",
@@ -70,10 +76,10 @@ enum ContainerPreparation {
         for section in ["process", "root", "linux"] where spec[section] == nil || spec[section] == .null {
             throw BridgeError(.fail, "container \(id): the OCI spec has no '\(section)' section")
         }
-        if let feature = unsupportedFeature(in: spec) {
+        let kind = try ContainerKind(spec: spec, id: id)
+        if let feature = unsupportedFeature(in: spec, kind: kind) {
             throw BridgeError(.fail, "container \(id) asks for \(feature), which this guest does not support yet")
         }
-        let kind = try ContainerKind(spec: spec, id: id)
         var rewritten = spec
         let hostname: String = { if case .string(let h)? = spec["hostname"] { return h } else { return "" } }()
         let root: String

@@ -65,8 +65,14 @@ enum UserResolution {
         let text: String
         do { text = try readContainerFile(root: rootfs, file) } catch { throw BridgeError(.fail, "failed to find \(what) \(name): \(error)") }
         var found: [[Substring]] = []
-        // Any line ending, as Go's bufio.ScanLines: "\r\n" is one Character to Swift.
-        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+        // Lines as Go's bufio.ScanLines cuts them: at "\n", less one "\r" before it (split as
+        // scalars: "\r\n" is one Character to Swift).
+        let lines = text.unicodeScalars.split(separator: "\n").map { scalars -> Substring in
+            var line = String.UnicodeScalarView(scalars)
+            if line.last == "\r" { line.removeLast() }
+            return Substring(String(line))
+        }
+        for line in lines where !line.hasPrefix("#") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
             if fields.count >= 4 && matches(fields) { found.append(fields) }
         }

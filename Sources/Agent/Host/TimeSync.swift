@@ -42,7 +42,7 @@ public struct TimeSync: Sendable, Equatable {
             logger.error("time sync: no Hyper-V PTP clock (clock_name 'hyperv') in \(ptpClassDirectory); the VM's clock is not synchronised")
             return nil
         }
-        guard let program = ExternalProcess.resolve(chronyd), access(program, X_OK) == 0 else {
+        guard let program = try? ExternalProcess.resolve(chronyd), access(program, X_OK) == 0 else {
             logger.error("time sync: \(chronyd) not found (or not executable); the VM's clock is not synchronised")
             return nil
         }

@@ -13,7 +13,7 @@ enum ExternalProcess {
                       reaper: Reaper, loop: EventLoop) async throws -> GuestProcess {
         let argv = parameters.commandArgs
         guard let program = argv.first else { throw BridgeError(.invalidArgument, "process has an empty command line") }
-        guard let path = resolve(program) else { throw BridgeError(.fail, "exec: \"\(program)\": executable file not found in $PATH") }
+        let path = try resolve(program)
         var request = SpawnRequest(path: path, arguments: argv,
                                    environment: parameters.environment.keys.sorted().map { "\($0)=\(parameters.environment[$0]!)" },
                                    workingDirectory: parameters.workingDirectory.isEmpty ? nil : parameters.workingDirectory)
@@ -59,17 +59,24 @@ enum ExternalProcess {
 
     /// `program` if it contains a slash (not checked here: execve's error is reported from the
     /// spawn, as Go's exec does, without a path lookup per process), else the first match in
-    /// the agent's PATH that is an executable file, as Go's exec.LookPath: a directory of that
-    /// name is skipped, and an empty PATH entry is the current directory.
-    static func resolve(_ program: String, searchPath: String? = nil) -> String? {
+    /// the agent's PATH that is an executable file, as Go's exec.LookPath (which hcsshim's guest
+    /// uses through exec.Command): a directory of that name is skipped; a match through a
+    /// relative entry (an empty one is ".") is refused with Go's ErrDot, as it names a file
+    /// relative to the agent's directory, not the process's.
+    /// `searchPath`: the PATH to search (the agent's own when nil).
+    static func resolve(_ program: String, searchPath: String? = nil) throws(BridgeError) -> String {
         if program.contains("/") { return program }
         let path = searchPath ?? getenv("PATH").map { String(cString: $0) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        for dir in path.split(separator: ":", omittingEmptySubsequences: false) {
-            let candidate = dir.isEmpty ? "./\(program)" : "\(dir)/\(program)"
+        // filepath.SplitList: no entries for an empty PATH, else every entry, empty ones too.
+        for dir in path.isEmpty ? [] : path.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = dir.isEmpty ? program : "\(dir)/\(program)"
             var info = stat()
-            guard stat(candidate, &info) == 0, info.st_mode & S_IFMT != S_IFDIR else { continue }
-            if access(candidate, X_OK) == 0 { return candidate }
+            guard stat(candidate, &info) == 0, info.st_mode & S_IFMT != S_IFDIR, access(candidate, X_OK) == 0 else { continue }
+            guard dir.hasPrefix("/") else {
+                throw BridgeError(.fail, "exec: \"\(program)\": cannot run executable found relative to current directory")
+            }
+            return candidate
         }
-        return nil
+        throw BridgeError(.fail, "exec: \"\(program)\": executable file not found in $PATH")
     }
 }

@@ -46,8 +46,6 @@ struct options {
 
 // ---- logging ------------------------------------------------------------------------------
 
-static int kmsg_fd = -1;
-
 void klog(int level, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
@@ -55,9 +53,14 @@ void klog(int level, const char *fmt, ...) {
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     // /dev/kmsg only exists once /dev is mounted; until then the console (stderr) is all we have.
-    if (kmsg_fd < 0 && getpid() == 1) kmsg_fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
-    if (kmsg_fd >= 0 && dprintf(kmsg_fd, "<%d>init: %s\n", level, msg) > 0) return;
-    fprintf(stderr, "init: %s\n", msg);
+    // Opened per message, as hcsshim's init does: the kernel rate-limits writes per open file
+    // (printk.devkmsg=ratelimit, 10 per 5 s) and drops the rest while write() reports success,
+    // so a failing boot's last words, die()'s, would be lost behind its earlier warnings. Errors
+    // also go to the console.
+    int kmsg = getpid() == 1 ? open("/dev/kmsg", O_WRONLY | O_CLOEXEC) : -1;
+    bool logged = kmsg >= 0 && dprintf(kmsg, "<%d>init: %s\n", level, msg) > 0;
+    if (kmsg >= 0) close(kmsg);
+    if (logged && level > KLOG_ERR) return;
 }
 
 _Noreturn void die(const char *fmt, ...) {

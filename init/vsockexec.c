@@ -148,6 +148,9 @@ static void send_all(const struct options *o, unsigned int port, int *sock, cons
         } else {  // EPIPE, ECONNRESET, ...: the host went away; wait for it to come back
             close(*sock);
             *sock = -1;
+            // Paced like a failed dial: a host that accepts and drops at once is not dialled
+            // in a tight loop.
+            sleep_ms(RETRY_DELAY_MS);
         }
     }
 }

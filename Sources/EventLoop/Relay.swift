@@ -77,6 +77,9 @@ public final class Relay: @unchecked Sendable {
     /// Counters other threads may read (dump stacks, benchmarks).
     private let moved = Atomic<UInt64>(0)
     private let blocked = Atomic<Bool>(false)
+    /// The engine's mechanism (`RelayEngine.mechanismCode`) and its switch count, published by
+    /// the loop thread after each turn: the engine itself is loop-thread state.
+    private let mechanism = Atomic<UInt64>(0)
     private let waiting = Atomic<Bool>(false)
     private let completion = Mutex<(outcome: Outcome?, waiter: UnsafeContinuation<Outcome, Never>?)>((nil, nil))
 
@@ -113,6 +116,12 @@ public final class Relay: @unchecked Sendable {
         self.loop = source.loop
         self.engine = RelayEngine(source: source.rawValue, destination: destination.rawValue, mechanism: options.mechanism,
                                   replayBytes: options.redial == nil ? nil : max(1, options.replayBytes))
+        publishMechanism()
+    }
+
+    /// Publishes the engine's mechanism and switch count for other threads (loop thread).
+    private func publishMechanism() {
+        mechanism.store(UInt64(engine.switches) << 2 | UInt64(engine.mechanismCode), ordering: .relaxed)
     }
 
     /// Bytes delivered so far.
@@ -128,10 +137,10 @@ public final class Relay: @unchecked Sendable {
     }
     /// Whether the relay ended.
     public var isFinished: Bool { completion.withLock { $0.outcome != nil } }
-    /// The mechanism in use now (for diagnostics), read on any thread approximately.
-    public var mechanismDescription: String { engine.modeName }
-    /// How often automatic mode switched mechanism (diagnostics; approximate off the loop).
-    public var mechanismSwitches: Int { engine.switches }
+    /// The mechanism in use as of the relay's last turn (for diagnostics; any thread).
+    public var mechanismDescription: String { RelayEngine.mechanismName(UInt8(mechanism.load(ordering: .relaxed) & 3)) }
+    /// How often automatic mode switched mechanism, as of the relay's last turn (diagnostics; any thread).
+    public var mechanismSwitches: Int { Int(mechanism.load(ordering: .relaxed) >> 2) }
 
     /// Starts relaying (idempotent; nothing once cancelled: a relay ended before it started
     /// must not become its descriptors' driver, which would keep it alive for good).
@@ -175,6 +184,7 @@ public final class Relay: @unchecked Sendable {
             waiting.store(false, ordering: .relaxed)
             let step = try engine.run(budget: Self.turnBudget, scratch: &loop.scratch)
             moved.store(engine.delivered, ordering: .relaxed)
+            publishMechanism()
             switch step {
             case .waiting(let backpressured):
                 blocked.store(backpressured, ordering: .relaxed)
@@ -196,6 +206,7 @@ public final class Relay: @unchecked Sendable {
             }
         } catch {
             moved.store(engine.delivered, ordering: .relaxed)
+            publishMechanism()
             if let redial, Self.peerWentAway(error) {
                 redialDestination(redial, after: error)
             } else {
@@ -255,6 +266,7 @@ public final class Relay: @unchecked Sendable {
         if source.registration.driver === self { source.registration.driver = nil }
         if destination.registration.driver === self { destination.registration.driver = nil }
         engine.releaseResources()
+        publishMechanism()
         if closeSourceAtEnd { source.close() }
         if error != nil && closeDestinationOnError { destination.close() }
         blocked.store(false, ordering: .relaxed)

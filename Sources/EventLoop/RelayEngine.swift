@@ -99,7 +99,13 @@ struct RelayEngine {
     /// splice, whose EAGAIN cannot tell a full destination from an empty source.
     var waitMayBeOnDestination: Bool { mode == .splice && (sourceIsPipe || destinationIsPipe) }
 
-    var modeName: String { mode == .splice ? (middle == nil ? "splice" : "splice+pipe") : "copy" }
+    var modeName: String { Self.mechanismName(mechanismCode) }
+
+    /// The mechanism as a number other threads can be given (`Relay` publishes it atomically):
+    /// 0 splice, 1 splice through the middle pipe, 2 copy.
+    var mechanismCode: UInt8 { mode == .splice ? (middle == nil ? 0 : 1) : 2 }
+
+    static func mechanismName(_ code: UInt8) -> String { ["splice", "splice+pipe", "copy"][Int(min(code, 2))] }
 
     static func isPipe(_ fd: Int32) -> Bool {
         var st = stat()

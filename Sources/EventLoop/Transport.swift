@@ -50,7 +50,13 @@ public struct VsockTransport: Transport {
                 return rc < 0 && Glibc.errno == EINPROGRESS ? 0 : rc
             }
         }
-        _ = result
+        // EAGAIN from connect (hv_sock when the host refuses VMBus messages posted too often)
+        // is a failed attempt: the socket is left in SYN_SENT with no timeout armed and would
+        // never become writable. Go's blocking vsock.Dial returns it as an error too.
+        guard case .done = result else {
+            socket.close()
+            throw SyscallError(what, errno: EAGAIN)
+        }
         try await socket.finishConnect(what)
         return socket
     }

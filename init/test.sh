@@ -85,10 +85,20 @@ wait $L1
 [ $rc -eq 3 ] && grep -q first "$T/out1005" && grep -q last "$T/out1005" &&
     pass "-r late host, reconnect, exit status" || fail "-r late host, reconnect, exit status (rc=$rc)"
 
+# 5b. -r: the program exits while no host listens (and none ever will): its pending output is
+#     dropped after -g ms and its exit status still passes through, so PID 1 sees it end.
+set +e
+timeout 20 "$VE" -r -g 300 -u "$P" -e 1006 sh -c 'echo never read >&2; exit 5' 2>"$T/err1006"
+rc=$?
+set -e
+[ $rc -eq 5 ] && grep -q "has not listened for 300 ms" "$T/err1006" &&
+    pass "-r host never back: gives up after -g, exit status" || fail "-r host never back: gives up after -g, exit status (rc=$rc)"
+
 # 6. Argument errors.
 "$VE" -o 0 true 2>/dev/null && fail "port 0 rejected" || pass "port 0 rejected"
 "$VE" -u "$P" -o 1 2>/dev/null && fail "missing program" || pass "missing program"
 "$VE" -r -u "$P" true 2>/dev/null && fail "-r without -o/-e" || pass "-r without -o/-e"
+"$VE" -r -g x -u "$P" -e 1 true 2>/dev/null && fail "-g not a number" || pass "-g not a number"
 
 # 7. init: help, dry run, argument errors, and refusing to run when not PID 1.
 "$INIT" --help | grep -q "usage: init" && pass "init --help" || fail "init --help"

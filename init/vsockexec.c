@@ -1,6 +1,6 @@
 // vsockexec: run a program with its stdio connected to the host's vsock listeners.
 //
-//   vsockexec [-r] [-u prefix] [-i port] [-o port] [-e port] [--] program [args...]
+//   vsockexec [-r [-g ms]] [-u prefix] [-i port] [-o port] [-e port] [--] program [args...]
 //
 // Default mode: dial one host stream per requested descriptor (a port named twice is dialled
 // once and shared), install them as fd 0/1/2 and exec the program; any dial failure exits 1.
@@ -10,7 +10,10 @@
 // vsockexec stays behind as a relay that copies the pipe to one host port (-e's, else -o's),
 // waiting for the host to listen and reconnecting (resending the unsent tail) when the connection
 // drops. The program can then never die of a broken host connection, which matters because the
-// agent dying takes PID 1 and the whole VM with it. Stdin is not forwarded in this mode.
+// agent dying takes PID 1 and the whole VM with it. Stdin is not forwarded in this mode. Once
+// the program has exited, output still waiting for an absent host is kept for at most -g
+// milliseconds (default 10000), then dropped, and vsockexec exits with the program's status:
+// PID 1 must see its child end (and stop the VM) even if the host never listens again.
 //
 // -u prefix (testing): dial the Unix socket "<prefix>_<port>" instead of vsock CID 2.
 #define _GNU_SOURCE
@@ -32,6 +35,7 @@
 struct options {
     unsigned int ports[3];  // stdin, stdout, stderr; 0 = leave the descriptor alone
     int reconnect;
+    long give_up_ms;        // -r: how long pending output waits for the host once the program exited
     const char *unix_prefix;
     char **argv;            // the program to run
 };
@@ -41,6 +45,8 @@ static void usage(FILE *f) {
           "[args...]\n"
           "  -i/-o/-e  connect stdin/stdout/stderr to host port (vsock CID 2)\n"
           "  -r        relay stdout/stderr through a pipe, reconnecting to the host as needed\n"
+          "  -g ms     with -r: once the program has exited, drop output the host has not taken\n"
+          "            after this long (default 10000) and exit\n"
           "  -u        dial the Unix socket <unix-prefix>_<port> instead of vsock (testing)\n",
           f);
 }
@@ -48,7 +54,8 @@ static void usage(FILE *f) {
 static int parse_args(int argc, char **argv, struct options *o) {
     int c;
     // '+': stop at the first non-option so the program's own flags are left alone.
-    while ((c = getopt(argc, argv, "+hri:o:e:u:")) != -1) {
+    o->give_up_ms = 10000;
+    while ((c = getopt(argc, argv, "+hri:o:e:u:g:")) != -1) {
         int slot = c == 'i' ? 0 : c == 'o' ? 1 : c == 'e' ? 2 : -1;
         if (slot >= 0) {
             if (parse_port(optarg, &o->ports[slot]) != 0) {
@@ -60,6 +67,17 @@ static int parse_args(int argc, char **argv, struct options *o) {
         switch (c) {
         case 'r': o->reconnect = 1; break;
         case 'u': o->unix_prefix = optarg; break;
+        case 'g': {
+            char *end;
+            errno = 0;
+            long ms = strtol(optarg, &end, 10);
+            if (errno != 0 || *optarg == '\0' || *end != '\0' || ms < 0) {
+                fprintf(stderr, "vsockexec: invalid milliseconds for -g: '%s'\n", optarg);
+                return -1;
+            }
+            o->give_up_ms = ms;
+            break;
+        }
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -126,20 +144,39 @@ static int run_direct(const struct options *o) {
     return exec_program(o->argv);
 }
 
+// The relayed program: whether it has exited (reaped by the dial loop), its status, and when.
+static pid_t program_pid = -1;
+static int program_exited, program_status;
+static struct timespec program_exit_time;
+
+static long ms_since(const struct timespec *t) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+// Dials until connected; -1 once the program has exited and its output has waited -g ms.
 static int dial_forever(const struct options *o, unsigned int port) {
     for (;;) {
         int fd = dial_host(o->unix_prefix, port);
         if (fd >= 0) return fd;
+        if (!program_exited && program_pid > 0 && waitpid(program_pid, &program_status, WNOHANG) == program_pid) {
+            program_exited = 1;
+            clock_gettime(CLOCK_MONOTONIC, &program_exit_time);
+        }
+        if (program_exited && ms_since(&program_exit_time) >= o->give_up_ms) return -1;
         sleep_ms(RETRY_DELAY_MS);
     }
 }
 
 // Sends buf[0..len), redialling (and resending what is left) whenever the connection fails.
-static void send_all(const struct options *o, unsigned int port, int *sock, const char *buf,
-                     size_t len) {
+// Returns -1 when the output is given up (see dial_forever), else 0.
+static int send_all(const struct options *o, unsigned int port, int *sock, const char *buf,
+                    size_t len) {
     size_t off = 0;
     while (off < len) {
         if (*sock < 0) *sock = dial_forever(o, port);
+        if (*sock < 0) return -1;
         ssize_t w = write(*sock, buf + off, len - off);
         if (w > 0) {
             off += (size_t)w;
@@ -153,6 +190,7 @@ static void send_all(const struct options *o, unsigned int port, int *sock, cons
             sleep_ms(RETRY_DELAY_MS);
         }
     }
+    return 0;
 }
 
 static int exit_code(int status) {
@@ -191,10 +229,12 @@ static int run_relay(const struct options *o) {
         return 1;
     }
     close(p[1]);  // from now on EOF on p[0] means the program (and its children) closed it
+    program_pid = pid;
 
     static char buf[RELAY_BUF];
     int sock = dial_forever(o, port);
-    for (;;) {
+    int given_up = sock < 0;
+    while (!given_up) {
         ssize_t n = read(p[0], buf, sizeof(buf));
         if (n == 0) break;
         if (n < 0) {
@@ -202,13 +242,16 @@ static int run_relay(const struct options *o) {
             fprintf(stderr, "vsockexec: read from program: %s\n", strerror(errno));
             break;
         }
-        send_all(o, port, &sock, buf, (size_t)n);
+        given_up = send_all(o, port, &sock, buf, (size_t)n) != 0;
     }
+    if (given_up)
+        fprintf(stderr, "vsockexec: the program has exited and host port %u has not listened for %ld ms: "
+                        "its last output is dropped\n", port, o->give_up_ms);
     close(p[0]);
     if (sock >= 0) close(sock);
 
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
+    int status = program_status;
+    while (!program_exited && waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
             fprintf(stderr, "vsockexec: waitpid: %s\n", strerror(errno));
             return 1;

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -250,13 +251,19 @@ void setup_loopback(void) {
 
 // A fresh VM has almost no entropy and getrandom() would block the agent; the host offers random
 // bytes on a vsock port. Credit them fully (RNDADDENTROPY) until EOF. Failures only cost boot
-// time later, so they are warnings.
+// time later, so they are warnings. A host that accepts and then sends nothing for
+// ENTROPY_TIMEOUT_S ends the read (hcsshim's init would wait for it for good, before the agent
+// even starts).
+enum { ENTROPY_TIMEOUT_S = 5 };
 void seed_entropy(unsigned int port) {
     int s = dial_host(NULL, port);
     if (s < 0) {
         klog(KLOG_WARN, "entropy: connect to host port %u: %s", port, strerror(errno));
         return;
     }
+    struct timeval timeout = {.tv_sec = ENTROPY_TIMEOUT_S};
+    if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) != 0)
+        klog(KLOG_WARN, "entropy: SO_RCVTIMEO: %s", strerror(errno));
     int rnd = open("/dev/random", O_RDWR | O_CLOEXEC);
     if (rnd < 0) {
         klog(KLOG_WARN, "entropy: open /dev/random: %s", strerror(errno));
@@ -274,7 +281,10 @@ void seed_entropy(unsigned int port) {
         ssize_t n = read(s, pool.info.buf, CHUNK);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            if (n < 0) klog(KLOG_WARN, "entropy: read: %s", strerror(errno));
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                klog(KLOG_WARN, "entropy: host port %u sent nothing for %d s; going on", port, ENTROPY_TIMEOUT_S);
+            else if (n < 0)
+                klog(KLOG_WARN, "entropy: read: %s", strerror(errno));
             break;
         }
         pool.info.entropy_count = (int)n * 8;

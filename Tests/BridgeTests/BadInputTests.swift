@@ -92,8 +92,12 @@ let badInputs: [BadInput] = [
              expected: .error(.invalidJSON, responseType: 0x2010_0201, activityId: "")),
     BadInput(name: "null body is all zero values (as in Go)", bytes: frame(0x1010_0201, "null"),
              expected: .success(responseType: 0x2010_0201)),
-    BadInput(name: "invalid UTF-8", bytes: FrameHeader(type: .start, size: 20, id: 1).bytes + [0x22, 0xFF, 0xFE, 0x22],
+    BadInput(name: "a body that is a string (of invalid UTF-8)", bytes: FrameHeader(type: .start, size: 20, id: 1).bytes + [0x22, 0xFF, 0xFE, 0x22],
              expected: .error(.invalidJSON, responseType: 0x2010_0201, activityId: "")),
+    BadInput(name: "invalid UTF-8 inside a string is taken, as U+FFFD (as Go)",
+             bytes: FrameHeader(type: .start, size: 16 + 72, id: 1).bytes
+                 + Array(#"{"ContainerId":"c"#.utf8) + [0xFF] + Array(#"","ActivityId":"00000000-0000-0000-0000-000000000000"}"#.utf8),
+             expected: .success(responseType: 0x2010_0201)),
     BadInput(name: "DumpStacks with a body that is not JSON gets the stacks (Go never decodes it)", bytes: frame(0x1010_0C01, "{"),
              expected: .success(responseType: 0x2010_0C01)),
     BadInput(name: "ModifySettings with null Settings for a type that has them", bytes: frame(0x1010_0A01, base(extra: #","Request":{"ResourceType":"ContainerConstraints","Settings":null}"#)),

@@ -104,11 +104,18 @@ struct JSONValueTests {
         #expect(throws: JSONValueParser.Error.self) { try JSONValueParser.parse(document) }
     }
 
-    @Test("invalid UTF-8 inside a string is rejected")
-    func invalidUTF8() {
-        let bytes: [UInt8] = [0x22, 0xC3, 0x28, 0x22]
-        #expect(throws: JSONValueParser.Error.self) {
-            try bytes.withUnsafeBytes { try JSONValueParser.parse($0) }
-        }
+    @Test("invalid UTF-8 inside a string becomes U+FFFD, one per byte Go's utf8.DecodeRune refuses (Go does not reject it)",
+          arguments: [
+              ([0xC3, 0x28], "\u{FFFD}("),                          // a lead byte without its continuation
+              ([0x61, 0xFF, 0xFE, 0x62], "a\u{FFFD}\u{FFFD}b"),      // bytes that never begin a sequence
+              ([0xE2, 0x82], "\u{FFFD}\u{FFFD}"),                    // truncated: one per byte, as Go (not one per maximal part)
+              ([0xC0, 0xAF], "\u{FFFD}\u{FFFD}"),                    // an overlong '/'
+              ([0xED, 0xA0, 0x80], "\u{FFFD}\u{FFFD}\u{FFFD}"),       // a surrogate
+              ([0xF4, 0x90, 0x80, 0x80], "\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}"),  // beyond U+10FFFF
+              ([0xE2, 0x82, 0xAC, 0x5C, 0x6E, 0xFF], "\u{20AC}\n\u{FFFD}"),  // valid, an escape, then invalid (the escape path)
+          ] as [([UInt8], String)])
+    func invalidUTF8(_ inner: [UInt8], _ expected: String) throws {
+        let bytes: [UInt8] = [0x22] + inner + [0x22]
+        #expect(try bytes.withUnsafeBytes { try JSONValueParser.parse($0) } == .string(expected))
     }
 }

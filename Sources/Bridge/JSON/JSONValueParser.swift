@@ -133,8 +133,7 @@ public struct JSONValueParser {
                 // String(decoding:) is specialised where String(validating:) looks up its
                 // generic metadata at run time on every call.
                 if high < 0x80 { return String(decoding: raw, as: UTF8.self) }
-                guard let s = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else { throw error("invalid UTF-8") }
-                return s
+                return String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) ?? Self.goCoerced(raw)
             }
             if b == UInt8(ascii: "\\") { break }
             if b < 0x20 { throw error("control character in string") }
@@ -146,8 +145,7 @@ public struct JSONValueParser {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
                 index += 1
-                guard let s = String(validating: scalars, as: UTF8.self) else { throw error("invalid UTF-8") }
-                return s
+                return String(validating: scalars, as: UTF8.self) ?? scalars.withUnsafeBytes { Self.goCoerced($0) }
             }
             if b < 0x20 { throw error("control character in string") }
             if b != UInt8(ascii: "\\") { scalars.append(b); index += 1; continue }
@@ -235,5 +233,48 @@ public struct JSONValueParser {
         }
         guard let d = Double(text), d.isFinite else { throw Error(offset: start, reason: "number out of range") }
         return .double(d)
+    }
+}
+
+extension JSONValueParser {
+    /// A string's bytes made well-formed as Go's encoding/json makes them: every byte that does
+    /// not begin a valid UTF-8 sequence (utf8.DecodeRune's RuneError of size 1: a stray
+    /// continuation byte, an overlong form, a surrogate, beyond U+10FFFF, a truncated sequence)
+    /// becomes U+FFFD, one per byte. Go does not reject such strings; only the slow path of a
+    /// string that failed validation comes here.
+    static func goCoerced(_ bytes: UnsafeRawBufferPointer) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 16)
+        var i = 0
+        while i < bytes.count {
+            let n = validSequenceLength(bytes, at: i)
+            if n == 0 {
+                out += [0xEF, 0xBF, 0xBD]
+                i += 1
+            } else {
+                out += bytes[i..<(i + n)]
+                i += n
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The length of the valid UTF-8 sequence at `i` (Go's acceptRanges), 0 when none starts there.
+    private static func validSequenceLength(_ b: UnsafeRawBufferPointer, at i: Int) -> Int {
+        let c = b[i]
+        if c < 0x80 { return 1 }
+        func continuation(_ k: Int, _ low: UInt8 = 0x80, _ high: UInt8 = 0xBF) -> Bool {
+            i + k < b.count && (low...high).contains(b[i + k])
+        }
+        switch c {
+        case 0xC2...0xDF: return continuation(1) ? 2 : 0
+        case 0xE0: return continuation(1, 0xA0) && continuation(2) ? 3 : 0
+        case 0xE1...0xEC, 0xEE...0xEF: return continuation(1) && continuation(2) ? 3 : 0
+        case 0xED: return continuation(1, 0x80, 0x9F) && continuation(2) ? 3 : 0
+        case 0xF0: return continuation(1, 0x90) && continuation(2) && continuation(3) ? 4 : 0
+        case 0xF1...0xF3: return continuation(1) && continuation(2) && continuation(3) ? 4 : 0
+        case 0xF4: return continuation(1, 0x80, 0x8F) && continuation(2) && continuation(3) ? 4 : 0
+        default: return 0
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import HostSupport
 
 /// Reads a process's resource figures from /proc (the agent under test is a child process).
 enum Probe {
@@ -40,13 +41,9 @@ enum Probe {
         return nil
     }
 
+    /// The whole file, or nil when it cannot be read (the process has gone).
     private static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 8192)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        return n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
+        (try? HostFiles.read(path)).map { String(decoding: $0, as: UTF8.self) }
     }
 }
 
@@ -61,7 +58,7 @@ extension Probe {
     /// a workload left mapped (`scripts/resident-pages.py` names the functions on them).
     static func snapshotResidentPages(_ pid: pid_t, label: String) {
         guard let dir = getenv("BENCH_PAGEMAP_DIR").map({ String(cString: $0) }) else { return }
-        guard let maps = readAll("/proc/\(pid)/maps") else { return }
+        guard let maps = read("/proc/\(pid)/maps") else { return }
         let pagemap = open("/proc/\(pid)/pagemap", O_RDONLY)
         guard pagemap >= 0 else { return }
         defer { Glibc.close(pagemap) }
@@ -83,19 +80,5 @@ extension Probe {
         guard fd >= 0 else { return }
         _ = out.utf8CString.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count - 1) }
         Glibc.close(fd)
-    }
-
-    private static func readAll(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            bytes += chunk[..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -55,17 +55,8 @@ struct InitOutputRedialTests {
     func redialStoppedByShutdown() async throws {
         try await withGuest("init-redial-stop") { guest in
             let id = "abandoned"
-            try await guest.createContainer(id: id, spec: Busybox.spec(rootfs: sharedRootfs,
-                                                                       args: ["sh", "-c", "while read line; do echo out $line; done"]))
-            // `start` closes its listeners once connected: the host stops listening, and every
-            // re-dial is refused.
-            let (pid, stdio) = try await guest.start(.containerInit(id), stdin: true, stdout: true, stderr: false)
-            let stdin = try #require(stdio.stdin), stdout = try #require(stdio.stdout)
+            let (pid, stdin) = try await startWithStdoutGone(guest, id, script: "while read line; do echo out $line; done")
             defer { stdin.close() }
-            try stdout.shutdownRead()  // (shut down first: see InitOutputRedialTests.redialled)
-            stdout.close()
-            try await stdin.writeAll(Array("1\n".utf8))  // the init's echo finds the host gone
-            try await expectLog(guest, "init stdio connection lost; re-dialling")
             // The relay re-dials in vain until the shutdown stops it; then the exit goes out.
             _ = try await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
             #expect(try await wait(guest, id, pid) == 137)

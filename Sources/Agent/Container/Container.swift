@@ -314,9 +314,8 @@ public actor Container {
     /// listening for good while its bridge is up is handled by the re-dial's grace.
     func signal(pid: UInt32, signal: Int32) throws {
         let target = try process(pid)
-        let isInit = pid == UInt32(initPID)
         try target.signal(signal)
-        if isInit {
+        if pid == UInt32(initPID) {
             if signal == SIGTERM { exitType = .graceful } else if signal == SIGKILL { exitType = .forced }
         }
     }

@@ -169,11 +169,14 @@ public final class ProcessIO: Sendable {
         guard let terminal else { throw BridgeError(.fail, "is not a tty and cannot be resized") }
         // Inside an operation on the master: a close by the exit's teardown, on another thread,
         // waits for it (the fd number cannot be another terminal's by then).
-        let failure: Int32? = try? terminal.withDescriptor { fd throws(SyscallError) in
-            shim_ioctl_set_winsize(fd, height, width) == 0 ? 0 : errno
-        }
-        if let failure, failure != 0 {
-            throw BridgeError(.fail, "resizing the terminal to \(height)x\(width): \(String(cString: strerror(failure)))")
+        do {
+            try terminal.withDescriptor { fd throws(SyscallError) in
+                if shim_ioctl_set_winsize(fd, height, width) != 0 { throw SyscallError("ioctl(TIOCSWINSZ)", errno: errno) }
+            }
+        } catch let error as SyscallError {
+            throw BridgeError(.fail, "resizing the terminal to \(height)x\(width): \(error)")
+        } catch {
+            // Closed by the exit's teardown: nothing left to resize.
         }
     }
 

@@ -5,10 +5,10 @@ import Synchronization
 /// Re-dials a container init's stdout and stderr ports when the host's end of one goes away,
 /// as a live-migrating host expects (guest-behaviour §6, "reconnecting init output"): every
 /// 100 ms until a dial connects; until `stop()` (the host shut the container down or deleted
-/// it; a signal to the init does not stop it, as in Go's guest); or until the dials have kept failing for `grace` while a
-/// negotiated bridge connection was up (`HostLink`): a host that is connected and has not listened
-/// on the port again by then closed the stream for good, and the relay ends as it would without
-/// a re-dial, so that the init's exit can be reported. The relays (`Relay.Options.redial`) send
+/// it; a signal to the init does not stop it, as in Go's guest); or until the dials have kept
+/// failing for `grace` while a negotiated bridge connection was up (`HostLink`): a host that is
+/// connected and has not listened on the port again by then closed the stream for good, and
+/// the relay ends as it would without a re-dial, so that the init's exit can be reported. The relays (`Relay.Options.redial`) send
 /// the last 128 KiB again on a new connection and go on, so a container that logs to stdout
 /// neither loses its output nor dies of SIGPIPE when the host reconnects.
 final class StdioRedial: Sendable {

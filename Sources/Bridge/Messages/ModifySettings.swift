@@ -96,11 +96,9 @@ public enum ResourceSettings: Sendable, Hashable {
             // Go decodes `Settings` into a json.RawMessage behind an interface, then that into
             // the type. No `Settings`, or `null` (which sets the interface to nil and leaves the
             // raw message empty), is "unexpected end of JSON input": no `runc update` with nothing.
-            guard c.contains(key) else {
-                throw DecodingError.keyNotFound(key, .init(codingPath: c.codingPath, debugDescription: "no Settings for \(resourceType): unexpected end of JSON input"))
-            }
-            if try c.decodeNil(forKey: key) {
-                throw DecodingError.valueNotFound(T.self, .init(codingPath: c.codingPath + [key], debugDescription: "null Settings for \(resourceType): unexpected end of JSON input"))
+            guard c.contains(key), try !c.decodeNil(forKey: key) else {
+                throw DecodingError.valueNotFound(T.self, .init(codingPath: c.codingPath + [key],
+                                                                debugDescription: "no Settings for \(resourceType): unexpected end of JSON input"))
             }
             return try c.go(key, fallback())
         }

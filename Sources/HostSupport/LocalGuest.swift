@@ -23,7 +23,10 @@ public final class LocalGuest: Sendable {
 
     /// Starts `gcsBinary` with its state under `workDirectory` and negotiates protocol v4.
     /// `configuration`: the host's bridge settings (a traced gcs needs a longer request timeout).
+    /// `launcher`: a command that execs gcs as its last arguments (e.g. `prlimit --nofile=…`),
+    /// so that gcs keeps its pid; none by default.
     public static func start(gcsBinary: String, workDirectory: String, logLevel: String = "info", extraArguments: [String] = [],
+                             launcher: [String] = [],
                              configuration: BridgeClient.Configuration = BridgeClient.Configuration(),
                              loop: EventLoop = .shared, logger: Logger) async throws -> LocalGuest {
         try makeDirectories(workDirectory)
@@ -48,7 +51,8 @@ public final class LocalGuest: Sendable {
                          "--transport", "unix:\(prefix)", "--run-directory", "\(workDirectory)/gcsrunc",
                          "--runc-root", "\(workDirectory)/runc", "--cgroup-parent", cgroupParent,
                          "--gcs-cgroup", agentCgroup(beside: cgroupParent)] + extraArguments
-        var request = SpawnRequest(path: gcsBinary, arguments: arguments, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
+        var request = SpawnRequest(path: launcher.first ?? gcsBinary, arguments: launcher + arguments,
+                                   environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
         request.newSession = true
         let pid = try Spawn.start(request, stdio: [nil, nil, nil])
         let child = try ChildProcess(pid: pid, loop: loop)
@@ -67,8 +71,13 @@ public final class LocalGuest: Sendable {
         let client = BridgeClient(connection: connection, configuration: configuration, logger: logger)
         let reader = Task(executorPreference: loop) { _ = await client.run() }
         let guest = LocalGuest(client: client, workDirectory: workDirectory, prefix: prefix, cgroupParent: cgroupParent, pid: pid, loop: loop, reader: reader, child: child)
-        _ = try await client.send(NegotiateProtocolRequest())
-        started = true
+        started = true  // from here on, stopping the guest removes what the start made
+        do {
+            _ = try await client.send(NegotiateProtocolRequest())
+        } catch {
+            _ = try? await guest.waitForExit(signal: SIGKILL)  // no gcs left running untracked
+            throw error
+        }
         return guest
     }
 

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 // What a spawned child must not inherit, worked out once (not per spawn: that was 64 sigaction
@@ -45,6 +46,25 @@ static int spawn_state(sigset_t *reset, int *dev_null) {
     *dev_null = spawn_dev_null;
     pthread_mutex_unlock(&spawn_state_lock);
     return *dev_null < 0 ? -errno : 0;
+}
+
+// The soft RLIMIT_NOFILE the agent started with, given back to every child, when
+// shim_raise_nofile_to_hard raised the agent's own (as Go's runtime does for hcsshim's gcs and
+// the processes it starts). Written once at start-up, before any spawn.
+static struct rlimit children_nofile;
+static int children_nofile_set;
+
+int shim_raise_nofile_to_hard(unsigned long *before, unsigned long *after) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    *before = *after = (unsigned long)rl.rlim_cur;
+    if (rl.rlim_cur >= rl.rlim_max) return 0;
+    struct rlimit raised = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) return -1;
+    children_nofile = rl;
+    children_nofile_set = 1;
+    *after = (unsigned long)raised.rlim_cur;
+    return 0;
 }
 
 int shim_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
@@ -97,6 +117,8 @@ int shim_spawn(const char *path, char *const argv[], char *const envp[], const c
             }
         }
         if (cwd && chdir(cwd) != 0) goto fail;
+        // A child has its own limits (no CLONE_THREAD): this changes only its own.
+        if (children_nofile_set && setrlimit(RLIMIT_NOFILE, &children_nofile) != 0) goto fail;
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

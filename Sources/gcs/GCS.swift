@@ -55,6 +55,15 @@ enum GCS {
         let notifyEnd = finished[1]
         logger.info("gcs starting", metadata: ["transport": "\(options.transport)", "pid": "\(getpid())",
                                                "accepted without effect": "\(options.acceptedWithoutEffect)"])
+        // Thousands of processes' stdio and pidfds need more than init's soft limit of 1,024:
+        // up to the hard limit, as Go's runtime raises it for hcsshim's gcs. Processes the agent
+        // starts (runc, external processes) get the original soft limit back, as in Go.
+        var nofileBefore: UInt = 0, nofileAfter: UInt = 0
+        if shim_raise_nofile_to_hard(&nofileBefore, &nofileAfter) != 0 {
+            logger.warning("open file limit not raised", metadata: ["error": "\(String(cString: strerror(errno)))", "soft": "\(nofileBefore)"])
+        } else if nofileAfter != nofileBefore {
+            logger.info("open file limit raised", metadata: ["from": "\(nofileBefore)", "to": "\(nofileAfter)", "children": "\(nofileBefore)"])
+        }
         if let pattern = options.coreDumpLocation {
             do { try CoreDumpLocation.apply(pattern) } catch { logger.error("core dump location not set", metadata: ["error": "\(error)"]) }
         }

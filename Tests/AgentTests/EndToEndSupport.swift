@@ -17,13 +17,15 @@ func gcsBinary() -> String {
 }
 
 /// Starts a private gcs for one test, runs `body`, stops gcs and removes its state.
-func withGuest<T>(_ name: String, arguments: [String] = [], _ body: (LocalGuest) async throws -> T) async throws -> T {
+/// `launcher`: a command that execs gcs (LocalGuest.start).
+func withGuest<T>(_ name: String, arguments: [String] = [], launcher: [String] = [], _ body: (LocalGuest) async throws -> T) async throws -> T {
     var logger = Logger(label: "e2e-\(name)")
     logger.logLevel = .warning
     let work = "/tmp/gcs-e2e-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     // GCS_E2E_LOGLEVEL=debug: the agents' logs (kept in the test's work directory) say more.
     let level = getenv("GCS_E2E_LOGLEVEL").map { String(cString: $0) } ?? "info"
-    let guest = try await LocalGuest.start(gcsBinary: gcsBinary(), workDirectory: work, logLevel: level, extraArguments: arguments, logger: logger)
+    let guest = try await LocalGuest.start(gcsBinary: gcsBinary(), workDirectory: work, logLevel: level, extraArguments: arguments,
+                                           launcher: launcher, logger: logger)
     do {
         let result = try await body(guest)
         _ = try await guest.stop()

@@ -47,6 +47,29 @@ struct ExternalProcessTests {
         }
     }
 
+    @Test("the agent raises its open-file limit to the hard one, holds more streams than the soft one allowed, and starts processes with the original")
+    func openFileLimit() async throws {
+        try await withGuest("nofile", launcher: ["/usr/bin/prlimit", "--nofile=256:8192", "--"]) { guest in
+            #expect(softOpenFileLimit(of: guest.pid) == 8192)
+            let shell = try await guest.run(.utilityVM, args: ["/bin/sh", "-c", "ulimit -n"])
+            #expect(shell.stdoutText == "256\n")
+            // 100 terminal processes: a pty master, two connections and a pidfd each in the
+            // agent, well past the 256 it was started with.
+            var running: [(UInt32, HostStdio)] = []
+            for _ in 0..<100 {
+                running.append(try await guest.start(.utilityVM, args: ["/bin/cat"], stdin: true, terminal: true))
+            }
+            #expect(resourceCounts(guest.pid).fds > 256)
+            for (pid, stdio) in running {
+                _ = try await guest.client.send(SignalProcessRequest(base: RequestBase(containerId: uvmContainerID), processId: pid,
+                                                                       options: SignalProcessOptions(signal: SIGKILL)))
+                _ = try await stdio.stdout!.readToEnd()
+                stdio.close()
+                #expect(try await wait(guest, uvmContainerID, pid) == UInt32.max)  // -1: signalled, as Go reports it
+            }
+        }
+    }
+
     @Test("a program that is not there, or a NUL byte in an argument: a clear error, with and without stdio or a terminal; nothing leaks, the agent keeps serving")
     func missingProgram() async throws {
         try await withGuest("missing-program") { guest in
@@ -127,4 +150,11 @@ struct ExternalProcessTests {
             #expect(after.threads <= before.threads + 1, "threads \(before.threads) -> \(after.threads)")
         }
     }
+}
+
+/// The soft RLIMIT_NOFILE of `pid`, from /proc/<pid>/limits.
+func softOpenFileLimit(of pid: pid_t) -> Int? {
+    guard let text = try? String(decoding: HostFiles.read("/proc/\(pid)/limits"), as: UTF8.self) else { return nil }
+    guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Max open files") }) else { return nil }
+    return line.dropFirst("Max open files".count).split(separator: " ").first.flatMap { Int($0) }
 }

@@ -115,6 +115,10 @@ int shim_fd_traits(int fd);
 // ---- limits and clocks --------------------------------------------------------------------------
 /// Raises RLIMIT_NOFILE to at least `want` (the hard limit too when privileged). 0 on success.
 int shim_raise_nofile(unsigned long want);
+/// Raises the soft RLIMIT_NOFILE to the hard limit, as Go's runtime does at start-up; children
+/// spawned by shim_spawn afterwards get the original soft limit back. Call once, before any
+/// spawn. *before / *after: the soft limit then and now. 0 on success, -1 + errno.
+int shim_raise_nofile_to_hard(unsigned long *before, unsigned long *after);
 /// malloc_trim(pad): returns free heap pages of every arena to the kernel; 1 if any were.
 int shim_malloc_trim(size_t pad);
 /// mallopt(M_ARENA_MAX, 1): every thread allocates from the main arena (call before threads start).

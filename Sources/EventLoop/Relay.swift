@@ -75,6 +75,9 @@ public final class Relay: @unchecked Sendable {
     let loop: EventLoop
 
     /// Counters other threads may read (dump stacks, benchmarks).
+    /// What a source pipe that keeps arriving full is grown to (`RelayEngine.grownPipeSize`).
+    public static let grownSourcePipeSize = RelayEngine.grownPipeSize
+
     private let moved = Atomic<UInt64>(0)
     private let blocked = Atomic<Bool>(false)
     /// The engine's mechanism (`RelayEngine.mechanismCode`) and its switch count, published by

@@ -59,6 +59,17 @@ struct RelayEngine {
     /// chatty workload measures the difference), so copy mode is used.
     static let chattyBelow = 4 << 10
     static let chattyStreak = 32
+    /// A source pipe found full (`defaultPipeSize` or more moved at once) `fullPipeStreak`
+    /// splices in a row is grown once to `grownPipeSize`: its writer then blocks a quarter as
+    /// often, and each splice moves four times as much (fewer wake-ups on both sides). Only bulk
+    /// streams pay for it (a 64-slot ring in the kernel, at most 256 KiB held for a slow host,
+    /// instead of 16 slots and 64 KiB); chatty and idle ones keep the default.
+    static let defaultPipeSize = 64 << 10
+    static let grownPipeSize: Int32 = 256 << 10
+    static let fullPipeStreak = 4
+    /// Consecutive splices that found the source pipe full; nil once grown (or tried).
+    private var fullPipeSplices: Int? = 0
+
     /// Copy reads of at least this many bytes, `bulkStreak` times in a row, mean bulk data again.
     static let bulkAbove = 32 << 10
     static let bulkStreak = 8
@@ -196,9 +207,23 @@ struct RelayEngine {
         case .moved(let n):
             if direct { delivered += UInt64(n); used += n } else { inMiddle = n }
             adapt(transferred: n, full: n >= Self.chattyBelow)
+            if sourceIsPipe { noteSourcePipeFill(n) }
         }
         return nil
     }
+
+    /// Grows a source pipe that keeps arriving full (see `grownPipeSize`); once per relay. A
+    /// failure (a pipe-size limit) leaves the pipe as it was.
+    private mutating func noteSourcePipeFill(_ moved: Int) {
+        guard let streak = fullPipeSplices else { return }
+        let now = moved >= Self.defaultPipeSize ? streak + 1 : 0
+        if now < Self.fullPipeStreak { fullPipeSplices = now; return }
+        fullPipeSplices = nil
+        _ = shim_fcntl_setpipe_sz(source, Self.grownPipeSize)
+    }
+
+    /// The source pipe's capacity now (diagnostics and tests); nil when the source is no pipe.
+    var sourcePipeSize: Int? { sourceIsPipe ? Int(shim_fcntl_getpipe_sz(source)) : nil }
 
     private mutating func copyFromSource(scratch: inout ScratchBuffer, used: inout Int) throws -> Step? {
         let src = source, buffer = scratch.bytes

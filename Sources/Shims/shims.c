@@ -38,6 +38,7 @@
 int shim_fcntl_getfl(int fd) { return fcntl(fd, F_GETFL); }
 int shim_fcntl_setfl(int fd, int flags) { return fcntl(fd, F_SETFL, flags); }
 int shim_fcntl_setpipe_sz(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+int shim_fcntl_getpipe_sz(int fd) { return fcntl(fd, F_GETPIPE_SZ); }
 int shim_ioctl_fionread(int fd, int *out) { return ioctl(fd, FIONREAD, out); }
 int shim_ioctl_set_winsize(int fd, unsigned short rows, unsigned short cols) {
     struct winsize ws = { .ws_row = rows, .ws_col = cols };

@@ -17,6 +17,7 @@
 int shim_fcntl_getfl(int fd);
 int shim_fcntl_setfl(int fd, int flags);
 int shim_fcntl_setpipe_sz(int fd, int size);
+int shim_fcntl_getpipe_sz(int fd);
 int shim_ioctl_fionread(int fd, int *out);
 int shim_ioctl_set_winsize(int fd, unsigned short rows, unsigned short cols);
 

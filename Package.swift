@@ -121,6 +121,7 @@ let package = Package(
         .executableTarget(
             name: "BridgeBench",
             dependencies: [
+                "BenchReport",
                 "Bridge",
                 "EventLoop",
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,7 @@
 import BenchReport
 import Bridge
 import CBench
+import EventLoop
 import Glibc
 import HostSupport
 
@@ -29,8 +30,10 @@ enum ExecLatency {
                     switch kind {
                     case .c:
                         var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
-                        samples[kind, default: []].append(Double(cbench_spawn_wait_ns("/bin/true", &argv)) / 1000)
+                        let nanoseconds = cbench_spawn_wait_ns("/bin/true", &argv)
                         free(argv[0])
+                        guard nanoseconds > 0 else { throw SyscallError("C posix_spawn /bin/true", errno: Int32(-nanoseconds)) }
+                        samples[kind, default: []].append(Double(nanoseconds) / 1000)
                         continue
                     case .noStdio:
                         let (p, _) = try await guest.start(.utilityVM, args: ["/bin/true"], stdout: false, stderr: false)

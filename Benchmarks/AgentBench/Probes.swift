@@ -1,3 +1,4 @@
+import BenchReport
 import Glibc
 import HostSupport
 
@@ -47,9 +48,13 @@ enum Probe {
     }
 }
 
+/// The `p` percentile of `values` (not empty): the median for 0.5, otherwise nearest-rank (the
+/// smallest value with at least `p` of the samples at or below it).
 func percentile(_ values: [Double], _ p: Double) -> Double {
+    if p == 0.5 { return median(values) }
     let sorted = values.sorted()
-    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+    let rank = Int((Double(sorted.count) * p).rounded(.up))
+    return sorted[min(sorted.count - 1, max(0, rank - 1))]
 }
 
 extension Probe {

@@ -43,11 +43,16 @@ public struct BenchReport {
             + lpad(r.baseline.map { format($0) } ?? "-", 14) + lpad(r.ratio.map { format($0, digits: 3) } ?? "-", 9)
     }
 
-    /// Writes the JSON file; returns its path.
+    /// Writes the JSON file (creating its directory); returns its path, or nil (said on stderr)
+    /// when it could not be written.
     @discardableResult
-    public func write() -> String {
+    public func write() -> String? {
         let dir = getenv("BENCH_RESULTS_DIR").map { String(cString: $0) } ?? "Benchmarks/results"
-        _ = mkdir(dir, 0o755)
+        var prefix = dir.hasPrefix("/") ? "" : "."
+        for part in dir.split(separator: "/") {
+            prefix += "/\(part)"
+            _ = mkdir(prefix, 0o755)
+        }
         let path = "\(dir)/\(name).json"
         var json = "[\n"
         for (i, r) in results.enumerated() {
@@ -56,9 +61,14 @@ public struct BenchReport {
             json += i + 1 < results.count ? ",\n" : "\n"
         }
         json += "]\n"
-        if let file = fopen(path, "w") {
-            fputs(json, file)
-            fclose(file)
+        guard let file = fopen(path, "w") else {
+            print("results NOT written to \(path): \(String(cString: strerror(errno)))")
+            return nil
+        }
+        let complete = fputs(json, file) >= 0
+        guard fclose(file) == 0, complete else {
+            print("results NOT written to \(path): \(String(cString: strerror(errno)))")
+            return nil
         }
         print("results written to \(path)")
         return path
@@ -81,6 +91,7 @@ public struct BenchReport {
 
     static func format(_ v: Double, digits: Int = 2) -> String {
         if v.isNaN { return "nan" }
+        if v.isInfinite { return v < 0 ? "-inf" : "inf" }
         if abs(v) >= 1000 { return String(Int(v.rounded())) }
         var scaled = (v * pow(10, Double(digits))).rounded() / pow(10, Double(digits))
         if scaled == -0 { scaled = 0 }

@@ -1,8 +1,9 @@
 // BridgeBench: bridge round trips per second (BridgeClient ↔ BridgeServer over a Unix socket
 // pair in one process) for a cheap request at 1 and 64 in flight, and decode/encode time of
-// the largest fixture. Prints a table and writes Benchmarks/results/bridge.json.
+// the largest fixture. Prints a table and writes Benchmarks/results/bridge.json (BenchReport).
 //
-// Usage: BridgeBench [--quick] [--output PATH]   (pin it: taskset -c 0 .build/release/BridgeBench)
+// Usage: BridgeBench [--quick]   (pin it: taskset -c 0 .build/release/BridgeBench)
+import BenchReport
 import Bridge
 import EventLoop
 import FoundationEssentials
@@ -24,16 +25,6 @@ struct NoopHandler: BridgeHandler {
     func deleteContainerState(_ request: DeleteContainerStateRequest) async throws {}
 }
 
-/// One row of the output contract.
-struct Result: Encodable {
-    var benchmark: String
-    var metric: String
-    var value: Double
-    var unit: String
-    var baseline: Double?
-    var ratio: Double?
-}
-
 let arguments = CommandLine.arguments
 let quick = arguments.contains("--quick")
 let packageRoot: String = {
@@ -41,11 +32,6 @@ let packageRoot: String = {
     for _ in 0..<3 { while let last = path.last, last != "/" { path.removeLast() }; path.removeLast() }
     return path
 }()
-let outputPath: String = {
-    if let i = arguments.firstIndex(of: "--output"), i + 1 < arguments.count { return arguments[i + 1] }
-    return packageRoot + "/Benchmarks/results/bridge.json"
-}()
-
 func now() -> ContinuousClock.Instant { ContinuousClock.now }
 func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
@@ -141,19 +127,20 @@ let client = BridgeClient(connection: hostEnd, logger: logger)
 let serving = Task(executorPreference: loop) { await server.serve() }
 let reading = Task(executorPreference: loop) { await client.run() }
 
-var results: [Result] = []
+var report = BenchReport(name: "bridge")
+print(BenchReport.header)
 let scale = quick ? 10 : 1
 try await withTaskExecutorPreference(loop) {
     _ = try await client.send(NegotiateProtocolRequest())
     _ = try await roundTrips(client: client, inFlight: 64, total: 20_000 / scale)  // warm-up
     let rt1 = try await roundTrips(client: client, inFlight: 1, total: 50_000 / scale)
-    results.append(Result(benchmark: "bridge_roundtrip_1_in_flight", metric: "throughput", value: rt1, unit: "requests/s", baseline: 5_300, ratio: rt1 / 5_300))
+    report.add(BenchResult(benchmark: "bridge_roundtrip_1_in_flight", metric: "throughput", value: rt1, unit: "requests/s", baseline: 5_300))
     let rt64 = try await roundTrips(client: client, inFlight: 64, total: 400_000 / scale)
-    results.append(Result(benchmark: "bridge_roundtrip_64_in_flight", metric: "throughput", value: rt64, unit: "requests/s", baseline: 18_000, ratio: rt64 / 18_000))
+    report.add(BenchResult(benchmark: "bridge_roundtrip_64_in_flight", metric: "throughput", value: rt64, unit: "requests/s", baseline: 18_000))
     let g1 = try await guestOnly(inFlight: 1, total: 50_000 / scale)
-    results.append(Result(benchmark: "guest_only_1_in_flight", metric: "throughput", value: g1, unit: "requests/s", baseline: 5_300, ratio: g1 / 5_300))
+    report.add(BenchResult(benchmark: "guest_only_1_in_flight", metric: "throughput", value: g1, unit: "requests/s", baseline: 5_300))
     let g64 = try await guestOnly(inFlight: 64, total: 400_000 / scale)
-    results.append(Result(benchmark: "guest_only_64_in_flight", metric: "throughput", value: g64, unit: "requests/s", baseline: 18_000, ratio: g64 / 18_000))
+    report.add(BenchResult(benchmark: "guest_only_64_in_flight", metric: "throughput", value: g64, unit: "requests/s", baseline: 18_000))
 }
 
 client.close()
@@ -174,27 +161,13 @@ let settings = try decoded.settings()
 let encodeFullMicros = try timePerCall(iterations: iterations) {
     _ = try CreateContainerRequest(base: decoded.base, settings: settings)
 }
-results.append(Result(benchmark: "decode_\(fixtureName)", metric: "latency", value: decodeMicros, unit: "us/op"))
-results.append(Result(benchmark: "encode_\(fixtureName)", metric: "latency", value: encodeMicros, unit: "us/op"))
-results.append(Result(benchmark: "encode_with_embedded_config_\(fixtureName)", metric: "latency", value: encodeFullMicros, unit: "us/op"))
+report.add(BenchResult(benchmark: "decode_\(fixtureName)", metric: "latency", value: decodeMicros, unit: "us/op"))
+report.add(BenchResult(benchmark: "encode_\(fixtureName)", metric: "latency", value: encodeMicros, unit: "us/op"))
+report.add(BenchResult(benchmark: "encode_with_embedded_config_\(fixtureName)", metric: "latency", value: encodeFullMicros, unit: "us/op"))
 
-// Table.
-func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-func fmt(_ v: Double) -> String {
-    let rounded = (v * 100).rounded() / 100
-    return v >= 1000 ? String(Int(v.rounded())) : String(rounded)
-}
-print(pad("benchmark", 62) + pad("value", 14) + pad("unit", 13) + pad("baseline", 11) + "ratio")
-for r in results {
-    print(pad(r.benchmark, 62) + pad(fmt(r.value), 14) + pad(r.unit, 13)
-          + pad(r.baseline.map(fmt) ?? "-", 11) + (r.ratio.map(fmt) ?? "-"))
-}
 print("bridge_roundtrip_*: BridgeClient and BridgeServer in this process, both on the pinned CPU (JSON on both sides).")
 print("guest_only_*: BridgeServer against a minimal pre-encoded pipelined host on the same CPU (the server's own cost).")
 print("baselines: hcsshim Go GCS answering a no-op request, pinned to one CPU; measured elsewhere (issue #3), not on this machine.")
 print("fixture: \(fixtureName) (\(fixture.count) bytes); decode = body + embedded ContainerConfig.")
 
-let encoder = JSONEncoder()
-encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-try encoder.encode(results).write(to: URL(fileURLWithPath: outputPath))
-print("wrote \(outputPath)")
+report.write()

@@ -32,7 +32,7 @@ extern char **environ;
 struct cbench_load {
     int n;
     uint64_t bytes;        // per stream
-    int use_head;
+    int producer_kind;     // CBENCH_PRODUCER_*
     int cpu;               // -1: no pinning
     int *wr;               // producer side: pipe write ends (closed once fully written)
     uint64_t *written;     // producer progress per stream
@@ -71,12 +71,12 @@ static int ensure_nofile(int needed) {
 }
 
 // One stream: pipe (read end non-blocking for the relay; write end non-blocking for the producer
-// thread but blocking for head, which expects an ordinary stdout) and a socketpair.
+// thread but blocking for a child, which expects an ordinary stdout) and a socketpair.
 static int make_stream(cbench_load *l, int i, int *src, int *dst) {
     int p[2], s[2];
     if (pipe2(p, O_CLOEXEC) != 0) return -1;
     if (fcntl(p[0], F_SETFL, O_NONBLOCK) != 0 ||
-        (!l->use_head && fcntl(p[1], F_SETFL, O_NONBLOCK) != 0) ||
+        (l->producer_kind == CBENCH_PRODUCER_THREAD && fcntl(p[1], F_SETFL, O_NONBLOCK) != 0) ||
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, s) != 0) {
         int e = errno;
         close(p[0]);
@@ -91,9 +91,11 @@ static int make_stream(cbench_load *l, int i, int *src, int *dst) {
     return 0;
 }
 
-cbench_load *cbench_load_create(int n, uint64_t bytes_per_stream, int use_head, int *src_fds,
+cbench_load *cbench_load_create(int n, uint64_t bytes_per_stream, int producer, int *src_fds,
                                 int *dst_fds) {
-    if (n <= 0 || (use_head && n != 1) || !src_fds || !dst_fds) {
+    int child = producer == CBENCH_PRODUCER_HEAD || producer == CBENCH_PRODUCER_DD;
+    if (n <= 0 || (child && n != 1) || (!child && producer != CBENCH_PRODUCER_THREAD) ||
+        (producer == CBENCH_PRODUCER_DD && bytes_per_stream % 65536 != 0) || !src_fds || !dst_fds) {
         errno = EINVAL;
         return NULL;
     }
@@ -102,7 +104,7 @@ cbench_load *cbench_load_create(int n, uint64_t bytes_per_stream, int use_head, 
     if (!l) return NULL;
     l->n = n;
     l->bytes = bytes_per_stream;
-    l->use_head = use_head;
+    l->producer_kind = producer;
     l->cpu = -1;
     l->head_pid = -1;
     l->stop_fd = -1;
@@ -287,24 +289,31 @@ out:
     return NULL;
 }
 
-// Spawns `head -c <bytes> /dev/zero` with stdout = the pipe's write end, then drops our copy of
-// the write end so the relay sees EOF exactly when head exits.
+// Spawns the producer child (`head -c <bytes> /dev/zero`, or `busybox dd` with 64 KiB blocks)
+// with stdout = the pipe's write end and stderr = /dev/null (dd's record counts), then drops our
+// copy of the write end so the relay sees EOF exactly when the child exits.
 static int spawn_head(cbench_load *l) {
-    char count[32];
-    snprintf(count, sizeof(count), "%llu", (unsigned long long)l->bytes);
-    char *argv[] = {"head", "-c", count, "/dev/zero", NULL};
+    char count[48];
+    char *head_argv[] = {"head", "-c", count, "/dev/zero", NULL};
+    char *dd_argv[] = {"busybox", "dd", "if=/dev/zero", "bs=65536", count, NULL};
+    char **argv = l->producer_kind == CBENCH_PRODUCER_DD ? dd_argv : head_argv;
+    if (l->producer_kind == CBENCH_PRODUCER_DD)
+        snprintf(count, sizeof(count), "count=%llu", (unsigned long long)(l->bytes / 65536));
+    else
+        snprintf(count, sizeof(count), "%llu", (unsigned long long)l->bytes);
     posix_spawn_file_actions_t fa;
     int rc = posix_spawn_file_actions_init(&fa);
     if (rc != 0) return -rc;
     rc = posix_spawn_file_actions_adddup2(&fa, l->wr[0], STDOUT_FILENO);  // clears CLOEXEC
-    if (rc == 0) rc = posix_spawnp(&l->head_pid, "head", &fa, NULL, argv, environ);
+    if (rc == 0) rc = posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    if (rc == 0) rc = posix_spawnp(&l->head_pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) {
         l->head_pid = -1;
-        fprintf(stderr, "cbench: posix_spawnp head: %s\n", strerror(rc));
+        fprintf(stderr, "cbench: posix_spawnp %s: %s\n", argv[0], strerror(rc));
         return -rc;
     }
-    if (l->cpu >= 0) {  // head starts unpinned for a few microseconds; negligible for 2 GiB
+    if (l->cpu >= 0) {  // the child starts unpinned for a few microseconds; negligible for 2 GiB
         cpu_set_t set;
         CPU_ZERO(&set);
         CPU_SET(l->cpu, &set);
@@ -320,7 +329,7 @@ int cbench_load_start(cbench_load *l) {
     int rc = pthread_create(&l->consumer, NULL, consumer_main, l);
     if (rc != 0) return -rc;
     l->consumer_started = 1;
-    if (l->use_head) return spawn_head(l);
+    if (l->producer_kind != CBENCH_PRODUCER_THREAD) return spawn_head(l);
     rc = pthread_create(&l->producer, NULL, producer_main, l);
     if (rc != 0) return -rc;
     l->producer_started = 1;

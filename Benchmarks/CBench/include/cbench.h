@@ -27,17 +27,23 @@ typedef struct cbench_load cbench_load;
 // Creates n streams: for each, a pipe (producer -> relay source) and an AF_UNIX SOCK_STREAM
 // socketpair (relay destination -> consumer). src_fds[i] = pipe read end (O_NONBLOCK, O_CLOEXEC),
 // dst_fds[i] = socket end the relay writes (O_NONBLOCK, O_CLOEXEC). The relay owns src/dst fds and
-// must close them. use_head != 0 (only valid with n == 1): the producer is a posix_spawned
-// `head -c <bytes> /dev/zero` with stdout = pipe write end. Raises RLIMIT_NOFILE to the hard limit
-// when the current soft limit is too small. Returns NULL + errno on failure.
-cbench_load *cbench_load_create(int n, uint64_t bytes_per_stream, int use_head, int *src_fds,
+// must close them. `producer` (a CBENCH_PRODUCER_*; a child process only with n == 1) says who
+// fills the pipes. Raises RLIMIT_NOFILE to the hard limit when the current soft limit is too
+// small. Returns NULL + errno on failure.
+enum {
+    CBENCH_PRODUCER_THREAD = 0,  // a thread writing 64 KiB per write(2) to every stream
+    CBENCH_PRODUCER_HEAD = 1,    // `head -c <bytes> /dev/zero` (GNU head: 4 KiB per write)
+    CBENCH_PRODUCER_DD = 2,      // `busybox dd if=/dev/zero bs=65536`: what AgentBench's container
+                                 // relay runs in its container (bytes: a multiple of 64 KiB)
+};
+cbench_load *cbench_load_create(int n, uint64_t bytes_per_stream, int producer, int *src_fds,
                                 int *dst_fds);
 
-// Optional, before cbench_load_start: pin the producer thread (or head child) and the consumer
+// Optional, before cbench_load_start: pin the producer thread (or child) and the consumer
 // thread to `cpu` (-1 = no pinning, the default). Lets the relay own a core on its own.
 int cbench_load_set_cpu(cbench_load *load, int cpu);
 
-// Starts the producer (thread or head child) and the consumer thread (epoll over all consumer
+// Starts the producer (thread or child) and the consumer thread (epoll over all consumer
 // sockets, reads into a 256 KiB buffer and discards, counts bytes, a stream is done at EOF).
 // Records the start time. Returns 0 or -errno.
 int cbench_load_start(cbench_load *load);
@@ -47,7 +53,7 @@ int cbench_load_start(cbench_load *load);
 // total != n * bytes_per_stream (or a stream failed).
 int64_t cbench_load_wait(cbench_load *load, int64_t *elapsed_ns);
 
-// Stops and joins the threads (also when wait was never called), reaps head, closes the producer
+// Stops and joins the threads (also when wait was never called), reaps a producer child, closes the producer
 // and consumer fds the load owns. Safe on NULL.
 void cbench_load_destroy(cbench_load *load);
 

@@ -134,8 +134,7 @@ enum GCS {
     }
 
     static func makeLogger(_ options: DaemonOptions) throws(LoggingError) -> Logger {
-        let text = options.logLevel == "fatal" || options.logLevel == "panic" ? "critical" : options.logLevel
-        guard let level = Logger.Level(rawValue: text) else { throw LoggingError(description: "unknown log level \(options.logLevel)") }
+        guard let level = DaemonOptions.logLevel(options.logLevel) else { throw LoggingError(description: "unknown log level \(options.logLevel)") }
         if let logFile = options.logFile {
             // Like hcsshim's gcs: the log file replaces stderr (truncated, mode 0600).
             let fd = open(logFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)

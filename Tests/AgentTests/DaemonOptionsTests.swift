@@ -1,8 +1,10 @@
 import Agent
 import Bridge
+import EventLoop
 import Glibc
 import HostSupport
 import Logging
+import Shims
 import Testing
 
 @Suite("gcs command line")
@@ -104,5 +106,47 @@ struct DaemonOptionsTests {
         await #expect(throws: LocalGuestError.self) {
             _ = try await LocalGuest.start(gcsBinary: gcsBinary(), workDirectory: work, extraArguments: ["--no-such-flag"], logger: logger)
         }
+    }
+}
+
+@Suite("Logging")
+struct LoggingTests {
+    @Test("-loglevel is read as logrus reads it: any case, warn or warning, panic and fatal as critical")
+    func levels() {
+        #expect(DaemonOptions.logLevel("WARN") == .warning && DaemonOptions.logLevel("warning") == .warning)
+        #expect(DaemonOptions.logLevel("Info") == .info && DaemonOptions.logLevel("debug") == .debug && DaemonOptions.logLevel("trace") == .trace)
+        #expect(DaemonOptions.logLevel("panic") == .critical && DaemonOptions.logLevel("FATAL") == .critical)
+        #expect(DaemonOptions.logLevel("verbose") == nil && DaemonOptions.logLevel("") == nil)
+    }
+
+    @Test("a JSON log line goes out whole through a descriptor that takes it a few KiB at a time")
+    func wholeLines() async throws {
+        let pipe = try Pipes.make(nonBlocking: true)
+        let (readEnd, writeEnd) = (pipe.first.release(), pipe.second.release())
+        #expect(shim_fcntl_setpipe_sz(writeEnd, 4096) == 4096)
+        defer { close(readEnd) }
+        // The reader drains at its own pace on another thread while the handler writes.
+        async let received: [UInt8] = BlockingWork.run {
+            var out: [UInt8] = [], buffer = [UInt8](repeating: 0, count: 1024)
+            while true {
+                var ready = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&ready, 1, -1)
+                let n = read(readEnd, &buffer, buffer.count)
+                if n > 0 { out += buffer[..<n]; continue }
+                if n < 0 && errno == EAGAIN { continue }
+                return out
+            }
+        }
+        let value = String(repeating: "x", count: 100_000)
+        let handler = JSONLogHandler(logLevel: .info, label: "test", fd: writeEnd)
+        var logger = Logger(label: "test") { _ in handler }
+        logger.logLevel = .info
+        logger.info("first", metadata: ["big": "\(value)"])
+        logger.info("second")
+        close(writeEnd)
+        let lines = String(decoding: await received, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 3 && lines[2].isEmpty)
+        #expect(lines.first?.hasSuffix(",\"big\":\"\(value)\"}") == true)
+        #expect(lines.dropFirst().first?.contains("\"msg\":\"second\"") == true)
     }
 }

@@ -1,3 +1,5 @@
+import Logging
+
 /// The `gcs` command line, parsed the way hcsshim's gcs (Go's `flag` package) parses its own:
 /// `-name value`, `-name=value`, one or two dashes alike, booleans as `-v4` or `-v4=true`.
 ///
@@ -5,6 +7,16 @@
 /// score of flags, and the reflection-driven parser touched ~1.2 MiB of the static binary's pages at
 /// start-up that then stayed resident for the agent's life (idle RSS is a target).
 public struct DaemonOptions: Sendable, Equatable {
+    /// `-loglevel`, as logrus's `ParseLevel` reads it (any case; `warn` or `warning`; `panic`
+    /// and `fatal` log as critical), and swift-log's own names. Nil: no such level.
+    public static func logLevel(_ text: String) -> Logger.Level? {
+        switch text.lowercased() {
+        case "panic", "fatal", "critical": .critical
+        case "warn", "warning": .warning
+        case let name: Logger.Level(rawValue: name)
+        }
+    }
+
     public var logLevel = "info"
     public var logFile: String?
     public var logFormat = "text"

@@ -1,27 +1,37 @@
 import Glibc
 import Logging
+import Synchronization
 
 /// `-log-format json`: one JSON object per line on stderr, as hcsshim's host expects from the
 /// guest's log stream (logrus JSON: "time" in RFC 3339 with nanoseconds, "level", "msg", then
-/// the metadata as string fields).
-struct JSONLogHandler: LogHandler {
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .info
-    let label: String
+/// the metadata as string fields). The host decodes the stream line by line and stops reading
+/// it for good at the first broken line, so every line goes out whole (`LogLineWriter`).
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    public let label: String
+    /// Where the lines go: standard error, or a test's descriptor.
+    let writer: LogLineWriter
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    public init(logLevel: Logger.Level = .info, label: String, fd: Int32 = 2) {
+        self.logLevel = logLevel
+        self.label = label
+        writer = fd == 2 ? LogLineWriter.standardError : LogLineWriter(fd: fd)
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    func log(event: LogEvent) {
+    public func log(event: LogEvent) {
         var line = "{\"time\":\(Self.quote(Self.timestamp())),\"level\":\(Self.quote(Self.name(event.level))),\"msg\":\(Self.quote(event.message.description))"
         let merged = metadata.merging(event.metadata ?? [:]) { $1 }
         for key in merged.keys.sorted() {
             line += ",\(Self.quote(key)):\(Self.quote(merged[key]!.description))"
         }
         line += "}\n"
-        _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+        writer.write(line)
     }
 
     /// logrus level names.
@@ -68,5 +78,35 @@ struct JSONLogHandler: LogHandler {
             }
         }
         return out + "\""
+    }
+}
+
+/// Writes whole lines to one descriptor: one writer at a time (every thread logs), and each line
+/// to its end, through short writes (a signal arriving mid-write; a full non-blocking
+/// descriptor is waited on). A line the descriptor refuses (EPIPE, EBADF...) is dropped whole
+/// from that point: logging never stops the agent.
+final class LogLineWriter: Sendable {
+    static let standardError = LogLineWriter(fd: 2)
+    let fd: Int32
+    private let lock = Mutex<Void>(())
+
+    init(fd: Int32) { self.fd = fd }
+
+    func write(_ line: String) {
+        var line = line
+        line.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            lock.withLock { _ in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = Glibc.write(fd, base + offset, bytes.count - offset)
+                    if n > 0 { offset += n; continue }
+                    if n < 0 && errno == EINTR { continue }
+                    guard n < 0 && errno == EAGAIN else { return }
+                    var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&ready, 1, -1)
+                }
+            }
+        }
     }
 }

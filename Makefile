@@ -1,6 +1,8 @@
 # swift-gcs: build, test, benchmark. `make demo` and `make test` are the README's two commands.
-SWIFT        ?= swift
-APT_PACKAGES := liburing-dev runc busybox-static
+# The toolchain at /opt/swift (where the README says it is) when swift is not on PATH.
+SWIFT        ?= $(or $(shell command -v swift 2>/dev/null),$(wildcard /opt/swift/usr/bin/swift),swift)
+# init/test.sh runs python3 listeners; prlimit (util-linux) starts a test's gcs with a low limit.
+APT_PACKAGES := liburing-dev runc busybox-static python3 util-linux
 PIN          ?= taskset -c 0
 RELEASE_BIN   = .build/release
 # The shipping gcs: one fully static executable (no Swift runtime or glibc shared objects in
@@ -42,9 +44,11 @@ init:
 
 test: deps test-init test-swift
 
-test-swift:
+# The end-to-end tests hold a few thousand descriptors at once (host ends of stdio streams): up
+# to the hard limit, where a login's soft limit may be 1,024.
+test-swift: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	ulimit -n "$$(ulimit -Hn)"; $(SWIFT) test --skip-build
 
 test-init:
 	$(MAKE) -C init test

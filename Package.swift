@@ -8,6 +8,8 @@ let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .treatAllWarnings(as: .error),
 ]
+/// The C targets' counterpart: every warning is an error.
+let strictC: [CSetting] = [.treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "swift-gcs",
@@ -23,6 +25,7 @@ let package = Package(
         .target(
             name: "Shims",
             path: "Sources/Shims",
+            cSettings: strictC,
             linkerSettings: [.linkedLibrary("uring")]
         ),
         .target(
@@ -34,8 +37,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
-        .target(name: "CBench", path: "Benchmarks/CBench", linkerSettings: [.linkedLibrary("uring")]),
+        .target(name: "CTestSupport", path: "Tests/CTestSupport", cSettings: strictC),
+        .target(name: "CBench", path: "Benchmarks/CBench", cSettings: strictC, linkerSettings: [.linkedLibrary("uring")]),
         .target(name: "BenchReport", path: "Benchmarks/BenchReport", swiftSettings: strict),
         .executableTarget(
             name: "RelayBench",

@@ -5,7 +5,7 @@ import Testing
 
 /// OCI resources as a pod cgroup's files, on both cgroup versions (a fake v2 root: only its
 /// `cgroup.controllers` matters to the conversion).
-@Suite("Pod cgroup settings")
+@Suite("Pod cgroup settings", .timeLimit(.minutes(5)))
 struct SandboxCgroupSettingsTests {
     static let resources: JSONValue = .object([
         ("memory", .object([("limit", .int(268_435_456)), ("swap", .int(536_870_912)), ("reservation", .int(-1))])),
@@ -56,7 +56,7 @@ struct SandboxCgroupSettingsTests {
 }
 
 /// Statistics' `hugetlb` entries on fake cgroupfs trees of both versions.
-@Suite("Statistics: hugetlb")
+@Suite("Statistics: hugetlb", .timeLimit(.minutes(5)))
 struct HugeTLBStatisticsTests {
     static func tree(_ files: [String: String]) throws -> String {
         let root = "/tmp/gcs-fake-hugetlb-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -95,7 +95,7 @@ struct HugeTLBStatisticsTests {
 
 /// Statistics on a cgroup-v1 guest: the fields containerd's v1 `Metrics` has, which hcsshim's
 /// host reads (its working set is memory usage - total_inactive_file).
-@Suite("Statistics: cgroup v1")
+@Suite("Statistics: cgroup v1", .timeLimit(.minutes(5)))
 struct LegacyStatisticsTests {
     @Test("memory.stat and its totals, every memory entry with its failcnt, per-CPU usage, OOM control; pids.max 'max' omitted")
     func v1() throws {

@@ -7,7 +7,7 @@ import Shims
 import Testing
 
 /// What the agent removes, and what it must never remove, when containers go away or fail.
-@Suite("End to end: container clean-up")
+@Suite("End to end: container clean-up", .timeLimit(.minutes(5)))
 struct ContainerCleanupTests {
     @Test("runc's container ID rule, applied before any path is built from an ID")
     func idRule() {

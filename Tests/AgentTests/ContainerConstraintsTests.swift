@@ -5,7 +5,7 @@ import Testing
 
 /// ModifySettings `ContainerConstraints` (§7.10): new resource limits for a running container,
 /// applied with `runc update`, checked in the container's cgroup files.
-@Suite("End to end: container constraints")
+@Suite("End to end: container constraints", .timeLimit(.minutes(5)))
 struct ContainerConstraintsTests {
     @Test("new memory and pids limits reach the running container's cgroup; misaddressed requests get the Go guest's errors")
     func updateLimits() async throws {

@@ -6,7 +6,7 @@ import HostSupport
 import Synchronization
 import Testing
 
-@Suite("End to end: containers")
+@Suite("End to end: containers", .timeLimit(.minutes(5)))
 struct ContainerLifecycleTests {
     @Test("create, start, exec, wait, exit codes 0/1/137, delete; state cleaned", arguments: ["pass-through", "relay"])
     func lifecycle(execStdio: String) async throws {

@@ -7,7 +7,7 @@ import Logging
 import Shims
 import Testing
 
-@Suite("gcs command line")
+@Suite("gcs command line", .timeLimit(.minutes(5)))
 struct DaemonOptionsTests {
     @Test("hcsshim's flags in Go's forms: one or two dashes, separate or =value, -v4 as a boolean")
     func goForms() throws {
@@ -109,7 +109,7 @@ struct DaemonOptionsTests {
     }
 }
 
-@Suite("Logging")
+@Suite("Logging", .timeLimit(.minutes(5)))
 struct LoggingTests {
     @Test("-loglevel is read as logrus reads it: any case, warn or warning, panic and fatal as critical")
     func levels() {

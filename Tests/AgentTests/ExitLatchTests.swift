@@ -4,7 +4,7 @@ import EventLoop
 import Synchronization
 import Testing
 
-@Suite("Exit latch")
+@Suite("Exit latch", .timeLimit(.minutes(5)))
 struct ExitLatchTests {
     private func outcome(_ latch: ExitLatch, timeoutMs: UInt32?) async -> Result<UInt32, any Error> {
         do { return .success(try await latch.wait(timeoutMs: timeoutMs, loop: .shared)) } catch { return .failure(error) }
@@ -37,6 +37,7 @@ struct ExitLatchTests {
         let latch = ExitLatch()
         async let early = outcome(latch, timeoutMs: nil)
         async let timed = outcome(latch, timeoutMs: 60_000)
+        while latch.waitingCount < 2 { await Task.yield() }  // both registered before the publish
         latch.publish(7)
         latch.publish(9)  // only the first code counts
         #expect(try await early.get() == 7)
@@ -57,7 +58,7 @@ struct ExitLatchTests {
         #expect(try await outcome(latch, timeoutMs: nil).get() == 3)
         #expect(try await outcome(latch, timeoutMs: nil).get() == 3)
         latch.acknowledge()
-        #expect(!done.withLock { $0 })  // the second answer has not gone out
+        #expect(!latch.isAnswered)  // the second answer has not gone out
         latch.acknowledge()
         latch.acknowledge()  // more acknowledgements than codes received change nothing
         await watcher.value
@@ -71,6 +72,7 @@ struct ExitLatchTests {
     func cancelledWaitReleases() async {
         let latch = ExitLatch()
         let waiting = Task { await outcome(latch, timeoutMs: nil) }
+        while latch.waitingCount < 1 { await Task.yield() }  // lost while waiting, not before
         waiting.cancel()
         guard case .failure(let error) = await waiting.value else { Issue.record("the wait was not cancelled"); return }
         #expect(error is CancellationError)
@@ -91,9 +93,9 @@ struct ExitLatchTests {
         latch.withdraw()  // the carried wait's answer found no connection
         latch.withdraw()  // more withdrawals than codes received change nothing
         #expect(latch.deliveredCount == 0)
-        #expect(!done.withLock { $0 })
+        #expect(!latch.isAnswered)
         #expect(try await outcome(latch, timeoutMs: 50).get() == 137)  // the host's probe
-        #expect(!done.withLock { $0 })  // not until its answer went out
+        #expect(!latch.isAnswered)  // not until its answer went out
         latch.acknowledge()
         await watcher.value
         #expect(done.withLock { $0 })

@@ -4,7 +4,7 @@ import Glibc
 import HostSupport
 import Testing
 
-@Suite("End to end: processes in the VM")
+@Suite("End to end: processes in the VM", .timeLimit(.minutes(5)))
 struct ExternalProcessTests {
     @Test("1 MiB on stdout and on stderr, byte-exact; stdin echoed through cat")
     func bulkOutput() async throws {

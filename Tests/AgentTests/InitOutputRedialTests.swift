@@ -6,7 +6,7 @@ import Testing
 
 /// A container init's output across a host reconnect of its stdio (live migration,
 /// guest-behaviour §6 "reconnecting init output").
-@Suite("End to end: init output re-dialled")
+@Suite("End to end: init output re-dialled", .timeLimit(.minutes(5)))
 struct InitOutputRedialTests {
     @Test("the init's stdout connection lost: the agent re-dials the port, sends the last output again, then the rest",
           .timeLimit(.minutes(1)))
@@ -53,7 +53,8 @@ struct InitOutputRedialTests {
     @Test("a host that stops listening, then shuts the container down: the re-dial stops and the init's exit is answered",
           .timeLimit(.minutes(1)))
     func redialStoppedByShutdown() async throws {
-        try await withGuest("init-redial-stop") { guest in
+        // A grace far beyond the time limit: only the shutdown can end the re-dial in time.
+        try await withGuest("init-redial-stop", arguments: ["--stdio-redial-grace-ms", "600000"]) { guest in
             let id = "abandoned"
             let (pid, stdin) = try await startWithStdoutGone(guest, id, script: "while read line; do echo out $line; done")
             defer { stdin.close() }

@@ -5,7 +5,7 @@ import HostSupport
 import Testing
 
 /// The kernel's log reaches the agent's (guest-behaviour §3.2 step 4).
-@Suite("Kernel log forwarding")
+@Suite("Kernel log forwarding", .timeLimit(.minutes(5)))
 struct KernelLogTests {
     @Test("a /dev/kmsg record: level from the priority's low bits, sequence, the text up to the first newline")
     func parseRecords() {

@@ -8,7 +8,7 @@ import Testing
 
 /// The agent's own cgroup and the memory events it logs: its threshold
 /// (`-gcs-mem-limit-bytes`) and OOM in the containers' parent.
-@Suite("Memory events")
+@Suite("Memory events", .timeLimit(.minutes(5)))
 struct MemoryEventTests {
     @Test("gcs joins its cgroup; a warning when that passes -gcs-mem-limit-bytes, a notice when it falls back")
     func agentThreshold() async throws {

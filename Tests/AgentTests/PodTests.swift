@@ -4,7 +4,7 @@ import Glibc
 import HostSupport
 import Testing
 
-@Suite("End to end: pods")
+@Suite("End to end: pods", .timeLimit(.minutes(5)))
 struct PodTests {
     @Test("a sandbox and a workload: the workload sees the pod's hostname and hosts; cgroups nest under the pod")
     func pod() async throws {

@@ -7,7 +7,7 @@ import Testing
 /// A pod's shared volumes and hcsshim's spec annotations, end to end: `sandbox://`,
 /// `sandbox-tmp://`, `hugepages://` and `uvm://` sources, `/dev/shm`'s size, the core-dump
 /// limit, device re-resolution, and the sandbox's mounts gone once it is deleted.
-@Suite("End to end: pod volumes and annotations")
+@Suite("End to end: pod volumes and annotations", .timeLimit(.minutes(5)))
 struct PodVolumeTests {
     static func mount(_ destination: String, _ source: String, _ options: [String] = ["rbind"]) -> JSONValue {
         .object([("destination", .string(destination)), ("type", .string("bind")), ("source", .string(source)),

@@ -5,7 +5,7 @@ import Testing
 
 /// The containers' parent cgroup (`/pods`; here the guest's `--cgroup-parent`) is limited to
 /// the VM's RAM less `-root-mem-reserve-bytes` (guest-behaviour §3.2, §5, §7.10).
-@Suite("End to end: the pods cgroup memory limit")
+@Suite("End to end: the pods cgroup memory limit", .timeLimit(.minutes(5)))
 struct PodsCgroupTests {
     @Test("set at start to RAM less the reserve; PodCgroupMemoryLimit recomputes it, as Update only; containers go under it")
     func podsMemoryLimit() async throws {

@@ -6,7 +6,7 @@ import Logging
 import Synchronization
 import Testing
 
-@Suite("End to end: host disconnect")
+@Suite("End to end: host disconnect", .timeLimit(.minutes(5)))
 struct ReconnectTests {
     @Test("containers survive a host disconnect; the agent re-dials, renegotiates and delivers the queued exit notification once the host has the exit code")
     func reconnect() async throws {

@@ -3,7 +3,7 @@ import Bridge
 import Testing
 
 /// runc's failures become the HRESULTs hcsshim's host acts on (guest-behaviour §10).
-@Suite("runc errors")
+@Suite("runc errors", .timeLimit(.minutes(5)))
 struct RuncErrorTests {
     @Test("the rules match as Go's guest matches them; 'does not exist' only for a whole log-file message")
     func mapping() {

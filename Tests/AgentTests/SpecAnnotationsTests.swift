@@ -5,7 +5,7 @@ import Testing
 
 /// The spec rewrites that need no container: privileged device lists, the core limit beside
 /// other rlimits, path cleaning and the mount table's escapes.
-@Suite("Spec annotations and special sources")
+@Suite("Spec annotations and special sources", .timeLimit(.minutes(5)))
 struct SpecAnnotationsTests {
     static func spec(_ annotations: [(String, String)], devices: [JSONValue] = [], rules: [JSONValue] = []) -> JSONValue {
         .object([("annotations", .object(annotations.map { ($0.0, .string($0.1)) })),

@@ -5,7 +5,7 @@ import Testing
 
 /// Time sync end to end, on a fake PTP class directory and a fake chronyd (a script that
 /// records its command line and fails, so the restart monitor has work).
-@Suite("End to end: time sync")
+@Suite("End to end: time sync", .timeLimit(.minutes(5)))
 struct TimeSyncTests {
     static func write(_ path: String, _ text: String, mode: mode_t = 0o644) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)

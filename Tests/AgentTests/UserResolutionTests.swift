@@ -6,7 +6,7 @@ import Testing
 
 /// `process.user.username` becomes uid/gid from the container's own passwd and group files
 /// (guest-behaviour §7.1, §7.3).
-@Suite("User names")
+@Suite("User names", .timeLimit(.minutes(5)))
 struct UserResolutionTests {
     @Test("the OCI image spec's user forms resolve against the rootfs; a name must match exactly once")
     func forms() throws {
@@ -119,7 +119,7 @@ struct UserResolutionTests {
 }
 
 /// The program of a process run in the VM, found on the agent's PATH as Go's exec.LookPath finds it.
-@Suite("External process: PATH lookup")
+@Suite("External process: PATH lookup", .timeLimit(.minutes(5)))
 struct ExternalProgramLookupTests {
     @Test("a directory named like the program is skipped; a match through a relative entry is Go's ErrDot; an empty PATH searches nothing")
     func lookPath() throws {
@@ -140,7 +140,7 @@ struct ExternalProgramLookupTests {
 
 /// The advanced features this guest does not implement (guest-behaviour §1.1, §6.5, §7.1): a
 /// Create asking for one fails rather than starting without it.
-@Suite("Create: features refused")
+@Suite("Create: features refused", .timeLimit(.minutes(5)))
 struct UnsupportedFeatureTests {
     @Test("a tee log or a virtual pod is refused with a clear error, not dropped", arguments: [
         ("annotations", JSONValue.object([("io.microsoft.container.lcow.tee-log-path", .string("c.log"))])),

@@ -225,7 +225,7 @@ let badInputs: [BadInput] = [
     BadInput(name: "truncated body then EOF", bytes: Array(frame(0x1010_0201, base()).dropLast(5)), expected: .eof, halfClose: true),
 ]
 
-@Suite("Malformed input")
+@Suite("Malformed input", .timeLimit(.minutes(5)))
 struct BadInputTests {
     @Test("the table has at least 30 cases")
     func enough() { #expect(badInputs.count >= 30) }

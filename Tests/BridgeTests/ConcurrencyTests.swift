@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 import Testing
 
-@Suite("Client ↔ server over a Unix socket pair")
+@Suite("Client ↔ server over a Unix socket pair", .timeLimit(.minutes(5)))
 struct ConcurrencyTests {
     @Test("10,000 requests, 64 in flight, every response matched to its request")
     func tenThousandRequests() async throws {
@@ -146,16 +146,20 @@ struct ConcurrencyTests {
         await serving.value
     }
 
-    @Test("a slow request does not block later ones")
+    @Test("a request held in its handler does not block later ones", .timeLimit(.minutes(1)))
     func slowDoesNotBlock() async throws {
         let pair = try await ClientServerPair.start()
-        async let slow = pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 7))
-        // 7 sleeps; these are answered meanwhile.
+        var entered = pair.handler.gatedEntered.makeAsyncIterator()
+        async let held = pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 0xBEEF))
+        _ = await entered.next()
+        // Answered while 0xBEEF is held in its handler (a server that served one request at a
+        // time would hang here, and the time limit fail the test).
         for pid: UInt32 in [1, 2, 4, 5] {
             let r = try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: pid))
             #expect(r.exitCode == pid + 1)
         }
-        #expect(try await slow.exitCode == 8)
+        pair.handler.releaseGate()
+        #expect(try await held.exitCode == 0xBEEF + 1)
         await pair.stop()
     }
 
@@ -195,12 +199,17 @@ struct ConcurrencyTests {
         _ = await pair.serverTask.value
     }
 
-    @Test("a cancelled request's late answer is discarded without tearing the bridge down")
+    @Test("a cancelled request's late answer is discarded without tearing the bridge down", .timeLimit(.minutes(1)))
     func cancellation() async throws {
         let pair = try await ClientServerPair.start()
-        let task = Task { try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 14)) }
+        var entered = pair.handler.gatedEntered.makeAsyncIterator()
+        var written = pair.handler.answerWritten.makeAsyncIterator()
+        let task = Task { try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 0xBEEF)) }
+        _ = await entered.next()  // the request is in its handler: its answer will come
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
+        pair.handler.releaseGate()
+        _ = await written.next()  // the late answer is on the wire, ahead of the next one
         let r = try await pair.client.send(WaitForProcessRequest(base: RequestBase(containerId: "c"), processId: 21))
         #expect(r.exitCode == 22)
         #expect(pair.client.closeReason == nil)

@@ -10,7 +10,7 @@ import Synchronization
 ///   (so responses leave out of order); pid 0xDEAD fails with ERROR_NOT_FOUND.
 /// - ContainerId "fail" makes any container request fail with `0xC037010E`.
 /// - ContainerId "huge" makes GetProperties / DumpStacks / errors produce far more than 64 KiB.
-/// - WaitForProcess of pid 0xBEEF waits until `releaseGate()`.
+/// - WaitForProcess of pid 0xBEEF says so on `gatedEntered`, then waits until `releaseGate()`.
 /// - DeleteContainerState of ContainerId "slow" says so on `slowEntered`, then waits until
 ///   `releaseGate()`, cancelled or not (as a create or delete under way runs to its end).
 final class FakeHandler: BridgeHandler {
@@ -22,9 +22,17 @@ final class FakeHandler: BridgeHandler {
     /// One element each time a "slow" DeleteContainerState has begun.
     let slowEntered: AsyncStream<Void>
     private let slowEnteredSink: AsyncStream<Void>.Continuation
+    /// One element each time a WaitForProcess of pid 0xBEEF has reached the gate.
+    let gatedEntered: AsyncStream<Void>
+    private let gatedEnteredSink: AsyncStream<Void>.Continuation
+    /// One element each time a WaitForProcess answer has been written.
+    let answerWritten: AsyncStream<Void>
+    private let answerWrittenSink: AsyncStream<Void>.Continuation
 
     init() {
         (slowEntered, slowEnteredSink) = AsyncStream.makeStream()
+        (gatedEntered, gatedEnteredSink) = AsyncStream.makeStream()
+        (answerWritten, answerWrittenSink) = AsyncStream.makeStream()
     }
 
     /// Lets every WaitForProcess of pid 0xBEEF (and later ones) return.
@@ -76,13 +84,19 @@ final class FakeHandler: BridgeHandler {
     func waitForProcess(_ request: WaitForProcessRequest) async throws -> ProcessExitAnswer {
         calls.add(1, ordering: .relaxed)
         if request.processId == 0xDEAD { throw BridgeError(.notFound, "process 57005 not found") }
-        if request.processId == 0xBEEF { await passGate() }
+        if request.processId == 0xBEEF {
+            gatedEnteredSink.yield()
+            await passGate()
+        }
         if request.processId % 7 == 0 {
             try await Task.sleep(for: .microseconds(200))
         } else if request.processId % 3 == 0 {
             await Task.yield()
         }
-        return ProcessExitAnswer(exitCode: request.processId &+ 1, answered: { [self] _ in answers.add(1, ordering: .relaxed) })
+        return ProcessExitAnswer(exitCode: request.processId &+ 1, answered: { [self] _ in
+            answers.add(1, ordering: .relaxed)
+            answerWrittenSink.yield()
+        })
     }
 
     func signalProcess(_ request: SignalProcessRequest) async throws { try check(request.base) }

@@ -4,7 +4,7 @@ import Testing
 
 /// A sender that must not lose its frame (an exit notification) learns whether the frame was
 /// written, also when it was queued behind another task's write.
-@Suite("Frame writer")
+@Suite("Frame writer", .timeLimit(.minutes(5)))
 struct FrameWriterTests {
     /// 8 MiB: more than a Unix socket pair buffers, so the drainer waits for the peer to read.
     static let bigBody = [UInt8](repeating: 0x20, count: 8 << 20)

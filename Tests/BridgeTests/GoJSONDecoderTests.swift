@@ -4,7 +4,7 @@ import Testing
 
 /// Bodies decoded through their `Decodable` conformance follow Go's `encoding/json`, as the
 /// direct decoders of the hot messages do.
-@Suite("Go decoding rules on the Codable path")
+@Suite("Go decoding rules on the Codable path", .timeLimit(.minutes(5)))
 struct GoJSONDecoderTests {
     static func body<T: BridgeMessageCoding>(_ type: T.Type, _ text: String) throws -> T {
         var text = text

@@ -52,7 +52,7 @@ private func reencode(_ name: String, _ data: Data) throws -> Data {
     }
 }
 
-@Suite("Golden fixtures")
+@Suite("Golden fixtures", .timeLimit(.minutes(5)))
 struct GoldenTests {
     @Test("every fixture is present and listed in the README table")
     func inventory() throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// The direct JSON parser/serializer carries forwarded documents (the OCI spec, OciProcess)
 /// losslessly; these cases pin what the fuzzer found and the edges around it.
-@Suite("JSONValue parse → serialize → parse")
+@Suite("JSONValue parse → serialize → parse", .timeLimit(.minutes(5)))
 struct JSONValueTests {
     /// Documents that must survive a round trip unchanged, as JSON values.
     static let roundTrips: [String] = [

@@ -3,7 +3,7 @@ import EventLoop
 import FoundationEssentials
 import Testing
 
-@Suite("Framing, bounds and helpers")
+@Suite("Framing, bounds and helpers", .timeLimit(.minutes(5)))
 struct WireTests {
     @Test("many frames per read, frames split across reads")
     func manyFramesAndSplits() throws {

@@ -2,7 +2,7 @@ import EventLoop
 import Glibc
 import Testing
 
-@Suite("Blocking work")
+@Suite("Blocking work", .timeLimit(.minutes(5)))
 struct BlockingWorkTests {
     @Test("blocking calls run off the calling thread; each caller gets its own result")
     func ownThread() async throws {

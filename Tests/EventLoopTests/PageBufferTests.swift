@@ -2,7 +2,7 @@ import EventLoop
 import Testing
 
 /// Bridge buffers are sized for bursts; between bursts only their first pages may stay resident.
-@Suite("Page buffers")
+@Suite("Page buffers", .timeLimit(.minutes(5)))
 struct PageBufferTests {
     @Test("a fill beyond the kept bytes is given back, the kept bytes keep their contents")
     func discardAfterFill() {

@@ -4,7 +4,7 @@ import Shims
 import Testing
 
 /// A relay grows a source pipe that keeps arriving full, and only such a pipe.
-@Suite("Relay: source pipe growth")
+@Suite("Relay: source pipe growth", .timeLimit(.minutes(5)))
 struct PipeGrowthTests {
     /// Runs an engine from a fresh pipe to /dev/null: each round writes `chunk` bytes `perRound`
     /// times into the (empty) pipe, then gives the engine one turn. Returns the pipe's capacity

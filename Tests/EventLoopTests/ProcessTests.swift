@@ -4,7 +4,7 @@ import Glibc
 import Shims
 import Testing
 
-@Suite("Signals and children")
+@Suite("Signals and children", .timeLimit(.minutes(5)))
 struct ProcessTests {
     @Test("a signal sent to the loop thread arrives through signalfd")
     func signalDelivery() async throws {

@@ -1,11 +1,11 @@
 import CTestSupport
-import EventLoop
+@testable import EventLoop
 import Glibc
 import Shims
 import Synchronization
 import Testing
 
-@Suite("Reactor")
+@Suite("Reactor", .timeLimit(.minutes(5)))
 struct ReactorTests {
     @Test("after a burst of queued work the loop runs all of it and gives the queues back when idle",
           .timeLimit(.minutes(1)))
@@ -34,7 +34,8 @@ struct ReactorTests {
         try await withLoop("cancel-read") { loop in
             let (a, b) = try AsyncFD.socketPair(loop: loop)
             let task = Task { try await a.read(upTo: 16) }
-            try await loop.sleep(for: .milliseconds(20))
+            await turn(loop, until: { a.registration.state.withLock { $0.readWaiter != nil } })
+            try #require(a.registration.state.withLock { $0.readWaiter != nil }, "the read never parked")
             task.cancel()
             await #expect(throws: CancellationError.self) { _ = try await task.value }
             // still usable
@@ -119,7 +120,8 @@ struct ReactorTests {
             while let n = try chunk.withUnsafeBytes({ try a.tryWrite($0) }) { queued += n }
             #expect(queued > 0)
             let task = Task { try await a.waitWritable() }
-            try await loop.sleep(for: .milliseconds(20))
+            await turn(loop, until: { a.registration.state.withLock { $0.writeWaiter != nil } })
+            try #require(a.registration.state.withLock { $0.writeWaiter != nil }, "the write wait never parked")
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
             // drain the peer, then the writer can write again
@@ -140,7 +142,9 @@ struct ReactorTests {
             let listener = try UnixListener(path: path, loop: loop)
             defer { listener.close() }
             let task = Task { try await listener.accept() }
-            try await loop.sleep(for: .milliseconds(20))
+            let registration = listener.socket.registration
+            await turn(loop, until: { registration.state.withLock { $0.readWaiter != nil } })
+            try #require(registration.state.withLock { $0.readWaiter != nil }, "the accept never parked")
             task.cancel()
             await #expect(throws: CancellationError.self) { _ = try await task.value }
             async let client = UnixSocket.connect(path: path, loop: loop)
@@ -154,31 +158,52 @@ struct ReactorTests {
     @Test("close() wakes a waiter with .closed, is idempotent, and never closes a reused fd")
     func closeExactlyOnce() async throws {
         try await withLoop("close") { loop in
-            let (a, b) = try AsyncFD.socketPair(loop: loop)
-            let waiter = Task { try await a.waitReadable() }
-            try await loop.sleep(for: .milliseconds(10))
-            a.close()
-            await #expect(throws: EventLoopError.closed) { try await waiter.value }
-            let oldNumber = a.rawValue
-            // Open descriptors until one reuses the number, then close the old owner again.
-            var holders: [Int32] = []
-            for _ in 0..<64 {
-                let p = try Pipes.make()
-                holders += [p.first.release(), p.second.release()]
-                if holders.suffix(2).contains(oldNumber) { break }
+            // The closed number is taken at once with F_DUPFD (the lowest free number from it);
+            // another test's descriptor could take it first, so the attempt is made again then.
+            for attempt in 1...5 {
+                let (a, b) = try AsyncFD.socketPair(loop: loop)
+                defer { b.close() }
+                let waiter = Task { try await a.waitReadable() }
+                await turn(loop, until: { a.registration.state.withLock { $0.readWaiter != nil } })
+                let oldNumber = a.rawValue
+                a.close()
+                let holder = fcntl(b.rawValue, F_DUPFD_CLOEXEC, oldNumber)
+                await #expect(throws: EventLoopError.closed) { try await waiter.value }
+                guard holder == oldNumber else {
+                    if holder >= 0 { Glibc.close(holder) }
+                    if attempt == 5 { Issue.record("fd \(oldNumber) was taken by others five times: reuse not tested") }
+                    continue
+                }
+                a.close()
+                a.close()
+                #expect(fcntl(holder, F_GETFD) >= 0, "fd \(holder) was closed by a second close of its old owner")
+                Glibc.close(holder)
+                await #expect(throws: EventLoopError.closed) { _ = try await a.read(upTo: 4) }
+                return
             }
-            a.close()
-            a.close()
-            for fd in holders {
-                #expect(fcntl(fd, F_GETFD) >= 0, "fd \(fd) was closed by a second close of its old owner")
-                Glibc.close(fd)
-            }
-            await #expect(throws: EventLoopError.closed) { _ = try await a.read(upTo: 4) }
-            b.close()
         }
     }
 
-    @Test("timers fire in order; a cancelled sleep ends promptly")
+    @Test("timers fire in the order of their deadlines, not of their scheduling")
+    func timerOrder() async throws {
+        try await withLoop("timer-order") { loop in
+            // On the loop's own thread: the wake-ups run in the order the loop fires them.
+            let order = try await withThrowingTaskGroup(of: Int.self) { group in
+                for (index, ms) in [(0, 60), (1, 20), (2, 40)] {
+                    group.addTask(executorPreference: loop) {
+                        try await loop.sleep(for: .milliseconds(ms))
+                        return index
+                    }
+                }
+                var order: [Int] = []
+                for try await index in group { order.append(index) }
+                return order
+            }
+            #expect(order == [1, 2, 0])
+        }
+    }
+
+    @Test("a sleep lasts at least its duration; a cancelled sleep ends promptly")
     func timers() async throws {
         try await withLoop("timers") { loop in
             let start = EventLoop.now

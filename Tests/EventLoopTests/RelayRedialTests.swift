@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 
 /// `Relay.Options.redial`: output that outlives its destination's peer (a host reconnect).
-@Suite("Relay re-dial")
+@Suite("Relay re-dial", .timeLimit(.minutes(5)))
 struct RelayRedialTests {
     /// The host's end goes away. Shut down before it is closed: a child another test is
     /// spawning right now (vfork, before its exec closes what it inherited) may hold a copy of

@@ -4,7 +4,7 @@ import Glibc
 import Shims
 import Testing
 
-@Suite("Relay")
+@Suite("Relay", .timeLimit(.minutes(5)))
 struct RelayTests {
     @Test("the scratch buffer copy relays used is given back once the loop has not used it for 200 ms, not before")
     func scratchGivenBackWhenIdle() async throws {

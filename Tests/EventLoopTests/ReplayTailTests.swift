@@ -1,7 +1,7 @@
 @testable import EventLoop
 import Testing
 
-@Suite("Replay tail")
+@Suite("Replay tail", .timeLimit(.minutes(5)))
 struct ReplayTailTests {
     @Test("keeps the last `capacity` bytes in order, through growth and wrap-around, whatever the record sizes")
     func lastBytes() {

@@ -5,7 +5,7 @@ import Shims
 import Testing
 
 /// The descriptor-hungry tests, serialised so that together they stay under RLIMIT_NOFILE.
-@Suite("Scale", .serialized)
+@Suite("Scale", .serialized, .timeLimit(.minutes(5)))
 struct ScaleTests {
     @Test("10,000 socket pairs registered at once each echo a message; every fd is closed after")
     func tenThousandEchoes() async throws {

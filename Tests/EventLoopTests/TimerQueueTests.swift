@@ -1,7 +1,7 @@
 @testable import EventLoop
 import Testing
 
-@Suite("Timer queue")
+@Suite("Timer queue", .timeLimit(.minutes(5)))
 struct TimerQueueTests {
     @Test("timers cancelled long before their deadline do not pile up in the heap; the live ones still fire in order")
     func cancelledTimersAreDropped() {

@@ -4,7 +4,7 @@ import Testing
 
 /// Write readiness is asked of epoll only once something waits for it: a request/response
 /// socket must not wake its loop each time the peer reads what it wrote.
-@Suite("Write interest")
+@Suite("Write interest", .timeLimit(.minutes(5)))
 struct WriteInterestTests {
     @Test("a socket written without blocking takes no readiness event when its peer reads; a full one still resumes when drained",
           .timeLimit(.minutes(1)))

@@ -44,6 +44,12 @@ final class ExitLatch: Sendable {
 
     var code: UInt32? { state.withLock { $0.code } }
     var deliveredCount: Int { state.withLock { $0.delivered } }
+    /// Whether `answered()` would return true now (diagnostics, tests).
+    var isAnswered: Bool { state.withLock { $0.isAnswered } }
+    /// Waits registered and waiting for the exit (diagnostics, tests).
+    var waitingCount: Int {
+        state.withLock { s in s.slots.values.filter { if case .waiting = $0 { true } else { false } }.count }
+    }
 
     /// Publishes the exit code (once) and wakes all waiters. Waits not yet registered find the
     /// code when they do.

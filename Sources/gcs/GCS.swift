@@ -110,10 +110,13 @@ enum GCS {
         let podsLimit = host.maintainPodsMemoryLimit()
         let stopSignals = try await SignalSource(signals: [SIGTERM, SIGINT], mechanism: .handler, loop: loop)
         let stopper = Task(executorPreference: loop) {
-            if let signal = try? await stopSignals.next() {
-                logger.notice("stopping on signal \(signal); containers are left running")
-                connections.stop()
-            }
+            guard let signal = try? await stopSignals.next() else { return }
+            logger.notice("stopping on signal \(signal); containers are left running")
+            connections.stop()
+            // A second signal while the stop waits (a request's handler still ending): now.
+            guard let again = try? await stopSignals.next() else { return }
+            logger.critical("signal \(again) again while stopping: exiting at once")
+            exit(128 + again)
         }
         await connections.run(host: host)
         stopper.cancel()

@@ -235,7 +235,8 @@ struct ReconnectTests {
         do { return (listener, try await UnixSocket.connect(path: path)) } catch { listener.close(); throw error }
     }
 
-    @Test("a create in flight when the host leaves runs to its end; a delete after reconnecting waits for it and cleans up")
+    @Test("a create in flight when the host leaves does not hold up the re-dial, and runs to its end; a delete after reconnecting waits for it and cleans up",
+          .timeLimit(.minutes(1)))
     func createAcrossDisconnect() async throws {
         try await withGuest("create-across-disconnect") { guest in
             let id = "created-while-leaving"
@@ -272,11 +273,14 @@ struct ReconnectTests {
                     "after \(asked) DumpStacks; the create's answer: \(answer.withLock { $0 } ?? "none"); \(state.prefix(300)); gcs log: \(guest.log().suffix(3000))")
             var logger = Logger(label: "create-across-disconnect")
             logger.logLevel = .warning
-            try await guest.reconnect(logger: logger) {
-                // The host is away: let runc create go on.
-                #expect(write(gateFD, "go\n", 3) == 3)
-            }
+            // The create is held in its hook all along: the agent re-dials and negotiates anyway
+            // (an agent that waited for its handlers would hang here, until the time limit).
+            try await guest.reconnect(logger: logger)
             _ = await pending.result
+            let during = try await guest.client.send(DumpStacksRequest(base: RequestBase(containerId: uvmContainerID))).guestStacks
+            #expect(during.contains("container \(id) being created"), "\(during.prefix(300))")
+            // Now let runc create go on.
+            #expect(write(gateFD, "go\n", 3) == 3)
             #expect(answer.withLock { $0 } != "success", "the create was answered to a host that had left")
             // The create went on without the host; a delete waits for it, then finds the container
             // (cancelled half-way, the create once left runc's container behind, unknown to the agent).

@@ -85,6 +85,7 @@ public actor AgentHost: BridgeHandler {
         // is still registered: the bundle may be its root.
         let bundleIsThisCreates = pods[id] == nil
         var madePodCgroup = false
+        let container: Container, creation: Task<Void, any Error>
         do {
             // Before any preparation: a workload's prepares directories (and mounts) in its sandbox's.
             if case .workload(let sandbox)? = try? ContainerKind(spec: spec, id: id), deletingPods.contains(sandbox) {
@@ -98,39 +99,60 @@ public actor AgentHost: BridgeHandler {
                 madePodCgroup = true
                 try podCgroup(id).create(resources: prepared.spec["linux"]?["resources"], logger: logger)
             }
-            let container = Container(id: id, bundle: bundle, scratchDirectory: settings.scratchDirPath, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
-                                      runc: runc, reaper: reaper, loop: loop, logger: logger,
-                                      // The exit notification carries it; a host rejects one that is not a GUID.
-                                      activityID: HostChecks.isGUID(request.base.activityId) ? request.base.activityId : uvmContainerID,
-                                      execStdio: configuration.execStdio, userFromName: prepared.userFromName)
-            // To its end even if this request is cancelled (see runToCompletion). The container
-            // is registered inside the task: a delete that waited for the task finds it.
+            container = Container(id: id, bundle: bundle, scratchDirectory: settings.scratchDirPath, runDirectory: "\(configuration.runDirectory)/\(id)", spec: prepared.spec,
+                                  runc: runc, reaper: reaper, loop: loop, logger: logger,
+                                  // The exit notification carries it; a host rejects one that is not a GUID.
+                                  activityID: HostChecks.isGUID(request.base.activityId) ? request.base.activityId : uvmContainerID,
+                                  execStdio: configuration.execStdio, userFromName: prepared.userFromName)
+            // To its end even if this request is cancelled (see DetachedWork). The task itself
+            // registers the container, or undoes the create, in the same step as it forgets the
+            // creation: a delete that waited for the task finds the container, and no Create of
+            // the same id slips in before a failed one's files are gone.
             let pod = Pod(root: prepared.sandboxRoot, hostNetwork: prepared.hostNetwork, members: [id])
-            let kind = prepared.kind
-            let creation = Task(executorPreference: loop) { [self] in
-                try await container.create()
-                await register(container, kind: kind, pod: pod)
+            let kind = prepared.kind, madeCgroup = madePodCgroup, ownBundle = bundleIsThisCreates ? bundle : nil
+            creation = Task(executorPreference: loop) { [self] in
+                do {
+                    try await container.create()
+                } catch {
+                    await creationEnded(id, failed: (madePodCgroup: madeCgroup, bundle: ownBundle))
+                    throw error
+                }
+                await creationEnded(id, registering: (container, kind, pod))
             }
             var sandbox: String?
             if case .workload(let pod) = kind { sandbox = pod }
             creations[id] = Creation(task: creation, sandbox: sandbox)
-            defer { creations.removeValue(forKey: id) }
-            try await creation.value
-            let initPID = await container.initPID
-            logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
         } catch {
-            // In place, without a suspension: a Create of the same id must not slip in between
-            // and lose its files. Cheap: a failed create's tree holds the files it wrote itself
-            // (an overlay rootfs the host mounted in it is another filesystem, not entered).
-            removeTree("\(configuration.runDirectory)/\(id)")
-            if madePodCgroup { podCgroup(id).remove(logger: logger) }
-            if bundleIsThisCreates {
-                SandboxMounts.release(root: bundle, logger: logger)  // a sandbox's, if it got that far
-                removeTree(bundle)
-            }
+            undoCreate(id, madePodCgroup: madePodCgroup, bundle: bundleIsThisCreates ? bundle : nil)
             throw error
         }
+        try await DetachedWork.outcome(of: creation, on: loop)
+        let initPID = await container.initPID
+        logger.info("container created", metadata: ["id": "\(id)", "init": "\(initPID)"])
         return CreateContainerResponse()
+    }
+
+    /// A creation's end, in one step on the actor: the container is registered (or what the
+    /// failed create made is undone) and the creation forgotten.
+    private func creationEnded(_ id: String, registering created: (Container, ContainerKind, Pod)? = nil,
+                               failed: (madePodCgroup: Bool, bundle: String?)? = nil) {
+        creations.removeValue(forKey: id)
+        if let (container, kind, pod) = created { register(container, kind: kind, pod: pod) }
+        if let failed { undoCreate(id, madePodCgroup: failed.madePodCgroup, bundle: failed.bundle) }
+    }
+
+    /// Removes what a failed create made: its run directory, a sandbox's pod cgroup, and the
+    /// bundle when the create made it (`bundle` nil: a pod of this id still has it as its root).
+    /// In place, without a suspension: a Create of the same id must not slip in between and lose
+    /// its files. Cheap: a failed create's tree holds the files it wrote itself (an overlay
+    /// rootfs the host mounted in it is another filesystem, not entered).
+    private func undoCreate(_ id: String, madePodCgroup: Bool, bundle: String?) {
+        removeTree("\(configuration.runDirectory)/\(id)")
+        if madePodCgroup { podCgroup(id).remove(logger: logger) }
+        if let bundle {
+            SandboxMounts.release(root: bundle, logger: logger)  // a sandbox's, if it got that far
+            removeTree(bundle)
+        }
     }
 
     public func startContainer(_ request: StartContainerRequest) async throws {
@@ -210,7 +232,7 @@ public actor AgentHost: BridgeHandler {
         let connections = try await StdioConnections.dial(transport, ports: ports, stdin: parameters.createStdInPipe,
                                                           stdout: parameters.createStdOutPipe, stderr: parameters.createStdErrPipe)
         let logger = self.logger, link = self.link, grace = configuration.stdioRedialGrace
-        let pid = try await Self.runToCompletion(on: loop) { () async throws -> pid_t in
+        let pid = try await DetachedWork.run(on: loop) { () async throws -> pid_t in
             if let ociProcess = parameters.ociProcess {
                 return try await container.exec(process: ociProcess, connections: connections)
             }
@@ -218,14 +240,6 @@ public actor AgentHost: BridgeHandler {
             return try await container.startInit(connections, ports: ports, redial: redial) { notification in await notify(notification) }
         }
         return UInt32(pid)
-    }
-
-    /// Runs `body` to its end even when the request that asked for it is cancelled (a host
-    /// disconnect cancels every request in flight): a create or an exec stopped half-way would
-    /// leave a runc container, or a running process, that the agent no longer tracks. Same
-    /// thread (the loop); one task more.
-    static func runToCompletion<T: Sendable>(on loop: EventLoop, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await Task(executorPreference: loop) { try await body() }.value
     }
 
     public func waitForProcess(_ request: WaitForProcessRequest) async throws -> ProcessExitAnswer {

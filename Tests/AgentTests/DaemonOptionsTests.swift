@@ -81,6 +81,7 @@ struct DaemonOptionsTests {
         #expect(options.cgroupParent == "/pods" && options.rootMemoryReserve == 78_643_200)
         #expect(options.agentCgroup == "/gcs" && options.agentMemoryThreshold == 50 << 20)
         #expect(try DaemonOptions(arguments: ["--gcs-cgroup", ""]).agentCgroup.isEmpty)
+        #expect(try DaemonOptions(arguments: ["--cgroup-parent", "k8s//pods/"]).cgroupParent == "/k8s/pods")
         #expect(try DaemonOptions(arguments: ["-v4=true", "--help"]).helpRequested)
         // The host's VM shutdown powers off, as hcsshim's gcs does; `exit` only when asked.
         #expect(options.vmShutdown == .powerOff)
@@ -91,7 +92,7 @@ struct DaemonOptionsTests {
         ["-bogus"], ["-loglevel"], ["stray"], ["--transport", "tcp:1"], ["--transport=unix:"], ["-log-format", "xml"],
         ["--exec-stdio", "splice"], ["-v4=maybe"], ["--"], ["-root-mem-reserve-bytes", "-1"], ["-root-mem-reserve-bytes=75MiB"],
         ["-initial-policy-stance", "deny"], ["-use-inouterr"], ["-disable-time-sync=maybe"], ["-kmsgLogLevel", "warning"], ["-gcs-mem-limit-bytes", "50MiB"], ["--gcs-cgroup"], ["--gcs-cgroup", "/pods/"], ["--gcs-cgroup", "pods/gcs"],
-        ["--gcs-cgroup", "/k8s", "--cgroup-parent", "/k8s/pods"], ["--vm-shutdown", "halt"], ["--vm-shutdown"],
+        ["--gcs-cgroup", "/k8s", "--cgroup-parent", "/k8s/pods"], ["--vm-shutdown", "halt"], ["--vm-shutdown"], ["--cgroup-parent", "/"],
     ])
     func refused(_ arguments: [String]) {
         #expect(throws: DaemonOptions.UsageError.self) { try DaemonOptions(arguments: arguments) }

@@ -47,7 +47,8 @@ struct PodTests {
             guard case .object(var members) = Busybox.spec(rootfs: sharedRootfs, args: ["sleep", "3600"]) else { return }
             members.append(("annotations", .object([("io.kubernetes.cri.container-type", .string("sandbox"))])))
             let resources: JSONValue = .object([("memory", .object([("limit", .int(256 << 20))])),
-                                                ("cpu", .object([("shares", .int(512)), ("quota", .int(50_000)), ("period", .int(100_000))])),
+                                                ("cpu", .object([("shares", .int(512)), ("quota", .int(50_000)), ("period", .int(100_000)),
+                                                                 ("cpus", .string("0")), ("mems", .string("0"))])),
                                                 ("pids", .object([("limit", .int(100))]))])
             if let index = members.firstIndex(where: { $0.key == "linux" }), case .object(var linux) = members[index].value {
                 linux.append(("resources", resources))
@@ -64,6 +65,9 @@ struct PodTests {
             }
             #expect(read(file("memory", unified ? "memory.max" : "memory.limit_in_bytes")) == "\(256 << 20)")
             #expect(read(file("pids", "pids.max")) == "100")
+            // On v1 a new cpuset cgroup starts with no CPUs: its parents get theirs first.
+            #expect(read(file("cpuset", unified ? "cpuset.cpus" : "cpuset.cpus")) == "0")
+            #expect(read(file("cpuset", "cpuset.mems")) == "0")
             if unified {
                 #expect(read(file("cpu", "cpu.max")) == "50000 100000")
             } else {

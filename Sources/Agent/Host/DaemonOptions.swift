@@ -169,6 +169,9 @@ public struct DaemonOptions: Sendable, Equatable {
                 throw UsageError(description: "flag provided but not defined: -\(name)")
             }
         }
+        // One leading slash, none trailing: the pods' cgroup directories are built from it.
+        cgroupParent = Self.cgroupPath(cgroupParent)
+        guard cgroupParent != "/" else { throw UsageError(description: "--cgroup-parent must name a cgroup below the root") }
         // The agent in its containers' cgroup (or one inside the other) would count against
         // their limit, and on cgroup v2 keep runc from enabling controllers below it.
         let agent = Self.cgroupPath(agentCgroup), pods = Self.cgroupPath(cgroupParent)

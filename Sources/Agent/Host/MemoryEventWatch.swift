@@ -56,9 +56,17 @@ enum MemoryEventWatch {
                     // Removing the cgroup also signals its events.
                     guard access("\(cgroup.directory)/cgroup.event_control", F_OK) == 0 else { return }
                     count += events
-                    if events % 2 == 1 { above.toggle() }
+                    // The side is read again, not only flipped per notification: a crossing
+                    // between registering and the first reading would otherwise invert every
+                    // later report.
+                    let usage = cgroup.usage()
+                    if case .threshold(let bytes) = event, let current = usage.current {
+                        above = current >= bytes
+                    } else if events % 2 == 1 {
+                        above.toggle()
+                    }
                     // No kill count: v1 counts a kill in the victim's own cgroup, not here.
-                    let found = Found(usage: cgroup.usage(), count: count, above: above)
+                    let found = Found(usage: usage, count: count, above: above)
                     report(event, cgroup: cgroup, found: found, logger: logger)
                 } catch {
                     if !Task.isCancelled { logger.warning("memory events of cgroup no longer watched", metadata: ["cgroup": "\(cgroup.path)", "error": "\(error)"]) }

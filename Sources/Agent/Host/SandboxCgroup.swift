@@ -118,9 +118,29 @@ struct SandboxCgroup {
         } else {
             for setting in settings {
                 let directory = "\(root)/\(setting.controller)\(path)"
-                try makeDirectory(directory)
+                if setting.controller == "cpuset" { try makeV1CpusetDirectory() } else { try makeDirectory(directory) }
                 try ControlFile.write(setting.value, to: "\(directory)/\(setting.file)", what: "pod cgroup \(path)")
             }
+        }
+    }
+
+    /// v1 cpuset: a new cgroup starts with no CPUs and no memory nodes, and may only be given a
+    /// subset of its parent's, so a cgroup made under a new `/pods` could take none. Each
+    /// directory on the way gets its parent's where it has none yet, as containerd's cgroup1
+    /// cpuset code (which Go's guest uses) does, before anything is written below it.
+    private func makeV1CpusetDirectory() throws {
+        var parent = "\(root)/cpuset"
+        for component in path.split(separator: "/") {
+            let child = "\(parent)/\(component)"
+            try makeDirectory(child)
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let own = (try? readFile("\(child)/\(file)"))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                guard own?.isEmpty == true,
+                      let inherited = (try? readFile("\(parent)/\(file)"))?.trimmingCharacters(in: .whitespacesAndNewlines),
+                      !inherited.isEmpty else { continue }
+                try ControlFile.write(inherited, to: "\(child)/\(file)", what: "pod cgroup \(path)")
+            }
+            parent = child
         }
     }
 

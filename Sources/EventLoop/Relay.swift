@@ -58,6 +58,10 @@ public final class Relay: @unchecked Sendable {
         /// init, guest-behaviour §6).
         public var redial: (@Sendable () async -> AsyncFD?)?
         public var replayBytes = 128 << 10
+        /// When set, every byte read from the source is also appended to this file, once, in
+        /// the order read (a re-dial sends its tail again, not to the file). Such a relay
+        /// copies, never splices. A failed append stops the copying, not the relay.
+        public var tee: TeeFile?
         public init() {}
     }
 
@@ -118,7 +122,7 @@ public final class Relay: @unchecked Sendable {
         redial = options.redial.map(Redial.init)
         self.loop = source.loop
         self.engine = RelayEngine(source: source.rawValue, destination: destination.rawValue, mechanism: options.mechanism,
-                                  replayBytes: options.redial == nil ? nil : max(1, options.replayBytes))
+                                  replayBytes: options.redial == nil ? nil : max(1, options.replayBytes), tee: options.tee)
         publishMechanism()
     }
 

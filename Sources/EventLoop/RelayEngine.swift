@@ -51,6 +51,8 @@ struct RelayEngine {
     private var streak = 0
     /// The last bytes delivered, for a relay whose destination may be replaced (copy mode only).
     private let replay: ReplayState?
+    /// Gets a copy of every byte read (copy mode only); dropped once an append fails.
+    private var tee: TeeFile?
 
     static let spliceChunk = 1 << 20
     static let middlePipeSize: Int32 = 256 << 10
@@ -76,7 +78,7 @@ struct RelayEngine {
 
     /// `replayBytes`: keep that many of the last bytes delivered, to send again to a replacement
     /// destination (`replaceDestination`); the relay then copies, never splices.
-    init(source: Int32, destination: Int32, mechanism: RelayMechanism, replayBytes: Int? = nil) {
+    init(source: Int32, destination: Int32, mechanism: RelayMechanism, replayBytes: Int? = nil, tee: TeeFile? = nil) {
         self.source = source
         self.destination = destination
         sourceIsPipe = Self.isPipe(source)
@@ -84,7 +86,8 @@ struct RelayEngine {
         destinationIsSocket = Self.isSocket(destination)
         sourceIsTTY = isatty(source) == 1
         let cannotSplice = sourceIsTTY || isatty(destination) == 1
-        policy = cannotSplice || replayBytes != nil ? .copy : mechanism
+        policy = cannotSplice || replayBytes != nil || tee != nil ? .copy : mechanism
+        self.tee = tee
         mode = policy == .copy ? .copy : .splice
         replay = replayBytes.map { ReplayState(capacity: $0) }
     }
@@ -135,6 +138,7 @@ struct RelayEngine {
         overflow?.deallocate()
         overflow = nil
         replay?.tail.release()
+        tee = nil  // the file closes with its last relay's end
     }
 
     /// Moves bytes until something would block, the source ends, or `budget` bytes moved.
@@ -234,6 +238,7 @@ struct RelayEngine {
         scratch.noteUse(upTo: n)
         adapt(transferred: n, full: n >= Self.bulkAbove)
         let data = UnsafeRawBufferPointer(rebasing: buffer[..<n])
+        if let tee, !tee.append(data) { self.tee = nil }
         var written = 0
         do {
             if case .done(let w) = try writeDestination(data) { written = w }

@@ -317,6 +317,26 @@ int shim_device_numbers(const char *path, char *type, int64_t *major_out, int64_
     return 0;
 }
 
+int shim_open_append_beneath(const char *directory, const char *path, unsigned int mode) {
+    int dir_fd = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return -1;
+    // No symlink anywhere below `directory` (a container that can write there could point one
+    // anywhere in the VM); O_NONBLOCK so a planted FIFO fails (ENXIO) instead of blocking.
+    struct open_how how = {
+        .flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+        .mode = mode,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    int fd = (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
+    int saved = errno;
+    close(dir_fd);
+    if (fd < 0) { errno = saved; return -1; }
+    struct stat st;
+    if (fstat(fd, &st) != 0) { saved = errno; close(fd); errno = saved; return -1; }
+    if (!S_ISREG(st.st_mode)) { close(fd); errno = EINVAL; return -1; }
+    return fd;
+}
+
 int shim_open_in_root(const char *root, const char *path) {
     int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0) return -1;

@@ -142,10 +142,8 @@ struct ExternalProgramLookupTests {
 /// Create asking for one fails rather than starting without it.
 @Suite("Create: features refused", .timeLimit(.minutes(5)))
 struct UnsupportedFeatureTests {
-    @Test("a tee log or a virtual pod is refused with a clear error, not dropped", arguments: [
-        ("annotations", JSONValue.object([("io.microsoft.container.lcow.tee-log-path", .string("c.log"))])),
-        ("annotations", .object([("io.microsoft.container.lcow.tee-log-dir-mount", .string("/logs"))])),
-        ("annotations", .object([("io.microsoft.cri.virtual-pod-id", .string("vpod"))])),
+    @Test("a virtual pod is refused with a clear error, not dropped", arguments: [
+        ("annotations", JSONValue.object([("io.microsoft.cri.virtual-pod-id", .string("vpod"))])),
     ])
     func unsupportedFeaturesRefused(_ member: String, _ value: JSONValue) throws {
         let work = "/tmp/gcs-unsupported-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"

@@ -54,8 +54,9 @@ public actor Container {
 
     init(id: String, bundle: String, scratchDirectory: String = "", runDirectory: String, spec: JSONValue, runc: Runc, reaper: Reaper,
          loop: EventLoop, logger: Logger, activityID: String, execStdio: AgentConfiguration.ExecStdio = .relay,
-         userFromName: Bool = false) {
+         userFromName: Bool = false, teeLog: TeeLog.Location? = nil) {
         self.execStdio = execStdio
+        self.teeLog = teeLog
         self.userFromName = userFromName
         self.id = id
         self.bundle = bundle
@@ -71,6 +72,8 @@ public actor Container {
 
     /// The spec named its user: execs that name none run as the user it resolved to.
     let userFromName: Bool
+    /// Where the init's output is also written (hcsshim's tee log); execs' is not, as in Go.
+    let teeLog: TeeLog.Location?
 
     /// How exec'd processes without a terminal get their stdio (AgentConfiguration.execStdio).
     let execStdio: AgentConfiguration.ExecStdio
@@ -133,18 +136,22 @@ public actor Container {
             connections.closeAll()
             throw BridgeError(.invalidState, "container \(id) is already started")
         }
+        // Opened before anything is taken: a start that fails here can be asked again.
+        let tee: TeeFile?
+        do { tee = try openTeeLog() } catch { connections.closeAll(); throw error }
         self.prepared = nil
         let io: ProcessIO
         do {
             switch prepared {
             case .terminal(let master):
-                io = try ProcessIO.terminal(connections, master: master.take(), loop: loop, redial: redial.dialer(port: ports.stdOut))
+                io = try ProcessIO.terminal(connections, master: master.take(), loop: loop, redial: redial.dialer(port: ports.stdOut),
+                                            tee: tee)
             case .pipes(let stdin, let stdout, let stderr):
                 io = ProcessIO.pipes(connections,
                                      stdinWrite: try AsyncFD(stdin.take(), loop: loop),
                                      stdoutRead: try AsyncFD(stdout.take(), loop: loop),
                                      stderrRead: try AsyncFD(stderr.take(), loop: loop),
-                                     redial: (redial.dialer(port: ports.stdOut), redial.dialer(port: ports.stdErr)))
+                                     redial: (redial.dialer(port: ports.stdOut), redial.dialer(port: ports.stdErr)), tee: tee)
             }
             initStdioRedial = redial
         } catch {
@@ -168,7 +175,11 @@ public actor Container {
         // The notification goes out once the host has been told the init's exit code, as Go's
         // guest does (§7.6): hcsshim's shim, told of the container's exit first, kills the init
         // or records exit code 1 for it.
-        await process.start(reaper: reaper, loop: loop, onReaped: killOthers, onExit: { [id, logger] code in
+        await process.start(reaper: reaper, loop: loop, onReaped: killOthers, onExit: { [id, logger, tee] code in
+            // The output is drained by now: the tee log has all of it, or says why not.
+            if let error = tee?.error {
+                logger.warning("container output not all copied to its tee log", metadata: ["id": "\(id)", "error": "\(error)"])
+            }
             let notification = await self.initExited()
             logger.debug("container init exited; notification waits for the exit code to be answered",
                          metadata: ["id": "\(id)", "code": "\(code)"])
@@ -357,14 +368,6 @@ public actor Container {
             firstError = firstError ?? removal
         }
         if let firstError { throw firstError }
-    }
-
-    /// Applies new resource limits, an OCI `LinuxResources` object (ModifySettings
-    /// `ContainerConstraints`), with `runc update`; runc's error reaches the host as usual.
-    func update(resources: JSONValue) async throws {
-        var json: [UInt8] = []
-        resources.write(to: &json)
-        try await runc.update(id: id, resources: json)
     }
 
     /// The container's pids (GetProperties ProcessList): runc's list of its cgroup, and the

@@ -1,8 +1,10 @@
 import Bridge
+import EventLoop
 import Glibc
 
-/// The container's per-process files and the spec readings its requests share: kept apart
-/// from `Container` so that the actor's file holds only its lifecycle.
+/// What of `Container` needs none of its private state: its per-process files, its tee log,
+/// `runc update`, and the spec readings its requests share. Kept apart so that the actor's
+/// file holds its lifecycle.
 extension Container {
     /// Renames the per-process directory to the pid, as hcsshim's layout has it.
     /// A directory already there for the pid is an earlier process's whose exit was never
@@ -15,6 +17,22 @@ extension Container {
         guard errno == EEXIST || errno == ENOTEMPTY else { return directory }
         removeTree(renamed)
         return rename(directory, renamed) == 0 ? renamed : directory
+    }
+
+    /// Applies new resource limits, an OCI `LinuxResources` object (ModifySettings
+    /// `ContainerConstraints`), with `runc update`; runc's error reaches the host as usual.
+    func update(resources: JSONValue) async throws {
+        var json: [UInt8] = []
+        resources.write(to: &json)
+        try await runc.update(id: id, resources: json)
+    }
+
+    /// The init's tee log (`TeeLog`), opened for appending; nil when the spec asks for none.
+    func openTeeLog() throws -> TeeFile? {
+        guard let teeLog else { return nil }
+        do { return try TeeFile(directory: teeLog.directory, path: teeLog.path) } catch {
+            throw BridgeError(.fail, "container \(id): failed to open log file: \(error)")
+        }
     }
 
     /// Whether the spec gives the container a pid namespace of its own: a `pid` entry that

@@ -46,13 +46,15 @@ enum ContainerPreparation {
         /// Host-network mode: the container (and, for a sandbox, its pod) shares the VM's
         /// network namespace (§7.1 step 14).
         var hostNetwork = false
+        /// Where the init's output is also written (`TeeLog`), if the spec asks.
+        var teeLog: TeeLog.Location?
     }
 
     static let hostNetworkAnnotation = "io.microsoft.virtualmachine.lcow.hostnetwork"
 
     /// The advanced features of guest-behaviour §1.1, §6.5 and §7.1 step 7.9 (P2) that this guest
     /// does not implement, which a spec can ask for: refused with a clear error, so that a pod
-    /// asking for a GPU, a tee log or a virtual pod does not start without it. Devices count
+    /// asking for a GPU or a virtual pod does not start without it. Devices count
     /// where Go's guest reads them: a workload's `windows.devices` of a kind it assigns (`gpu`,
     /// `vpci`, `vpci-instance-id`; it ignores other kinds, and devices of other containers).
     static func unsupportedFeature(in spec: JSONValue, kind: ContainerKind) -> String? {
@@ -63,8 +65,7 @@ enum ContainerPreparation {
            }) {
             return "windows.devices (GPU and VPCI device assignment)"
         }
-        for annotation in ["io.microsoft.container.lcow.tee-log-path", "io.microsoft.container.lcow.tee-log-dir-mount",
-                           "io.microsoft.cri.virtual-pod-id"] {
+        for annotation in ["io.microsoft.cri.virtual-pod-id"] {
             if case .string(let value)? = spec["annotations"]?[annotation], !value.isEmpty { return "the annotation \(annotation)" }
         }
         return nil
@@ -113,6 +114,7 @@ enum ContainerPreparation {
             try SpecAnnotations.applyWorkload(&rewritten)
             rewritten.setMember(["linux", "cgroupsPath"], .string("\(configuration.cgroupParent)/\(sandboxID)/\(id)"))
         }
+        let teeLog = try TeeLog.prepare(&rewritten, root: root, id: id)
         // The core-dump limit: sandboxes and workloads, not standalone containers (as Go).
         if kind != .standalone { try SpecAnnotations.applyCoreLimit(&rewritten) }
         var userFromName = false
@@ -129,7 +131,8 @@ enum ContainerPreparation {
         precreateWorkingDirectory(rewritten, bundle: bundle)
         let bytes = try specEncoder().encode(rewritten) + [0x0A]
         try writeFile("\(bundle)/config.json", Array(bytes))
-        return Prepared(spec: rewritten, kind: kind, sandboxRoot: root, userFromName: userFromName, hostNetwork: hostNetwork)
+        return Prepared(spec: rewritten, kind: kind, sandboxRoot: root, userFromName: userFromName, hostNetwork: hostNetwork,
+                        teeLog: teeLog)
     }
 
     /// guest-behaviour §9.4.

@@ -156,7 +156,7 @@ enum SandboxMounts {
     /// (the containers' users may differ). A level that exists must be a directory and not a
     /// symlink: a container may have left one in a shared volume, pointing anywhere in the VM.
     /// Returns the directories it made, outermost first.
-    private static func makeOpenDirectory(_ path: String, below base: String, source: String) throws -> [String] {
+    static func makeOpenDirectory(_ path: String, below base: String, source: String) throws -> [String] {
         var current = base, created: [String] = []
         for component in path.dropFirst(base.count).split(separator: "/") {
             current += "/" + component

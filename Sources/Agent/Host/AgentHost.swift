@@ -103,7 +103,7 @@ public actor AgentHost: BridgeHandler {
                                   runc: runc, reaper: reaper, loop: loop, logger: logger,
                                   // The exit notification carries it; a host rejects one that is not a GUID.
                                   activityID: HostChecks.isGUID(request.base.activityId) ? request.base.activityId : uvmContainerID,
-                                  execStdio: configuration.execStdio, userFromName: prepared.userFromName)
+                                  execStdio: configuration.execStdio, userFromName: prepared.userFromName, teeLog: prepared.teeLog)
             // To its end even if this request is cancelled (see DetachedWork). The task itself
             // registers the container, or undoes the create, in the same step as it forgets the
             // creation: a delete that waited for the task finds the container, and no Create of

@@ -79,9 +79,11 @@ public final class ProcessIO: Sendable {
 
     /// Pipes between the process and the host: `pipes` are the agent's ends (stdin write end,
     /// stdout and stderr read ends); a stream the host did not ask for is closed here. With
-    /// `redial`, stdout and stderr outlive a host reconnect (`StdioRedial`).
+    /// `redial`, stdout and stderr outlive a host reconnect (`StdioRedial`); with `tee`, what
+    /// they relay is also appended to that file.
     static func pipes(_ connections: StdioConnections, stdinWrite: AsyncFD?, stdoutRead: AsyncFD?, stderrRead: AsyncFD?,
-                      redial: (stdout: (@Sendable () async -> AsyncFD?)?, stderr: (@Sendable () async -> AsyncFD?)?) = (nil, nil)) -> ProcessIO {
+                      redial: (stdout: (@Sendable () async -> AsyncFD?)?, stderr: (@Sendable () async -> AsyncFD?)?) = (nil, nil),
+                      tee: TeeFile? = nil) -> ProcessIO {
         var stdinRelay: Relay?
         if let conn = connections.stdin, let pipe = stdinWrite {
             stdinRelay = Relay(from: conn, to: pipe)
@@ -93,6 +95,7 @@ public final class ProcessIO: Sendable {
             guard let pipe else { continue }
             var options = Relay.Options()
             options.redial = redial
+            options.tee = tee
             if let conn { outputs.append(Relay(from: pipe, to: conn, options: options)) } else { pipe.close() }
         }
         return ProcessIO(stdinRelay: stdinRelay, outputRelays: outputs, connections: connections)
@@ -101,7 +104,7 @@ public final class ProcessIO: Sendable {
     /// A terminal: stdin -> pty master, pty master -> stdout. stderr is never used with a tty.
     /// Each direction gets its own descriptor of the master (relays own one registration each).
     static func terminal(_ connections: StdioConnections, master: consuming OwnedFD, loop: EventLoop,
-                         redial: (@Sendable () async -> AsyncFD?)? = nil) throws -> ProcessIO {
+                         redial: (@Sendable () async -> AsyncFD?)? = nil, tee: TeeFile? = nil) throws -> ProcessIO {
         let writer = try master.duplicate()
         let reader = try AsyncFD(master, loop: loop)
         let masterIn = try AsyncFD(writer, loop: loop, writeOnly: true)
@@ -116,6 +119,7 @@ public final class ProcessIO: Sendable {
             var options = Relay.Options()
             options.closeSourceAtEnd = false  // kept for resize until finish()
             options.redial = redial
+            options.tee = tee
             outputs.append(Relay(from: reader, to: conn, options: options))
         }
         connections.stderr?.close()

@@ -138,27 +138,10 @@ struct ExternalProgramLookupTests {
     }
 }
 
-/// The advanced features this guest does not implement (guest-behaviour §1.1, §6.5, §7.1): a
-/// Create asking for one fails rather than starting without it.
+/// The advanced features this guest does not implement (guest-behaviour §7.1 step 7.9, GPU and
+/// VPCI assignment): a Create asking for one fails rather than starting without it.
 @Suite("Create: features refused", .timeLimit(.minutes(5)))
 struct UnsupportedFeatureTests {
-    @Test("a virtual pod is refused with a clear error, not dropped", arguments: [
-        ("annotations", JSONValue.object([("io.microsoft.cri.virtual-pod-id", .string("vpod"))])),
-    ])
-    func unsupportedFeaturesRefused(_ member: String, _ value: JSONValue) throws {
-        let work = "/tmp/gcs-unsupported-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        #expect(mkdir(work, 0o755) == 0)
-        defer { HostFiles.removeTree(work) }
-        let spec: JSONValue = .object([("process", .object([("args", .array([.string("true")]))])), ("root", .object([("path", .string("rootfs"))])),
-                                       ("linux", .object([])), (member, value)])
-        let error = try #require(throws: BridgeError.self) {
-            _ = try ContainerPreparation.prepare(spec: spec, id: "c", bundle: "\(work)/c", configuration: AgentConfiguration(), pod: { _ in nil })
-        }
-        #expect(error.hresult == .fail)
-        #expect(error.message.contains("does not support yet"), "\(error.message)")
-        #expect(access("\(work)/c", F_OK) != 0)  // refused before anything was written
-    }
-
     @Test("windows.devices are refused where Go's guest assigns them: a workload's GPU or VPCI devices")
     func devices() {
         func spec(_ devices: [JSONValue]) -> JSONValue { .object([("windows", .object([("devices", .array(devices))]))]) }

@@ -11,13 +11,31 @@ public enum ContainerKind: Sendable, Equatable {
 
     static let typeAnnotation = "io.kubernetes.cri.container-type"
     static let sandboxAnnotation = "io.kubernetes.cri.sandbox-id"
+    /// A virtual pod (several pods in one VM, hcsshim's "virtual pods"): its id, on every
+    /// container of the pod.
+    static let virtualPodAnnotation = "io.microsoft.cri.virtual-pod-id"
 
     init(spec: JSONValue, id: String) throws {
         let annotations = spec["annotations"]
+        let virtualPod = Self.virtualPod(of: spec)
+        // As Go's guest: the container whose id is the virtual pod's is its sandbox, whatever
+        // its type says, and the pod's workloads belong to it whatever sandbox id they name.
+        if let virtualPod, virtualPod == id {
+            self = .sandbox
+            return
+        }
         switch annotations?[Self.typeAnnotation] {
         case nil, .null?: self = .standalone
-        case .string("sandbox")?: self = .sandbox
+        case .string("sandbox")?:
+            if let virtualPod {
+                throw BridgeError(.fail, "sandbox container \(id) of virtual pod \(virtualPod) must have the pod's id")
+            }
+            self = .sandbox
         case .string("container")?:
+            if let virtualPod {
+                self = .workload(sandboxID: virtualPod)
+                return
+            }
             guard case .string(let sandbox)? = annotations?[Self.sandboxAnnotation], !sandbox.isEmpty else {
                 throw BridgeError(.fail, "workload container \(id) has no \(Self.sandboxAnnotation) annotation")
             }
@@ -25,6 +43,12 @@ public enum ContainerKind: Sendable, Equatable {
         case let other?:
             throw BridgeError(.fail, "unsupported \(Self.typeAnnotation) \(other) for container \(id)")
         }
+    }
+
+    /// The spec's virtual pod id, if it names one.
+    static func virtualPod(of spec: JSONValue) -> String? {
+        if case .string(let id)? = spec["annotations"]?[virtualPodAnnotation], !id.isEmpty { return id }
+        return nil
     }
 }
 
@@ -54,7 +78,7 @@ enum ContainerPreparation {
 
     /// The advanced features of guest-behaviour §1.1, §6.5 and §7.1 step 7.9 (P2) that this guest
     /// does not implement, which a spec can ask for: refused with a clear error, so that a pod
-    /// asking for a GPU or a virtual pod does not start without it. Devices count
+    /// asking for a GPU does not start without it. Devices count
     /// where Go's guest reads them: a workload's `windows.devices` of a kind it assigns (`gpu`,
     /// `vpci`, `vpci-instance-id`; it ignores other kinds, and devices of other containers).
     static func unsupportedFeature(in spec: JSONValue, kind: ContainerKind) -> String? {
@@ -65,10 +89,19 @@ enum ContainerPreparation {
            }) {
             return "windows.devices (GPU and VPCI device assignment)"
         }
-        for annotation in ["io.microsoft.cri.virtual-pod-id"] {
-            if case .string(let value)? = spec["annotations"]?[annotation], !value.isEmpty { return "the annotation \(annotation)" }
-        }
         return nil
+    }
+
+    /// Where a sandbox or standalone container keeps its pod's files (hostname, hosts,
+    /// resolv.conf, the shared directories, logs): its bundle, or for a virtual pod's sandbox
+    /// `<bundle's directory>/virtual-pods/<pod id>`, as in Go's guest (the id may not be
+    /// absolute nor climb out with `..`).
+    static func podRoot(spec: JSONValue, kind: ContainerKind, bundle: String) throws -> String {
+        guard kind == .sandbox, let virtualPod = ContainerKind.virtualPod(of: spec) else { return bundle }
+        guard !virtualPod.hasPrefix("/"), !virtualPod.contains("..") else {
+            throw BridgeError(.fail, "invalid virtual pod ID \(virtualPod): path traversal attempt")
+        }
+        return cleanPath(bundle.deletingLastComponent + "/virtual-pods/" + virtualPod)
     }
 
     /// `pod(sandboxID)` gives a registered pod, or nil if there is no such pod.
@@ -90,7 +123,7 @@ enum ContainerPreparation {
             guard hostname.count <= 255, hostname.allSatisfy({ $0.isLetter && $0.isASCII || $0.isNumber && $0.isASCII || "_-.".contains($0) }) else {
                 throw BridgeError(.fail, "invalid hostname '\(hostname)'")
             }
-            root = bundle
+            root = try podRoot(spec: spec, kind: kind, bundle: bundle)
             hostNetwork = SpecAnnotations.flag(spec, hostNetworkAnnotation)
             try makeDirectory(root, mode: 0o755)
             let name = hostname.isEmpty ? configuration.hostname : hostname

@@ -110,11 +110,12 @@ public actor AgentHost: BridgeHandler {
             // the same id slips in before a failed one's files are gone.
             let pod = Pod(root: prepared.sandboxRoot, hostNetwork: prepared.hostNetwork, members: [id])
             let kind = prepared.kind, madeCgroup = madePodCgroup, ownBundle = bundleIsThisCreates ? bundle : nil
+            let rewrittenSpec = prepared.spec
             creation = Task(executorPreference: loop) { [self] in
                 do {
                     try await container.create()
                 } catch {
-                    await creationEnded(id, failed: (madePodCgroup: madeCgroup, bundle: ownBundle))
+                    await creationEnded(id, failed: (madePodCgroup: madeCgroup, bundle: ownBundle, spec: rewrittenSpec))
                     throw error
                 }
                 await creationEnded(id, registering: (container, kind, pod))
@@ -123,7 +124,7 @@ public actor AgentHost: BridgeHandler {
             if case .workload(let pod) = kind { sandbox = pod }
             creations[id] = Creation(task: creation, sandbox: sandbox)
         } catch {
-            undoCreate(id, madePodCgroup: madePodCgroup, bundle: bundleIsThisCreates ? bundle : nil)
+            undoCreate(id, madePodCgroup: madePodCgroup, bundle: bundleIsThisCreates ? bundle : nil, spec: spec)
             throw error
         }
         try await DetachedWork.outcome(of: creation, on: loop)
@@ -135,22 +136,26 @@ public actor AgentHost: BridgeHandler {
     /// A creation's end, in one step on the actor: the container is registered (or what the
     /// failed create made is undone) and the creation forgotten.
     private func creationEnded(_ id: String, registering created: (Container, ContainerKind, Pod)? = nil,
-                               failed: (madePodCgroup: Bool, bundle: String?)? = nil) {
+                               failed: (madePodCgroup: Bool, bundle: String?, spec: JSONValue)? = nil) {
         creations.removeValue(forKey: id)
         if let (container, kind, pod) = created { register(container, kind: kind, pod: pod) }
-        if let failed { undoCreate(id, madePodCgroup: failed.madePodCgroup, bundle: failed.bundle) }
+        if let failed { undoCreate(id, madePodCgroup: failed.madePodCgroup, bundle: failed.bundle, spec: failed.spec) }
     }
 
     /// Removes what a failed create made: its run directory, a sandbox's pod cgroup, and the
-    /// bundle when the create made it (`bundle` nil: a pod of this id still has it as its root).
+    /// bundle when the create made it (`bundle` nil: a pod of this id still has it as its root),
+    /// with a virtual pod's directory (from `spec`) if its sandbox made one.
     /// In place, without a suspension: a Create of the same id must not slip in between and lose
     /// its files. Cheap: a failed create's tree holds the files it wrote itself (an overlay
     /// rootfs the host mounted in it is another filesystem, not entered).
-    private func undoCreate(_ id: String, madePodCgroup: Bool, bundle: String?) {
+    private func undoCreate(_ id: String, madePodCgroup: Bool, bundle: String?, spec: JSONValue) {
         removeTree("\(configuration.runDirectory)/\(id)")
         if madePodCgroup { podCgroup(id).remove(logger: logger) }
         if let bundle {
-            SandboxMounts.release(root: bundle, logger: logger)  // a sandbox's, if it got that far
+            let kind = try? ContainerKind(spec: spec, id: id)
+            let root = kind.flatMap { try? ContainerPreparation.podRoot(spec: spec, kind: $0, bundle: bundle) } ?? bundle
+            SandboxMounts.release(root: root, logger: logger)  // a sandbox's, if it got that far
+            if root != bundle { removeTree(root) }
             removeTree(bundle)
         }
     }
@@ -185,6 +190,8 @@ public actor AgentHost: BridgeHandler {
         // parent, goes with the container.
         if let pod = pods[id] { SandboxMounts.release(root: pod.root, logger: logger) }
         let isSandbox = pods[id] != nil, bundle = container.bundle
+        // A virtual pod's files live apart from its sandbox's bundle: they go with it too.
+        let separateRoot = pods[id].map(\.root).flatMap { $0 == bundle ? nil : $0 }
         // Forgotten whether or not its delete succeeds, as hcsshim's guest does; the host gets
         // the error.
         defer {
@@ -209,6 +216,9 @@ public actor AgentHost: BridgeHandler {
         // runc's delete failed (its files are gone either way).
         if isSandbox, bundle.deletingLastComponent.deletingLastComponent.hasSuffix("/pods") {
             rmdir(bundle.deletingLastComponent)
+        }
+        if let separateRoot, let error = await removeTreeOffLoop([separateRoot]), failure == nil {
+            failure = BridgeError(.fail, "removing virtual pod directory \(separateRoot): \(error)")
         }
         if let failure { throw failure }
     }
@@ -290,57 +300,7 @@ public actor AgentHost: BridgeHandler {
         try await process(request.base.containerId, request.processId).resize(height: request.height, width: request.width)
     }
 
-    // MARK: Properties, settings, diagnostics
-
-    public func getProperties(_ request: GetPropertiesRequest, query: PropertyQuery) async throws -> PropertiesDocument {
-        guard request.base.containerId != uvmContainerID else {
-            throw BridgeError(.fail, "GetProperties is not supported for the utility VM")
-        }
-        let container = try container(request.base.containerId)
-        var document = PropertiesDocument()
-        for type in query.propertyTypes {
-            switch type {
-            case PropertyQuery.processList:
-                document.processList = try await container.processList().compactMap { UInt32(exactly: $0) }.map(ProcessDetails.init)
-            case PropertyQuery.statistics:
-                document.lcowMetrics = try ContainerPreparation.statistics(cgroupsPath: container.spec["linux"]?["cgroupsPath"])
-            default:
-                // Ignored, as the Go guest does (bridge-protocol §8.9): the host may ask for more
-                // than a Linux guest has.
-                logger.info("GetProperties: property type ignored", metadata: ["type": "\(type)", "container": "\(request.base.containerId)"])
-            }
-        }
-        return document
-    }
-
-    /// ModifySettings (§7.10). Addressed to a container, only `ContainerConstraints` is
-    /// accepted (the container is looked up first, as the Go guest does); addressed to the VM,
-    /// `ContainerConstraints` looks the VM up as a container, which fails. Storage and network
-    /// resources are not implemented yet: a clear error, never a silent success.
-    public func modifySettings(_ request: ModifySettingsRequest) async throws {
-        let resource = request.request.resourceType
-        if request.base.containerId != uvmContainerID {
-            let container = try container(request.base.containerId)
-            guard case .containerConstraints(let constraints) = request.request.settings else {
-                throw BridgeError(.fail, "the ResourceType \"\(resource)\" is not supported for containers")
-            }
-            try await container.update(resources: constraints.linux)
-            return
-        }
-        switch request.request.settings {
-        case .containerConstraints:
-            throw BridgeError(.systemNotFound, "container \(uvmContainerID) not found")  // the VM is no container
-        case .podCgroupMemoryLimit:
-            let requestType = request.request.effectiveRequestType
-            guard requestType == "Update" else { throw BridgeError(.fail, "the RequestType \"\(requestType)\" is not supported") }
-            let limit = try podsCgroup.refresh()
-            logger.info("pods memory limit", metadata: ["cgroup": "\(podsCgroup.path)", "limit": "\(limit)"])
-            return
-        default:
-            break
-        }
-        throw BridgeError(.fail, "ModifySettings of resource type \(resource.isEmpty ? "(none)" : resource) is not supported by this guest yet")
-    }
+    // MARK: Diagnostics (properties and settings: AgentHostProperties.swift)
 
     public func dumpStacks(_ request: DumpStacksRequest) async throws -> String {
         var text = "swift-gcs state: \(containers.count) containers, \(external.count) external processes, \(reaper.reapedCount) children reaped\n"
@@ -380,7 +340,7 @@ public actor AgentHost: BridgeHandler {
     /// The cgroup of the pod whose sandbox is `sandboxID`.
     private func podCgroup(_ sandboxID: String) -> SandboxCgroup { SandboxCgroup(path: "\(configuration.cgroupParent)/\(sandboxID)") }
 
-    private func container(_ id: String) throws -> Container {
+    func container(_ id: String) throws -> Container {
         if let container = containers[id] { return container }
         if creations[id] != nil { throw BridgeError(.fail, "container \(id) is still being created") }
         throw BridgeError(.systemNotFound, "container \(id) not found")

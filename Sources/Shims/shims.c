@@ -317,17 +317,12 @@ int shim_device_numbers(const char *path, char *type, int64_t *major_out, int64_
     return 0;
 }
 
-int shim_open_append_beneath(const char *directory, const char *path, unsigned int mode) {
+// openat2(2) of `path` relative to `directory`, kept only if it is a regular file (any other
+// kind closed, EINVAL). The descriptor, or -1 with errno.
+static int openat2_regular(const char *directory, const char *path, const struct open_how *how) {
     int dir_fd = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0) return -1;
-    // No symlink anywhere below `directory` (a container that can write there could point one
-    // anywhere in the VM); O_NONBLOCK so a planted FIFO fails (ENXIO) instead of blocking.
-    struct open_how how = {
-        .flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-        .mode = mode,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-    };
-    int fd = (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
+    int fd = (int)syscall(SYS_openat2, dir_fd, path, how, sizeof *how);
     int saved = errno;
     close(dir_fd);
     if (fd < 0) { errno = saved; return -1; }
@@ -337,26 +332,30 @@ int shim_open_append_beneath(const char *directory, const char *path, unsigned i
     return fd;
 }
 
+int shim_open_append_beneath(const char *directory, const char *path, unsigned int mode) {
+    // No symlink anywhere below `directory` (a container that can write there could point one
+    // anywhere in the VM); O_NONBLOCK so a planted FIFO fails (ENXIO) instead of blocking.
+    struct open_how how = {
+        .flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+        .mode = mode,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    return openat2_regular(directory, path, &how);
+}
+
 int shim_open_in_root(const char *root, const char *path) {
-    int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root_fd < 0) return -1;
     // O_PATH first: nothing is opened for real (no device's open, no fifo's wait, no
     // controlling tty) until the file is known to be a regular one.
     struct open_how how = {
         .flags = O_PATH | O_CLOEXEC,
         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     };
-    int path_fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof how);
-    int saved = errno;
-    close(root_fd);
-    if (path_fd < 0) { errno = saved; return -1; }
-    struct stat st;
-    if (fstat(path_fd, &st) != 0) { saved = errno; close(path_fd); errno = saved; return -1; }
-    if (!S_ISREG(st.st_mode)) { close(path_fd); errno = EINVAL; return -1; }
+    int path_fd = openat2_regular(root, path, &how);
+    if (path_fd < 0) return -1;
     char proc_path[64];
     snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd);
     int fd = open(proc_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    saved = errno;
+    int saved = errno;
     close(path_fd);
     errno = saved;
     return fd;

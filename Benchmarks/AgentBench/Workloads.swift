@@ -81,28 +81,41 @@ enum ContainerRelay {
     static func measure(guest: LocalGuest, passThrough: LocalGuest, work: String, scale: Int) async throws -> [BenchResult] {
         let bytes = UInt64(2 << 30) / UInt64(scale) / 65536 * 65536
         let rootfs = try Busybox.makeRootfs(in: "\(work)/images/busybox")
-        for agent in [guest, passThrough] {
-            try await agent.createContainer(id: "bench", spec: Busybox.spec(rootfs: rootfs, args: ["sleep", "3600"]))
-            _ = try await agent.start(.containerInit("bench"), stdout: false, stderr: false)
+        // The containers go whatever happens: a stopped agent would leave them running.
+        func removeContainers() async {
+            for agent in [guest, passThrough] {
+                _ = try? await agent.client.send(ShutdownForcedRequest(base: RequestBase(containerId: "bench")))
+                _ = try? await agent.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: "bench")))
+            }
         }
         var relayed: (gbps: Double, cpu: Double) = (0, 0), passed = relayed
         var cSplice: (gbps: Double, cpuPerGB: Double) = (0, 0), cRW = cSplice, cSpliceGrown = cSplice
-        for _ in 0..<3 {
-            let r = try await run(guest: guest, bytes: bytes)
-            if r.gbps > relayed.gbps { relayed = r }
-            let p = try await run(guest: passThrough, bytes: bytes)
-            if p.gbps > passed.gbps { passed = p }
-            let cs = try await cRelay(splice: true, bytes: bytes)
-            if cs.gbps > cSplice.gbps { cSplice = cs }
-            let cr = try await cRelay(splice: false, bytes: bytes)
-            if cr.gbps > cRW.gbps { cRW = cr }
-            let cg = try await cRelay(splice: true, bytes: bytes, pipeSize: Relay.grownSourcePipeSize)
-            if cg.gbps > cSpliceGrown.gbps { cSpliceGrown = cg }
+        /// Three interleaved rounds: each contender once per round, the best of each kept.
+        func rounds() async throws {
+            for _ in 0..<3 {
+                let r = try await run(guest: guest, bytes: bytes)
+                if r.gbps > relayed.gbps { relayed = r }
+                let p = try await run(guest: passThrough, bytes: bytes)
+                if p.gbps > passed.gbps { passed = p }
+                let cs = try await cRelay(splice: true, bytes: bytes)
+                if cs.gbps > cSplice.gbps { cSplice = cs }
+                let cr = try await cRelay(splice: false, bytes: bytes)
+                if cr.gbps > cRW.gbps { cRW = cr }
+                let cg = try await cRelay(splice: true, bytes: bytes, pipeSize: Relay.grownSourcePipeSize)
+                if cg.gbps > cSpliceGrown.gbps { cSpliceGrown = cg }
+            }
         }
-        for agent in [guest, passThrough] {
-            _ = try await agent.client.send(ShutdownForcedRequest(base: RequestBase(containerId: "bench")))
-            _ = try? await agent.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: "bench")))
+        do {
+            for agent in [guest, passThrough] {
+                try await agent.createContainer(id: "bench", spec: Busybox.spec(rootfs: rootfs, args: ["sleep", "3600"]))
+                _ = try await agent.start(.containerInit("bench"), stdout: false, stderr: false)
+            }
+            try await rounds()
+        } catch {
+            await removeContainers()
+            throw error
         }
+        await removeContainers()
         let bestC = max(cSplice.gbps, cRW.gbps), leastCCPU = min(cSplice.cpuPerGB, cRW.cpuPerGB)
         let name = "container stdout relay"
         return [

@@ -43,8 +43,8 @@ public struct BenchReport {
             + lpad(r.baseline.map { format($0) } ?? "-", 14) + lpad(r.ratio.map { format($0, digits: 3) } ?? "-", 9)
     }
 
-    /// Writes the JSON file (creating its directory); returns its path, or nil (said on stderr)
-    /// when it could not be written.
+    /// Writes the JSON file (creating its directory); returns its path, or nil (said on
+    /// stdout, with the table) when it could not be written.
     @discardableResult
     public func write() -> String? {
         let dir = getenv("BENCH_RESULTS_DIR").map { String(cString: $0) } ?? "Benchmarks/results"

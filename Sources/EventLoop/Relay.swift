@@ -78,10 +78,10 @@ public final class Relay: @unchecked Sendable {
     private let redial: Redial?
     let loop: EventLoop
 
-    /// Counters other threads may read (dump stacks, benchmarks).
     /// What a source pipe that keeps arriving full is grown to (`RelayEngine.grownPipeSize`).
     public static let grownSourcePipeSize = RelayEngine.grownPipeSize
 
+    /// Counters other threads may read (dump stacks, benchmarks).
     private let moved = Atomic<UInt64>(0)
     private let blocked = Atomic<Bool>(false)
     /// The engine's mechanism (`RelayEngine.mechanismCode`) and its switch count, published by

@@ -223,7 +223,8 @@ struct RelayEngine {
         let now = moved >= Self.defaultPipeSize ? streak + 1 : 0
         if now < Self.fullPipeStreak { fullPipeSplices = now; return }
         fullPipeSplices = nil
-        _ = shim_fcntl_setpipe_sz(source, Self.grownPipeSize)
+        // Never shrinks a pipe its writer made larger itself.
+        if shim_fcntl_getpipe_sz(source) < Self.grownPipeSize { _ = shim_fcntl_setpipe_sz(source, Self.grownPipeSize) }
     }
 
     /// The source pipe's capacity now (diagnostics and tests); nil when the source is no pipe.

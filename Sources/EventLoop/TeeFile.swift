@@ -4,18 +4,20 @@ import Synchronization
 
 /// A file that relays append a copy of their stream to, besides delivering it: hcsshim's tee
 /// log of a container's output inside the VM. Several relays may share one (a process's stdout
-/// and stderr): each appends whole chunks, in the order it read them. The file is closed when
-/// the last relay holding it is gone.
+/// and stderr): each appends whole chunks, in the order it read them. The owner closes it once
+/// the relays have ended (`close()`); else it closes when the last holder is gone.
 ///
 /// Writes are plain blocking `write(2)`s on the loop thread: a regular file's take the page
 /// cache, not the disk. A write that fails (a full disk) stops the copying for every relay
 /// sharing the file, never the relays themselves: the host's stream matters more than its copy.
 /// `error` then says why.
 public final class TeeFile: Sendable {
+    /// The file's path, for messages.
     public let path: String
-    private let fd: Int32
-    private let failure = Mutex<SyscallError?>(nil)
-    private let failed = Atomic<Bool>(false)
+    /// The descriptor (-1 once closed) and the write error that stopped the copying, if any;
+    /// an append holds the lock for its write, so a close never pulls the descriptor from
+    /// under it (uncontended: the relays and the owner all run on the loop thread).
+    private let state: Mutex<(fd: Int32, error: SyscallError?)>
 
     /// Opens `path`, relative to `directory`, for appending, creating it (mode 0666 less the
     /// umask, as Go's guest does). No symlink is followed below `directory`, and the file must
@@ -24,28 +26,37 @@ public final class TeeFile: Sendable {
         let fd = shim_open_append_beneath(directory, path, 0o666)
         guard fd >= 0 else { throw SyscallError("open(\(directory)/\(path))", errno: errno) }
         self.path = "\(directory)/\(path)"
-        self.fd = fd
+        state = Mutex((fd, nil))
     }
 
-    deinit { close(fd) }
+    deinit { close() }
 
     /// The write error that stopped the copying, if one did.
-    public var error: SyscallError? { failure.withLock { $0 } }
+    public var error: SyscallError? { state.withLock { $0.error } }
 
-    /// Appends `bytes` whole (through short writes); false once the file has failed.
+    /// Closes the file; later appends are dropped.
+    public func close() {
+        state.withLock { s in
+            if s.fd >= 0 { Glibc.close(s.fd) }
+            s.fd = -1
+        }
+    }
+
+    /// Appends `bytes` whole (through short writes); false once the file has failed or closed.
     @discardableResult
     func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard !failed.load(ordering: .relaxed), let base = bytes.baseAddress else { return !failed.load(ordering: .relaxed) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, base + offset, bytes.count - offset)
-            if n > 0 { offset += n; continue }
-            if n < 0 && errno == EINTR { continue }
-            let error = SyscallError("write(\(path))", errno: n < 0 ? errno : EIO)
-            failure.withLock { if $0 == nil { $0 = error } }
-            failed.store(true, ordering: .relaxed)
-            return false
+        state.withLock { s in
+            guard s.fd >= 0, s.error == nil else { return false }
+            guard let base = bytes.baseAddress else { return true }
+            var offset = 0
+            while offset < bytes.count {
+                let n = write(s.fd, base + offset, bytes.count - offset)
+                if n > 0 { offset += n; continue }
+                if n < 0 && errno == EINTR { continue }
+                s.error = SyscallError("write(\(path))", errno: n < 0 ? errno : EIO)
+                return false
+            }
+            return true
         }
-        return true
     }
 }

@@ -317,10 +317,11 @@ int shim_device_numbers(const char *path, char *type, int64_t *major_out, int64_
     return 0;
 }
 
-// openat2(2) of `path` relative to `directory`, kept only if it is a regular file (any other
-// kind closed, EINVAL). The descriptor, or -1 with errno.
-static int openat2_regular(const char *directory, const char *path, const struct open_how *how) {
-    int dir_fd = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+// openat2(2) of `path` relative to `directory` (opened with `dir_flags` more: O_NOFOLLOW to
+// refuse a symlink there), kept only if it is a regular file (any other kind closed, EINVAL).
+// The descriptor, or -1 with errno.
+static int openat2_regular(const char *directory, int dir_flags, const char *path, const struct open_how *how) {
+    int dir_fd = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC | dir_flags);
     if (dir_fd < 0) return -1;
     int fd = (int)syscall(SYS_openat2, dir_fd, path, how, sizeof *how);
     int saved = errno;
@@ -332,15 +333,34 @@ static int openat2_regular(const char *directory, const char *path, const struct
     return fd;
 }
 
+// Opens what an O_PATH descriptor refers to, for real, with `flags`; closes `path_fd`.
+static int reopen(int path_fd, int flags) {
+    char proc_path[64];
+    snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd);
+    int fd = open(proc_path, flags);
+    int saved = errno;
+    close(path_fd);
+    errno = saved;
+    return fd;
+}
+
 int shim_open_append_beneath(const char *directory, const char *path, unsigned int mode) {
     // No symlink anywhere below `directory` (a container that can write there could point one
-    // anywhere in the VM); O_NONBLOCK so a planted FIFO fails (ENXIO) instead of blocking.
-    struct open_how how = {
-        .flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+    // anywhere in the VM). A new file is made with O_EXCL (nothing else can be opened that way);
+    // an existing one is looked at through O_PATH first, so that no device's open and no FIFO's
+    // wait happens before it is known to be a regular file.
+    const unsigned long long beneath = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    struct open_how create = {
+        .flags = O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOCTTY,
         .mode = mode,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        .resolve = beneath,
     };
-    return openat2_regular(directory, path, &how);
+    int fd = openat2_regular(directory, O_NOFOLLOW, path, &create);
+    if (fd >= 0 || errno != EEXIST) return fd;
+    struct open_how look = {.flags = O_PATH | O_CLOEXEC, .resolve = beneath};
+    int path_fd = openat2_regular(directory, O_NOFOLLOW, path, &look);
+    if (path_fd < 0) return -1;
+    return reopen(path_fd, O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC);
 }
 
 int shim_open_in_root(const char *root, const char *path) {
@@ -350,13 +370,7 @@ int shim_open_in_root(const char *root, const char *path) {
         .flags = O_PATH | O_CLOEXEC,
         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     };
-    int path_fd = openat2_regular(root, path, &how);
+    int path_fd = openat2_regular(root, 0, path, &how);
     if (path_fd < 0) return -1;
-    char proc_path[64];
-    snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", path_fd);
-    int fd = open(proc_path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    int saved = errno;
-    close(path_fd);
-    errno = saved;
-    return fd;
+    return reopen(path_fd, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 }

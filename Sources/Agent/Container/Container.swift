@@ -180,6 +180,7 @@ public actor Container {
             if let error = tee?.error {
                 logger.warning("container output not all copied to its tee log", metadata: ["id": "\(id)", "error": "\(error)"])
             }
+            tee?.close()
             let notification = await self.initExited()
             logger.debug("container init exited; notification waits for the exit code to be answered",
                          metadata: ["id": "\(id)", "code": "\(code)"])

@@ -154,24 +154,38 @@ enum SandboxMounts {
 
     /// mkdir -p of `path` below `base` (which exists), each new level 0777 whatever the umask
     /// (the containers' users may differ). A level that exists must be a directory and not a
-    /// symlink: a container may have left one in a shared volume, pointing anywhere in the VM.
-    /// Returns the directories it made, outermost first.
+    /// symlink: a container may have left one in a shared volume, pointing anywhere in the VM,
+    /// or swap one in while this runs. So the walk goes from directory descriptor to directory
+    /// descriptor (`mkdirat`, then `openat` with O_NOFOLLOW, `fchmod` on what was opened), never
+    /// by path. Returns the directories it made, outermost first.
     static func makeOpenDirectory(_ path: String, below base: String, source: String) throws -> [String] {
+        var parent = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parent >= 0 else { throw BridgeError(.fail, "mount \(source): \(SyscallError("open(\(base))", errno: errno))") }
+        defer { close(parent) }
         var current = base, created: [String] = []
         for component in path.dropFirst(base.count).split(separator: "/") {
             current += "/" + component
-            var st = stat()
-            if lstat(current, &st) == 0 {
-                guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            let name = String(component)
+            let made = mkdirat(parent, name, 0o777) == 0
+            guard made || errno == EEXIST else {
+                throw BridgeError(.fail, "mount \(source): \(SyscallError("mkdir(\(current))", errno: errno))")
+            }
+            let level = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard level >= 0 else {
+                let error = errno
+                if error == ELOOP || error == ENOTDIR {
                     throw BridgeError(.fail, "mount \(source): \(current) is a symlink or not a directory")
                 }
-                continue
+                throw BridgeError(.fail, "mount \(source): \(SyscallError("open(\(current))", errno: error))")
             }
-            guard mkdir(current, 0o777) == 0 || errno == EEXIST, chmod(current, 0o777) == 0 else {
-                let error = errno
-                throw BridgeError(.fail, "mount \(source): \(SyscallError("mkdir(\(current))", errno: error))")
+            close(parent)
+            parent = level
+            if made {
+                guard fchmod(level, 0o777) == 0 else {
+                    throw BridgeError(.fail, "mount \(source): \(SyscallError("chmod(\(current))", errno: errno))")
+                }
+                created.append(current)
             }
-            created.append(current)
         }
         return created
     }

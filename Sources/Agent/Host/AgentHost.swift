@@ -214,11 +214,14 @@ public actor AgentHost: BridgeHandler {
         // The shim v2 layout keeps a pod's bundles in a directory of its own
         // (`…/pods/<pod>/<container>`), empty once its sandbox goes (§7.11 step 7), also when
         // runc's delete failed (its files are gone either way).
+        if let separateRoot {
+            if let error = await removeTreeOffLoop([separateRoot]), failure == nil {
+                failure = BridgeError(.fail, "removing virtual pod directory \(separateRoot): \(error)")
+            }
+            rmdir(separateRoot.deletingLastComponent)  // `virtual-pods`, once its last pod is gone
+        }
         if isSandbox, bundle.deletingLastComponent.deletingLastComponent.hasSuffix("/pods") {
             rmdir(bundle.deletingLastComponent)
-        }
-        if let separateRoot, let error = await removeTreeOffLoop([separateRoot]), failure == nil {
-            failure = BridgeError(.fail, "removing virtual pod directory \(separateRoot): \(error)")
         }
         if let failure { throw failure }
     }
@@ -229,7 +232,7 @@ public actor AgentHost: BridgeHandler {
         let ports = request.settings.vsockStdioRelaySettings
         let (transport, reaper, loop) = (self.transport, self.reaper, self.loop)
         if request.isExternal(parameters) {
-            // Needs no runToCompletion: its only cancellable step (dialling) comes before the spawn.
+            // Needs no DetachedWork: its only cancellable step (dialling) comes before the spawn.
             let process = try await ExternalProcess.start(parameters, ports: ports, transport: transport, reaper: reaper, loop: loop)
             external[process.pid] = process
             return UInt32(process.pid)

@@ -13,6 +13,7 @@ public struct JSONLogHandler: LogHandler {
     /// Where the lines go: standard error, or a test's descriptor.
     let writer: LogLineWriter
 
+    /// A handler writing to `fd`: standard error (the agent's), or a test's descriptor.
     public init(logLevel: Logger.Level = .info, label: String, fd: Int32 = 2) {
         self.logLevel = logLevel
         self.label = label

@@ -81,8 +81,9 @@ void shim_spawn_dispositions_changed(void);
 /// O_NONBLOCK|O_NOCTTY|O_CLOEXEC. Fails (ENOSYS) on kernels without openat2 (before 5.6).
 int shim_open_in_root(const char *root, const char *path);
 /// Opens `path` (relative) below `directory` for appending, creating it with `mode` (less the
-/// umask): no symlink may be followed on the way (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS),
-/// and it must be a regular file. The descriptor, or -1 with errno.
+/// umask): no symlink may be followed on the way (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS,
+/// `directory` itself no symlink), and it must be a regular file, checked before an existing
+/// one is opened for real (no device's open). The descriptor, or -1 with errno.
 int shim_open_append_beneath(const char *directory, const char *path, unsigned int mode);
 /// Opens a pty: master O_RDWR|O_NOCTTY|O_CLOEXEC, slave unlocked and opened the same way;
 /// `name` receives the slave path. 0, or -1 with errno (nothing leaked).

@@ -19,7 +19,8 @@ fail() { echo "FAIL $1"; fails=$((fails + 1)); }
 # The "host": a Python listener. Usage: listener PORT OUT [SEND] [ACCEPTS] [DELAY]
 # Binds <prefix>_PORT after DELAY seconds, accepts ACCEPTS connections one after another, sends
 # SEND (then half-closes) on the first, and appends everything received to OUT. For ACCEPTS > 1
-# every connection but the last is dropped after its first chunk (to exercise reconnects).
+# every connection but the last is dropped after its first chunk (to exercise reconnects), and
+# OUT.dropped is created once it has been closed (a program can wait for it).
 cat >"$T/listener.py" <<'EOF'
 import os, socket, sys, time
 path, out = sys.argv[1], sys.argv[2]
@@ -42,6 +43,7 @@ with open(out, "ab") as f:
             f.write(b); f.flush()
             if n < accepts - 1: break  # drop this connection mid-stream
         c.close()
+        if n < accepts - 1: open(out + ".dropped", "w").close()
 EOF
 wait_sock() { i=0; while [ ! -S "${P}_$1" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; }
 
@@ -75,10 +77,12 @@ if "$VE" -u "$P" -o 1999 true 2>"$T/err"; then fail "connect failure"; else
 fi
 
 # 5. -r: the host comes up late, drops the first connection, and the program's exit status passes
-#    through. The last line must arrive on the second connection.
+#    through. The program writes its last line only once the first connection is gone (it waits
+#    for the listener's marker, at most 20 s): that line must arrive on the second connection.
 python3 "$T/listener.py" "${P}_1005" "$T/out1005" "" 2 0.5 & L1=$!
 set +e
-"$VE" -r -u "$P" -e 1005 sh -c 'echo first >&2; sleep 1; echo second >&2; sleep 0.3; echo last >&2; exit 3'
+"$VE" -r -u "$P" -e 1005 sh -c 'echo first >&2; i=0; until [ -e "$0" ] || [ $i -ge 400 ]; do sleep 0.05; i=$((i + 1)); done
+    echo last >&2; exit 3' "$T/out1005.dropped"
 rc=$?
 set -e
 wait $L1

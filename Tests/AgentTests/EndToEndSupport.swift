@@ -45,7 +45,13 @@ let sharedRootfs: String = {
     let dir = "/tmp/gcs-e2e-rootfs-\(getpid())"
     // Removed when the test process exits (its containers are gone by then).
     atexit { HostFiles.removeTree("/tmp/gcs-e2e-rootfs-\(getpid())") }
-    return (try? Busybox.makeRootfs(in: dir)) ?? "\(dir)/rootfs"
+    do {
+        return try Busybox.makeRootfs(in: dir)
+    } catch {
+        // Said once, loudly: every container test that follows fails on the missing rootfs.
+        print("END-TO-END TESTS: the busybox rootfs could not be made (is busybox-static installed?): \(error)")
+        return "\(dir)/rootfs"
+    }
 }()
 
 /// Creates a container running `args` as its init and starts the init; returns the init pid.

@@ -138,7 +138,7 @@ struct RelayEngine {
         overflow?.deallocate()
         overflow = nil
         replay?.tail.release()
-        tee = nil  // the file closes with its last relay's end
+        tee = nil  // this relay's hold on the file ends with it (its owner closes it)
     }
 
     /// Moves bytes until something would block, the source ends, or `budget` bytes moved.

@@ -211,15 +211,15 @@ public actor AgentHost: BridgeHandler {
         }
         var failure: (any Error)?
         do { try await container.delete() } catch { failure = error }
-        // The shim v2 layout keeps a pod's bundles in a directory of its own
-        // (`…/pods/<pod>/<container>`), empty once its sandbox goes (§7.11 step 7), also when
-        // runc's delete failed (its files are gone either way).
         if let separateRoot {
             if let error = await removeTreeOffLoop([separateRoot]), failure == nil {
                 failure = BridgeError(.fail, "removing virtual pod directory \(separateRoot): \(error)")
             }
             rmdir(separateRoot.deletingLastComponent)  // `virtual-pods`, once its last pod is gone
         }
+        // The shim v2 layout keeps a pod's bundles in a directory of its own
+        // (`…/pods/<pod>/<container>`), empty once its sandbox goes (§7.11 step 7), also when
+        // runc's delete failed (its files are gone either way).
         if isSandbox, bundle.deletingLastComponent.deletingLastComponent.hasSuffix("/pods") {
             rmdir(bundle.deletingLastComponent)
         }

@@ -29,15 +29,27 @@ func withGuest<T>(_ name: String, arguments: [String] = [], launcher: [String] =
     do {
         let result = try await body(guest)
         _ = try await guest.stop()
+        unmountAll(below: work)
         HostFiles.removeTree(work)
         return result
     } catch {
         Issue.record("gcs log:\n\(guest.log())")
         guest.kill()
         _ = try? await guest.stop()
+        unmountAll(below: work)  // a test that failed half-way leaves its pods' mounts
         HostFiles.removeTree(work)
         throw error
     }
+}
+
+/// Detaches every mount below `directory` (the agent's are in the test's own namespace), the
+/// latest first; the agent's own deletes leave none, a test that failed half-way may.
+func unmountAll(below directory: String) {
+    guard let table = try? HostFiles.read("/proc/self/mountinfo") else { return }
+    let points = String(decoding: table, as: UTF8.self).split(separator: "\n")
+        .compactMap { line in line.split(separator: " ").dropFirst(4).first.map(String.init) }
+        .filter { $0.hasPrefix(directory + "/") }
+    for point in points.reversed() { _ = umount2(point, Int32(MNT_DETACH)) }
 }
 
 /// A busybox rootfs shared by the tests of one process (made once).

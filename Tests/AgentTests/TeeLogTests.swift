@@ -2,6 +2,7 @@ import Bridge
 import EventLoop
 import Glibc
 import HostSupport
+import Shims
 import Testing
 
 /// hcsshim's tee log annotations, end to end: a container's init output copied into its pod's
@@ -39,6 +40,27 @@ struct TeeLogTests {
                 _ = try? await guest.client.send(ShutdownForcedRequest(base: RequestBase(containerId: id)))
                 _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
             }
+        }
+    }
+
+    @Test("a tee log that cannot be written (a full disk) stops copying; the host still gets all the output, and the failure is logged")
+    func fullDisk() async throws {
+        try await withGuest("tee-log-full") { guest in
+            // A standalone container's log directory is its bundle's `logs`: made here first,
+            // as a 16 KiB tmpfs (withGuest unmounts it).
+            let id = "tee-full", bundle = "\(guest.workDirectory)/bundles/tee-full"
+            try #require(mkdir("\(guest.workDirectory)/bundles", 0o755) == 0 || errno == EEXIST)
+            try #require(mkdir(bundle, 0o755) == 0 && mkdir("\(bundle)/logs", 0o777) == 0)
+            try #require(shim_mount_fs("tmpfs", "\(bundle)/logs", "tmpfs", "size=16k,mode=0777") == 0, "mount: errno \(errno)")
+            try await guest.createContainer(id: id, spec: PodVolumeTests.spec(
+                args: ["sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' y"], annotations: [(Self.path, "full.log")]))
+            let result = try await guest.run(.containerInit(id))
+            #expect(result.exitCode == 0)
+            #expect(result.stdout.count == 1_000_000 && result.stdout.allSatisfy { $0 == UInt8(ascii: "y") })
+            #expect(guest.log().contains("container output not all copied to its tee log"), "\(guest.log().suffix(1000))")
+            // The agent's delete never crosses into another filesystem: the test's own goes first.
+            #expect(umount2("\(bundle)/logs", 0) == 0)
+            _ = try await guest.client.send(DeleteContainerStateRequest(base: RequestBase(containerId: id)))
         }
     }
 

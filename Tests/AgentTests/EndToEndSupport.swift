@@ -45,10 +45,7 @@ func withGuest<T>(_ name: String, arguments: [String] = [], launcher: [String] =
 /// Detaches every mount below `directory` (the agent's are in the test's own namespace), the
 /// latest first; the agent's own deletes leave none, a test that failed half-way may.
 func unmountAll(below directory: String) {
-    guard let table = try? HostFiles.read("/proc/self/mountinfo") else { return }
-    let points = String(decoding: table, as: UTF8.self).split(separator: "\n")
-        .compactMap { line in line.split(separator: " ").dropFirst(4).first.map(String.init) }
-        .filter { $0.hasPrefix(directory + "/") }
+    guard let points = try? PodVolumeTests.mountPoints(under: directory) else { return }
     for point in points.reversed() { _ = umount2(point, Int32(MNT_DETACH)) }
 }
 

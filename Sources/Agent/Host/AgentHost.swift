@@ -84,6 +84,9 @@ public actor AgentHost: BridgeHandler {
         // A failure removes the bundle (guest-behaviour §7.1 step 4), unless a pod of this id
         // is still registered: the bundle may be its root.
         let bundleIsThisCreates = pods[id] == nil
+        // Where its pod files go (a virtual pod's sandbox keeps them apart from its bundle):
+        // what a failed create removes besides the bundle.
+        let podRoot = (try? ContainerKind(spec: spec, id: id)).flatMap { try? ContainerPreparation.podRoot(spec: spec, kind: $0, bundle: bundle) } ?? bundle
         var madePodCgroup = false
         let container: Container, creation: Task<Void, any Error>
         do {
@@ -109,22 +112,21 @@ public actor AgentHost: BridgeHandler {
             // creation: a delete that waited for the task finds the container, and no Create of
             // the same id slips in before a failed one's files are gone.
             let pod = Pod(root: prepared.sandboxRoot, hostNetwork: prepared.hostNetwork, members: [id])
-            let kind = prepared.kind, madeCgroup = madePodCgroup, ownBundle = bundleIsThisCreates ? bundle : nil
-            let rewrittenSpec = prepared.spec
+            let kind = prepared.kind, madeCgroup = madePodCgroup
             creation = Task(executorPreference: loop) { [self] in
                 do {
                     try await container.create()
                 } catch {
-                    await creationEnded(id, failed: (madePodCgroup: madeCgroup, bundle: ownBundle, spec: rewrittenSpec))
+                    await creationFailed(id, madePodCgroup: madeCgroup, bundle: bundleIsThisCreates ? bundle : nil, podRoot: podRoot)
                     throw error
                 }
-                await creationEnded(id, registering: (container, kind, pod))
+                await creationSucceeded(container, kind: kind, pod: pod)
             }
             var sandbox: String?
             if case .workload(let pod) = kind { sandbox = pod }
             creations[id] = Creation(task: creation, sandbox: sandbox)
         } catch {
-            undoCreate(id, madePodCgroup: madePodCgroup, bundle: bundleIsThisCreates ? bundle : nil, spec: spec)
+            undoCreate(id, madePodCgroup: madePodCgroup, bundle: bundleIsThisCreates ? bundle : nil, podRoot: podRoot)
             throw error
         }
         try await DetachedWork.outcome(of: creation, on: loop)
@@ -133,29 +135,31 @@ public actor AgentHost: BridgeHandler {
         return CreateContainerResponse()
     }
 
-    /// A creation's end, in one step on the actor: the container is registered (or what the
-    /// failed create made is undone) and the creation forgotten.
-    private func creationEnded(_ id: String, registering created: (Container, ContainerKind, Pod)? = nil,
-                               failed: (madePodCgroup: Bool, bundle: String?, spec: JSONValue)? = nil) {
+    /// A creation's successful end, in one step on the actor: the container is registered and
+    /// the creation forgotten.
+    private func creationSucceeded(_ container: Container, kind: ContainerKind, pod: Pod) {
+        creations.removeValue(forKey: container.id)
+        register(container, kind: kind, pod: pod)
+    }
+
+    /// A creation's failed end, in one step on the actor: forgotten, and what it made undone.
+    private func creationFailed(_ id: String, madePodCgroup: Bool, bundle: String?, podRoot: String) {
         creations.removeValue(forKey: id)
-        if let (container, kind, pod) = created { register(container, kind: kind, pod: pod) }
-        if let failed { undoCreate(id, madePodCgroup: failed.madePodCgroup, bundle: failed.bundle, spec: failed.spec) }
+        undoCreate(id, madePodCgroup: madePodCgroup, bundle: bundle, podRoot: podRoot)
     }
 
     /// Removes what a failed create made: its run directory, a sandbox's pod cgroup, and the
     /// bundle when the create made it (`bundle` nil: a pod of this id still has it as its root),
-    /// with a virtual pod's directory (from `spec`) if its sandbox made one.
+    /// with a virtual pod's directory (`podRoot`, when not the bundle).
     /// In place, without a suspension: a Create of the same id must not slip in between and lose
     /// its files. Cheap: a failed create's tree holds the files it wrote itself (an overlay
     /// rootfs the host mounted in it is another filesystem, not entered).
-    private func undoCreate(_ id: String, madePodCgroup: Bool, bundle: String?, spec: JSONValue) {
+    private func undoCreate(_ id: String, madePodCgroup: Bool, bundle: String?, podRoot: String) {
         removeTree("\(configuration.runDirectory)/\(id)")
         if madePodCgroup { podCgroup(id).remove(logger: logger) }
         if let bundle {
-            let kind = try? ContainerKind(spec: spec, id: id)
-            let root = kind.flatMap { try? ContainerPreparation.podRoot(spec: spec, kind: $0, bundle: bundle) } ?? bundle
-            SandboxMounts.release(root: root, logger: logger)  // a sandbox's, if it got that far
-            if root != bundle { removeTree(root) }
+            SandboxMounts.release(root: podRoot, logger: logger)  // a sandbox's, if it got that far
+            if podRoot != bundle { removeTree(podRoot) }
             removeTree(bundle)
         }
     }

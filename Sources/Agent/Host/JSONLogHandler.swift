@@ -1,3 +1,4 @@
+import Bridge
 import Glibc
 import Logging
 import Synchronization
@@ -26,12 +27,21 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "{\"time\":\(Self.quote(Self.timestamp())),\"level\":\(Self.quote(Self.name(event.level))),\"msg\":\(Self.quote(event.message.description))"
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for key in merged.keys.sorted() {
-            line += ",\(Self.quote(key)):\(Self.quote(merged[key]!.description))"
+        // Strings escaped by the bridge's own JSON writer, straight into the line's bytes.
+        var line: [UInt8] = []
+        line.reserveCapacity(128)
+        func member(_ key: String, _ value: String, first: Bool = false) {
+            line.append(UInt8(ascii: first ? "{" : ","))
+            JSONValue.writeString(key, to: &line)
+            line.append(UInt8(ascii: ":"))
+            JSONValue.writeString(value, to: &line)
         }
-        line += "}\n"
+        member("time", Self.timestamp(), first: true)
+        member("level", Self.name(event.level))
+        member("msg", event.message.description)
+        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in merged.keys.sorted() { member(key, merged[key]!.description) }
+        line.append(contentsOf: [UInt8(ascii: "}"), UInt8(ascii: "\n")])
         writer.write(line)
     }
 
@@ -59,27 +69,6 @@ public struct JSONLogHandler: LogHandler {
         let nanos = String(ts.tv_nsec)
         return base + "." + String(repeating: "0", count: 9 - nanos.count) + nanos + "Z"
     }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
 }
 
 /// Writes whole lines to one descriptor: one writer at a time (every thread logs), and each line
@@ -93,9 +82,8 @@ final class LogLineWriter: Sendable {
 
     init(fd: Int32) { self.fd = fd }
 
-    func write(_ line: String) {
-        var line = line
-        line.withUTF8 { bytes in
+    func write(_ line: [UInt8]) {
+        line.withUnsafeBufferPointer { bytes in
             guard let base = bytes.baseAddress else { return }
             lock.withLock { _ in
                 var offset = 0
